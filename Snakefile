@@ -1,0 +1,28 @@
+# mlit: multilingual instruction tuning (Weber et al., EMNLP 2024), as a Snakemake workflow.
+#   snakemake --cores 2                                    # the demo grid (config/config.yaml)
+#   snakemake -n --configfile config/paper.yaml            # the study's grid, dry run
+# A --configfile replaces config/config.yaml (it is not merged with it).
+from pathlib import Path
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+if not workflow.overwrite_configfiles:
+
+    configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/judge.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        rules.tables.output,
+    default_target: True

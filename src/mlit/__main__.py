@@ -1,0 +1,5 @@
+import sys
+
+from mlit.cli import main
+
+sys.exit(main())

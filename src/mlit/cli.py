@@ -1,0 +1,133 @@
+"""``mlit <step>``: the command line each Snakemake rule calls (one step, one job)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _json(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
+
+
+def cmd_prepare_data(args) -> None:
+    from mlit.data import prepare
+
+    info = prepare(args.spec, Path(args.out), Path(args.manifest))
+    print(json.dumps(info, indent=2))
+
+
+def cmd_build_model(args) -> None:
+    from mlit.tiny_model import build_base_model
+
+    build_base_model(args.spec, args.corpus, Path(args.out))
+
+
+def cmd_train(args) -> None:
+    from mlit.train import train
+
+    train(args.base, args.data, Path(args.out), args.settings, seed=args.seed)
+
+
+def cmd_judge_data(args) -> None:
+    from mlit.judge_data import build_judge_sft
+
+    pools = dict(item.split("=", 1) for item in args.pool)
+    count = build_judge_sft(args.bench, args.langs, pools, Path(args.out), args.variants, seed=args.seed)
+    print(f"wrote {count} judge training examples to {args.out}")
+
+
+def cmd_generate(args) -> None:
+    from mlit.generate import generate_all
+
+    generate_all(args.model, args.bench, args.langs, Path(args.out_dir), args.model_id, args.settings)
+
+
+def cmd_judge(args) -> None:
+    from mlit.judge import judge_cell, judge_endpoint
+
+    answers = dict(item.split("=", 1) for item in args.answers)
+    with judge_endpoint(args.judge, args.judge_model, Path(args.server_log)) as endpoint:
+        judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint)
+
+
+def cmd_tables(args) -> None:
+    from mlit.tables import write_tables
+
+    tables = write_tables(args.judgments, args.cells, Path(args.out_dir))
+    print(tables["main_table"])
+
+
+def parser() -> argparse.ArgumentParser:
+    main = argparse.ArgumentParser(prog="mlit", description=__doc__)
+    steps = main.add_subparsers(dest="step", required=True)
+
+    p = steps.add_parser("prepare-data", help="write one grid cell's training set and manifest")
+    p.add_argument("--spec", type=_json, required=True, help="JSON: dataset, source, composition, size, seed")
+    p.add_argument("--out", required=True)
+    p.add_argument("--manifest", required=True)
+    p.set_defaults(func=cmd_prepare_data)
+
+    p = steps.add_parser("build-model", help="build the demo's tiny base model and tokenizer")
+    p.add_argument("--spec", type=_json, required=True)
+    p.add_argument("--corpus", nargs="+", required=True, help="JSONL files whose text trains the tokenizer")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_build_model)
+
+    p = steps.add_parser("train", help="supervised fine-tuning (TRL), loss on assistant turns only")
+    p.add_argument("--base", required=True, help="hub id or directory of the base model")
+    p.add_argument("--data", required=True, help="JSONL of chat messages")
+    p.add_argument("--settings", type=_json, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_train)
+
+    p = steps.add_parser("judge-data", help="training data for the demo's tiny judge")
+    p.add_argument("--bench", required=True)
+    p.add_argument("--langs", nargs="+", required=True)
+    p.add_argument("--pool", nargs="*", default=[], help="LANG=instructions.jsonl, answer texts to judge")
+    p.add_argument("--variants", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_judge_data)
+
+    p = steps.add_parser("generate", help="MT-Bench-X answers of one model")
+    p.add_argument("--model", required=True)
+    p.add_argument("--bench", required=True)
+    p.add_argument("--langs", nargs="+", required=True)
+    p.add_argument("--model-id", required=True)
+    p.add_argument("--settings", type=_json, required=True)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_generate)
+
+    p = steps.add_parser("judge", help="single-answer grading of one cell's answers")
+    p.add_argument("--answers", nargs="+", required=True, help="LANG=answers.jsonl")
+    p.add_argument("--bench", required=True)
+    p.add_argument("--judge", type=_json, required=True, help="JSON: the config's judge section")
+    p.add_argument("--judge-model", help="model directory to serve when judge.base_url is null")
+    p.add_argument("--cache", required=True, help="judge cache directory")
+    p.add_argument("--server-log", default="results/logs/judge_server.log")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_judge)
+
+    p = steps.add_parser("tables", help="result tables from the judgments that exist")
+    p.add_argument("--judgments", nargs="+", required=True)
+    p.add_argument("--cells", type=_json, required=True, help="JSON: cell id -> cell fields")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_tables)
+    return main
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    args.func(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The grid: checks a validated config for what a schema cannot say, and expands it into cells.
+
+The Snakefile validates the config against ``workflow/schemas/config.schema.yaml`` first; then
+``Grid(config)`` checks languages, compositions, sizes against the data, and cross-references, and
+raises ``ConfigError`` naming the key, the value and what is allowed. Nothing runs before that.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mlit.langs import LANGUAGES, parse_composition
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key, the value and the fix."""
+
+
+def resolve_path(path: str, repo_root: Path = REPO_ROOT) -> Path:
+    """A config path: absolute as given; else relative to the working directory if it exists there,
+    else relative to the repository root (so the shipped data works from any working directory)."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        return candidate
+    if candidate.exists() or ("{" in path and candidate.parent.is_dir()):
+        return candidate.resolve()
+    return (repo_root / candidate).resolve()
+
+
+def format_lang(template: str, lang: str) -> str:
+    return template.format(lang=lang, lang_lower=lang.lower())
+
+
+@dataclass(frozen=True)
+class DataCell:
+    """One training set: a dataset in a language composition, subsampled to a size with a seed."""
+
+    dataset: str
+    composition: str
+    size: int | str
+    seed: int
+
+    @property
+    def data_id(self) -> str:
+        return f"{self.dataset}__{self.composition}__{self.size}__seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One grid cell: a base model fine-tuned on one training set."""
+
+    base_model: str
+    data: DataCell
+
+    @property
+    def cell_id(self) -> str:
+        return f"{self.base_model}__{self.data.data_id}"
+
+    def fields(self) -> dict[str, Any]:
+        return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}
+
+
+def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = REPO_ROOT) -> int:
+    """Items present in every language of a local dataset (the parallel core)."""
+    ids: set[str] | None = None
+    for lang in languages:
+        path = resolve_path(format_lang(spec["local"], lang), repo_root)
+        if not path.exists():
+            raise ConfigError(
+                f"datasets: local file for language {lang} not found: {path} "
+                f"(from template '{spec['local']}'); create it or remove {lang} from the compositions"
+            )
+        id_field = spec.get("id_field")
+        lang_ids = set()
+        with path.open(encoding="utf-8") as handle:
+            for index, line in enumerate(line for line in handle if line.strip()):
+                lang_ids.add(str(json.loads(line)[id_field]) if id_field else str(index))
+        ids = lang_ids if ids is None else ids & lang_ids
+    return len(ids or ())
+
+
+class Grid:
+    def __init__(self, config: dict, repo_root: Path = REPO_ROOT):
+        self.config = config
+        self.repo_root = repo_root
+        self.compositions = {}
+        for index, name in enumerate(config["compositions"]):
+            try:
+                self.compositions[name] = parse_composition(name)
+            except ValueError as error:
+                raise ConfigError(f"compositions[{index}]: {error}") from None
+        self.eval_languages = list(config["eval_languages"])
+        for index, lang in enumerate(self.eval_languages):
+            if lang not in LANGUAGES:
+                raise ConfigError(f"eval_languages[{index}]: unknown language '{lang}'; allowed: {list(LANGUAGES)}")
+        self.base_models = {}
+        for index, model in enumerate(config["base_models"]):
+            if model["name"] in self.base_models:
+                raise ConfigError(f"base_models[{index}].name: '{model['name']}' is used twice; names must be unique")
+            self.base_models[model["name"]] = model
+        self.datasets = config["datasets"]
+        needed = tuple(lang for lang in LANGUAGES if any(lang in c.languages for c in self.compositions.values()))
+        self.data_cells: dict[str, DataCell] = {}
+        for name, spec in self.datasets.items():
+            sizes_key = f"datasets.{name}.sizes" if "sizes" in spec else "sizes"
+            sizes = spec.get("sizes", config["sizes"])
+            available = self._available_items(name, spec, needed)
+            for size in sizes:
+                if size != "full" and available is not None and size > available:
+                    raise ConfigError(
+                        f"{sizes_key}: size {size} is larger than dataset '{name}', which has {available} items in "
+                        f"every one of {list(needed)}; allowed: sizes up to {available}, or 'full'"
+                    )
+            for composition in self.compositions:
+                for size in sizes:
+                    for seed in config["seeds"]:
+                        cell = DataCell(dataset=name, composition=composition, size=size, seed=seed)
+                        self.data_cells[cell.data_id] = cell
+        self.cells = {
+            cell.cell_id: cell for model in self.base_models for data in self.data_cells.values()
+            for cell in [Cell(base_model=model, data=data)]
+        }
+        self._check_judge(config["judge"])
+
+    def _available_items(self, name: str, spec: dict, languages: tuple[str, ...]) -> int | None:
+        if "local" in spec:
+            count = count_local_items(spec, languages, self.repo_root)
+            if "num_examples" in spec and spec["num_examples"] != count:
+                raise ConfigError(
+                    f"datasets.{name}.num_examples: says {spec['num_examples']} but the local files have {count} "
+                    "parallel items; remove the key or correct it"
+                )
+            return count
+        return spec.get("num_examples")
+
+    def _check_judge(self, judge: dict) -> None:
+        if judge.get("base_url") is None:
+            serve = judge.get("serve")
+            if not serve:
+                raise ConfigError(
+                    "judge.base_url: is null but judge.serve is not set; give an OpenAI-compatible base_url "
+                    "(e.g. https://api.openai.com/v1) or a judge.serve section for the local demo judge"
+                )
+            if serve["base_model"] not in self.base_models:
+                raise ConfigError(
+                    f"judge.serve.base_model: '{serve['base_model']}' is not a base model; "
+                    f"allowed: {sorted(self.base_models)}"
+                )
+
+    # --- lookups used by the rules -------------------------------------------------------------
+
+    def data_spec(self, data_id: str) -> dict:
+        """Everything the data-prep step needs for one training set (and nothing else, so that
+        changing another cell does not rerun it)."""
+        cell = self.data_cells[data_id]
+        spec = dict(self.datasets[cell.dataset])
+        spec.pop("sizes", None)
+        if "local" in spec:
+            spec["local"] = str(resolve_path(spec["local"], self.repo_root))
+        return {"dataset": cell.dataset, "source": spec, "composition": cell.composition,
+                "size": cell.size, "seed": cell.seed}
+
+    def data_inputs(self, data_id: str) -> list[str]:
+        cell = self.data_cells[data_id]
+        spec = self.datasets[cell.dataset]
+        if "local" not in spec:
+            return []
+        languages = self.compositions[cell.composition].languages
+        return [str(resolve_path(format_lang(spec["local"], lang), self.repo_root)) for lang in languages]
+
+    def builds_model(self, name: str) -> bool:
+        return "build" in self.base_models[name]
+
+    def model_path(self, name: str, results: str = "results") -> str:
+        model = self.base_models[name]
+        return f"{results}/base_models/{name}" if "build" in model else model["path"]
+
+    def training_settings(self, name: str) -> dict:
+        settings = dict(self.config["training"])
+        settings.update(self.base_models[name].get("training", {}))
+        return settings
+
+    def judge_training_settings(self) -> dict:
+        serve = self.config["judge"]["serve"]
+        settings = self.training_settings(serve["base_model"])
+        settings.update(serve.get("training", {}))
+        return settings
+
+    def tokenizer_corpus(self) -> list[str]:
+        """Text the demo tokenizer is trained on: the local instruction data and the benchmark."""
+        files = []
+        for spec in self.datasets.values():
+            if "local" in spec:
+                files += [str(resolve_path(format_lang(spec["local"], lang), self.repo_root)) for lang in LANGUAGES
+                          if resolve_path(format_lang(spec["local"], lang), self.repo_root).exists()]
+        bench = self.benchmark_dir()
+        for lang in LANGUAGES:
+            files += [str(bench / lang / name) for name in
+                      ("question.jsonl", "judge_prompts.jsonl", "reference_answer_gpt-4.jsonl")]
+        return files
+
+    def answer_pool(self) -> dict[str, str]:
+        """Per evaluation language, a local instruction file whose outputs serve as sample answers
+        for the demo judge's training data."""
+        pool = {}
+        for spec in self.datasets.values():
+            if "local" in spec and spec["format"] == "bactrian":
+                for lang in self.eval_languages:
+                    path = resolve_path(format_lang(spec["local"], lang), self.repo_root)
+                    if path.exists():
+                        pool.setdefault(lang, str(path))
+        return pool
+
+    def benchmark_dir(self) -> Path:
+        return resolve_path(self.config["generation"]["benchmark_dir"], self.repo_root)
+
+    def benchmark_files(self) -> list[str]:
+        bench = self.benchmark_dir()
+        return [str(bench / lang / name) for lang in self.eval_languages
+                for name in ("question.jsonl", "judge_prompts.jsonl", "reference_answer_gpt-4.jsonl")]

@@ -1,0 +1,144 @@
+"""Training-set preparation: load parallel instruction data, pick a deterministic nested subset,
+compose languages, write chat-format JSONL plus a manifest.
+
+Sources go through ``datasets.load_dataset``: a hub id and config per language
+(``MBZUAI/Bactrian-X`` with configs ``en``, ``de``, ...; ``lamarr-org/Lima-X`` with configs ``EN``,
+``DE``, ...) or local JSONL files in the same layout.
+
+Subsets: every item gets a rank from ``sha256(seed, item id)``; a subset of size n is the n
+lowest-ranked items present in all languages of the composition. So subsets are deterministic,
+nested (the 1k subset is inside the 5k subset for the same seed) and parallel compositions train on
+the same items in every language. ``_sampled`` compositions take the same n items but each in one
+language, drawn per item from ``sha256(seed, item id)``: the size of one monolingual set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from mlit.config import format_lang
+from mlit.io import sha256_file, write_json, write_jsonl
+from mlit.langs import parse_composition
+
+
+class DataError(ValueError):
+    """Bad instruction data; the message names the source, the row and the field."""
+
+
+def bactrian_messages(row: dict, where: str) -> list[dict]:
+    """Bactrian-X / Alpaca layout: instruction (+ input) -> output."""
+    for field in ("instruction", "output"):
+        if not isinstance(row.get(field), str) or not row[field].strip():
+            raise DataError(f"{where}: field '{field}' is missing or empty; every row needs instruction and output")
+    extra = row.get("input") or ""
+    user = row["instruction"].strip() + (f"\n\n{extra.strip()}" if extra.strip() else "")
+    return [{"role": "user", "content": user}, {"role": "assistant", "content": row["output"].strip()}]
+
+
+def lima_messages(row: dict, where: str) -> list[dict]:
+    """LIMA / Lima-X layout: ``conversations`` alternates user and assistant turns."""
+    turns = row.get("conversations")
+    if not isinstance(turns, list) or len(turns) < 2 or not all(isinstance(t, str) and t.strip() for t in turns):
+        raise DataError(f"{where}: field 'conversations' must be a list of at least 2 non-empty strings")
+    if len(turns) % 2:
+        turns = turns[:-1]  # a trailing user turn has no answer to learn from
+    return [{"role": "user" if i % 2 == 0 else "assistant", "content": text.strip()} for i, text in enumerate(turns)]
+
+
+FORMATS = {"bactrian": bactrian_messages, "lima": lima_messages}
+
+
+def load_language(source: dict, lang: str):
+    """One language of a dataset as a ``datasets.Dataset`` (hub or local JSONL)."""
+    import datasets
+
+    if "local" in source:
+        return datasets.load_dataset("json", data_files=format_lang(source["local"], lang), split="train")
+    return datasets.load_dataset(
+        source["hub"], format_lang(source["config"], lang), split=source.get("split", "train"),
+        revision=source.get("revision"),
+    )
+
+
+def source_name(source: dict, lang: str) -> str:
+    if "local" in source:
+        return format_lang(source["local"], lang)
+    return f"{source['hub']}[{format_lang(source['config'], lang)}]"
+
+
+def load_parallel(source: dict, languages: tuple[str, ...]) -> dict[str, dict[str, list[dict]]]:
+    """``{lang: {item id: messages}}``; ids align translations (``id_field`` or row index)."""
+    to_messages = FORMATS[source["format"]]
+    id_field = source.get("id_field")
+    by_lang = {}
+    for lang in languages:
+        rows = load_language(source, lang)
+        items = {}
+        for index, row in enumerate(rows):
+            where = f"{source_name(source, lang)} row {index}"
+            if id_field and id_field not in row:
+                raise DataError(f"{where}: no id field '{id_field}'; set datasets.<name>.id_field to a column or null")
+            item_id = str(row[id_field]) if id_field else str(index)
+            if item_id in items:
+                raise DataError(f"{where}: id '{item_id}' appears twice; ids must be unique per language")
+            items[item_id] = to_messages(row, where)
+        by_lang[lang] = items
+    return by_lang
+
+
+def rank(seed: int, item_id: str, salt: str = "subset") -> str:
+    return hashlib.sha256(f"{salt}\x00{seed}\x00{item_id}".encode()).hexdigest()
+
+
+def select_items(item_ids: set[str] | list[str], size: int | str, seed: int) -> list[str]:
+    """The ``size`` lowest-ranked ids (all for 'full'), in rank order: deterministic and nested."""
+    ordered = sorted(item_ids, key=lambda item_id: rank(seed, item_id))
+    if size == "full":
+        return ordered
+    if size > len(ordered):
+        raise DataError(f"size {size} is larger than the {len(ordered)} parallel items available")
+    return ordered[:size]
+
+
+def sampled_language(seed: int, item_id: str, languages: tuple[str, ...]) -> str:
+    return languages[int(rank(seed, item_id, salt="language"), 16) % len(languages)]
+
+
+def compose(by_lang: dict[str, dict[str, list[dict]]], composition: str, size: int | str, seed: int) -> list[dict]:
+    """Training rows ``{id, lang, messages}`` for a composition."""
+    comp = parse_composition(composition)
+    common = set.intersection(*(set(by_lang[lang]) for lang in comp.languages))
+    chosen = select_items(common, size, seed)
+    rows = []
+    for item_id in chosen:
+        languages = (sampled_language(seed, item_id, comp.languages),) if comp.sampled else comp.languages
+        rows += [{"id": item_id, "lang": lang, "messages": by_lang[lang][item_id]} for lang in languages]
+    return rows
+
+
+def prepare(spec: dict[str, Any], out: Path, manifest: Path) -> dict:
+    """Write the training set of one data cell and its manifest; returns the manifest."""
+    comp = parse_composition(spec["composition"])
+    by_lang = load_parallel(spec["source"], comp.languages)
+    rows = compose(by_lang, spec["composition"], spec["size"], spec["seed"])
+    write_jsonl(out, rows)
+    info = {
+        "dataset": spec["dataset"],
+        "source": {lang: source_name(spec["source"], lang) for lang in comp.languages},
+        "format": spec["source"]["format"],
+        "composition": spec["composition"],
+        "languages": list(comp.languages),
+        "sampled": comp.sampled,
+        "size_per_language": spec["size"],
+        "seed": spec["seed"],
+        "n_items": len({row["id"] for row in rows}),
+        "n_rows": len(rows),
+        "rows_per_language": dict(sorted(Counter(row["lang"] for row in rows).items())),
+        "item_ids_sha256": hashlib.sha256("\n".join(sorted({r["id"] for r in rows})).encode()).hexdigest(),
+        "sha256": sha256_file(out),
+    }
+    write_json(manifest, info)
+    return info

@@ -1,0 +1,113 @@
+"""MT-Bench-X answers with batched Hugging Face generation.
+
+Both turns: turn 1 for every question of a batch, then turn 2 conditioned on the model's own turn-1
+answer. MT-Bench's per-category temperatures (greedy where 0). Answers are appended to
+``<out>.partial`` as each batch finishes, so a killed job resumes with the questions it has not
+answered; the final file, in FastChat's answer format, is written atomically at the end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mlit.io import append_jsonl, read_jsonl, write_jsonl
+from mlit.mtbench import TEMPERATURE, load_questions
+
+
+class Generator:
+    def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.torch = torch
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(self.device).eval()
+        self.max_new_tokens = max_new_tokens
+        self.batch_size = batch_size
+        self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
+
+    def render(self, messages: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        length = encoded["input_ids"].shape[1]
+        if self.max_positions and length + self.max_new_tokens > self.max_positions:
+            keep = self.max_positions - self.max_new_tokens  # keep the end: the question being answered
+            encoded = {key: value[:, -keep:] for key, value in encoded.items()}
+        encoded = {key: value.to(self.device) for key, value in encoded.items()}
+        self.torch.manual_seed(seed)
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature >= 1e-4 else \
+            {"do_sample": False}
+        with self.torch.no_grad():
+            output = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                         pad_token_id=self.tokenizer.pad_token_id, **sampling)
+        new_tokens = output[:, encoded["input_ids"].shape[1]:]
+        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+def batch_seed(seed: int, question_ids: list[str], turn: int) -> int:
+    digest = hashlib.sha256(f"{seed}\x00{turn}\x00{','.join(question_ids)}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def answer_questions(generator: Generator, questions: list[dict], out_path: Path, model_id: str, seed: int,
+                     log=print) -> list[dict]:
+    """Answer both turns of every question; resumable through ``<out_path>.partial``."""
+    partial = out_path.with_name(out_path.name + ".partial")
+    done = {row["question_id"]: row for row in read_jsonl(partial, tolerate_torn_tail=True)} \
+        if partial.exists() else {}
+    if done:
+        write_jsonl(partial, done.values())  # drop a torn last line before appending
+        log(f"resuming {out_path}: {len(done)} of {len(questions)} questions already answered")
+    todo = [q for q in questions if q["question_id"] not in done]
+    if questions and not done:
+        log("rendered prompt of the first question:\n" + generator.render(
+            [{"role": "user", "content": questions[0]["turns"][0]}]))
+    groups: dict[float, list[dict]] = {}
+    for question in todo:
+        groups.setdefault(TEMPERATURE[question["category"]], []).append(question)
+    bar = tqdm(total=len(todo), desc=f"answers {out_path.parent.name}/{out_path.stem}", unit="question")
+    for temperature, group in sorted(groups.items()):
+        for start in range(0, len(group), generator.batch_size):
+            batch = group[start : start + generator.batch_size]
+            ids = [q["question_id"] for q in batch]
+            conversations = [[{"role": "user", "content": q["turns"][0]}] for q in batch]
+            first = generator.generate([generator.render(c) for c in conversations], temperature,
+                                       batch_seed(seed, ids, 1))
+            for conversation, answer, question in zip(conversations, first, batch):
+                conversation += [{"role": "assistant", "content": answer},
+                                 {"role": "user", "content": question["turns"][1]}]
+            second = generator.generate([generator.render(c) for c in conversations], temperature,
+                                        batch_seed(seed, ids, 2))
+            for question, answer_1, answer_2 in zip(batch, first, second):
+                row = {"question_id": question["question_id"], "answer_id": uuid.uuid4().hex,
+                       "model_id": model_id, "choices": [{"index": 0, "turns": [answer_1, answer_2]}],
+                       "tstamp": time.time()}
+                append_jsonl(partial, row)
+                done[row["question_id"]] = row
+            bar.update(len(batch))
+    bar.close()
+    rows = [done[q["question_id"]] for q in questions]
+    write_jsonl(out_path, rows)
+    partial.unlink(missing_ok=True)
+    return rows
+
+
+def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: Path, model_id: str,
+                 settings: dict) -> None:
+    generator = Generator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16))
+    for lang in languages:
+        questions = load_questions(bench_dir, lang, settings.get("questions_per_category"))
+        started = time.time()
+        rows = answer_questions(generator, questions, out_dir / f"{lang}.jsonl", model_id, settings.get("seed", 42))
+        print(f"{lang}: {len(rows)} questions answered in {time.time() - started:.1f} s")

@@ -1,0 +1,141 @@
+"""Judge calls through the ``openai`` client: on-disk cache, retries with backoff, failures recorded.
+
+Every completion is cached on disk under a key of (judge model, prompt name, system prompt, user
+prompt, sampling settings) with the raw reply, so a rerun pays nothing twice and parsing can be
+redone without a call. A request that still fails after its retries is returned with its error and
+not cached: the next run retries only the failures. The API key is read from the environment and
+never written anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from mlit.io import write_json
+from mlit.judge_prompts import JudgeRequest
+
+
+@dataclass(frozen=True)
+class JudgeSettings:
+    model: str
+    base_url: str
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    max_tokens: int = 2048
+    parallel: int = 8
+    max_retries: int = 6
+    timeout_s: float = 120.0
+    retry_initial_s: float = 1.0
+    served_model: str | None = None  # the name the endpoint knows the model by, if not `model`
+
+    @classmethod
+    def from_config(cls, judge: dict, base_url: str | None = None, **overrides) -> "JudgeSettings":
+        keys = ("model", "api_key_env", "temperature", "max_tokens", "parallel", "max_retries", "timeout_s",
+                "retry_initial_s")
+        values = {k: judge[k] for k in keys if k in judge}
+        values.update(overrides)
+        return cls(base_url=base_url or judge["base_url"], **values)
+
+
+class JudgeCache:
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    @staticmethod
+    def key(settings: JudgeSettings, request: JudgeRequest) -> str:
+        material = json.dumps([settings.model, request.prompt_name, request.system_prompt, request.user_prompt,
+                               settings.temperature, settings.max_tokens], ensure_ascii=False)
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.directory / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        path = self.path(key)
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            return None  # a torn entry is re-requested
+
+    def put(self, key: str, entry: dict) -> None:
+        write_json(self.path(key), entry)
+
+
+def make_client(settings: JudgeSettings):
+    from openai import OpenAI
+
+    api_key = os.environ.get(settings.api_key_env) or "EMPTY"
+    return OpenAI(base_url=settings.base_url, api_key=api_key, max_retries=0, timeout=settings.timeout_s)
+
+
+def retry_after_s(error: BaseException) -> float | None:
+    """Seconds from a ``Retry-After`` header of an API error, if it has one."""
+    response = getattr(error, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retrying_call(client, settings: JudgeSettings):
+    import openai
+    from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+    backoff = wait_exponential_jitter(multiplier=settings.retry_initial_s, max=60)
+
+    def wait(state) -> float:
+        server_says = retry_after_s(state.outcome.exception())
+        return min(server_says, 120.0) if server_says is not None else backoff(state)
+
+    retryable = (openai.RateLimitError, openai.APIConnectionError, openai.APITimeoutError,
+                 openai.InternalServerError)
+
+    @retry(retry=retry_if_exception_type(retryable), stop=stop_after_attempt(settings.max_retries + 1),
+           wait=wait, reraise=True)
+    def call(request: JudgeRequest):
+        messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+        messages.append({"role": "user", "content": request.user_prompt})
+        return client.chat.completions.create(model=settings.served_model or settings.model, messages=messages,
+                                              temperature=settings.temperature, max_tokens=settings.max_tokens)
+
+    return call
+
+
+def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: JudgeCache,
+              desc: str = "judge") -> list[dict]:
+    """One result per request, in order: ``{judgment, error, cached, usage}``."""
+    client = make_client(settings)
+    call = _retrying_call(client, settings)
+
+    def one(request: JudgeRequest) -> dict:
+        key = cache.key(settings, request)
+        entry = cache.get(key)
+        if entry is not None:
+            return {"judgment": entry["judgment"], "error": None, "api_error": False, "cached": True,
+                    "usage": entry.get("usage")}
+        try:
+            completion = call(request)
+            text = completion.choices[0].message.content
+            if text is None:
+                raise ValueError("the judge returned no message content")
+        except Exception as error:  # recorded, not raised: the job completes with the rest
+            body = getattr(error, "body", None)
+            detail = f"{type(error).__name__}: {error}" + (f" {json.dumps(body)}" if body else "")
+            return {"judgment": None, "error": detail[:500], "api_error": True, "cached": False, "usage": None}
+        usage = completion.usage.model_dump() if completion.usage else None
+        cache.put(key, {"model": settings.model, "prompt_name": request.prompt_name, "judgment": text,
+                        "usage": usage, "temperature": settings.temperature, "max_tokens": settings.max_tokens})
+        return {"judgment": text, "error": None, "api_error": False, "cached": False, "usage": usage}
+
+    with ThreadPoolExecutor(max_workers=settings.parallel) as pool:
+        return list(tqdm(pool.map(one, requests), total=len(requests), desc=desc, unit="request"))

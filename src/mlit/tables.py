@@ -1,0 +1,103 @@
+"""Result tables (polars): judgments in long format (parquet) and the study's aggregates as CSV and
+Markdown. Means use parsed ratings only; failed judgments are counted in ``n_failed`` and listed,
+never averaged as a number. Cells whose judgments do not exist yet are listed as missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+
+from mlit.io import atomic_write_text, read_jsonl
+
+CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
+
+
+def load_long(judgment_files: list[str], cells: dict[str, dict]) -> tuple[pl.DataFrame, list[str]]:
+    """All judgments as one row per (cell, language, question, turn); and the missing files."""
+    records, missing = [], []
+    for path in judgment_files:
+        if not Path(path).exists():
+            missing.append(path)
+            continue
+        for row in read_jsonl(path):
+            cell = cells.get(row["model"])
+            if cell is None:
+                raise ValueError(f"{path}: model '{row['model']}' is not a cell of the grid")
+            records.append({**cell, "lang": row["lang"], "question_id": row["question_id"],
+                            "category": row["category"], "turn": int(row["turn"]),
+                            "score": None if row["score"] is None else float(row["score"]),
+                            "failed": row["score"] is None, "error": row.get("error"),
+                            "judgment": row.get("judgment")})
+    schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "lang": pl.String,
+              "question_id": pl.String, "category": pl.String, "turn": pl.Int64, "score": pl.Float64,
+              "failed": pl.Boolean, "error": pl.String, "judgment": pl.String}
+    return pl.DataFrame(records, schema=schema), missing
+
+
+def _aggregate(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
+    return (frame.group_by(by, maintain_order=True)
+            .agg(pl.col("score").mean().round(3).alias("mean_score"),
+                 pl.col("score").is_not_null().sum().alias("n_scored"),
+                 pl.col("failed").sum().alias("n_failed"))
+            .sort(by))
+
+
+def aggregates(long: pl.DataFrame) -> dict[str, pl.DataFrame]:
+    """The tables of the study, by name."""
+    cell = CELL_COLUMNS
+    both_turns = long.with_columns(pl.lit("all").alias("turn_label"))
+    per_turn = long.with_columns(pl.col("turn").cast(pl.String).alias("turn_label"))
+    stacked = pl.concat([per_turn, both_turns])
+    by_lang = _aggregate(stacked, cell + ["lang", "turn_label"])
+    overall = _aggregate(stacked, cell + ["turn_label"])
+    main = (by_lang.filter(pl.col("turn_label") == "all")
+            .pivot(on="lang", index=cell, values="mean_score")
+            .join(overall.filter(pl.col("turn_label") == "all").select(cell + ["mean_score", "n_failed"])
+                  .rename({"mean_score": "average"}), on=cell)
+            .sort(cell))
+    return {
+        "scores_by_cell_lang_category_turn": _aggregate(long, cell + ["lang", "category", "turn"]),
+        "scores_by_cell_lang_turn": by_lang.rename({"turn_label": "turn"}),
+        "scores_by_cell_category": _aggregate(long, cell + ["category"]),
+        "scores_by_cell": overall.rename({"turn_label": "turn"}),
+        "main_table": main,
+        "judge_failures": (long.filter(pl.col("failed"))
+                           .select(cell + ["lang", "question_id", "turn", "error"]).sort(cell + ["lang"])),
+    }
+
+
+def to_markdown(frame: pl.DataFrame) -> str:
+    def cell(value) -> str:
+        return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
+
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([header, rule, *lines]) + "\n"
+
+
+def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Path) -> dict[str, pl.DataFrame]:
+    long, missing = load_long(judgment_files, cells)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / ".scores_long.parquet.tmp"
+    long.write_parquet(tmp)
+    tmp.replace(out_dir / "scores_long.parquet")
+    tables = aggregates(long)
+    report = ["# MT-Bench-X results", ""]
+    if missing:
+        report += [f"**Partial results**: {len(missing)} judgment file(s) missing:", ""]
+        report += [f"- {path}" for path in missing] + [""]
+    for name, table in tables.items():
+        atomic_write_text(out_dir / f"{name}.csv", table.write_csv())
+        atomic_write_text(out_dir / f"{name}.md", to_markdown(table))
+        if name in ("main_table", "scores_by_cell"):
+            report += [f"## {name}", "", to_markdown(table), ""]
+    n_failed = int(long["failed"].sum()) if len(long) else 0
+    report += [f"{len(long)} judged turns, {n_failed} failed judgments (excluded from means, listed in "
+               "judge_failures.csv)."]
+    atomic_write_text(out_dir / "README.md", "\n".join(report) + "\n")
+    atomic_write_text(out_dir / "missing.json", json.dumps(missing, indent=2) + "\n")
+    return tables

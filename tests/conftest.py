@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+LANGS = ["EN", "DE", "FR", "IT", "ES"]
+DEMO_DATA = str(REPO / "data" / "demo" / "instructions_{lang}.jsonl")
+BENCH = REPO / "data" / "mt_bench_x"
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+              timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the real workflow (the Snakefile of this repository) in ``workdir``."""
+    command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    if configfile is not None:
+        command += ["--configfile", str(configfile)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """The 'Job stats' table of a dry run, as {rule: count}."""
+    counts, in_table = {}, False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job ") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            parts = line.split()
+            if not parts or set(line.strip()) <= {"-", " "}:
+                continue
+            if len(parts) != 2 or not parts[1].isdigit():
+                break
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory) -> Path:
+    """The demo's tiny base model, built by the project's own builder."""
+    from mlit.tiny_model import build_base_model
+
+    out = tmp_path_factory.mktemp("base") / "tiny"
+    corpus = [DEMO_DATA.format(lang=lang) for lang in LANGS] + [str(BENCH / lang / "question.jsonl") for lang in LANGS] \
+        + [str(BENCH / lang / "judge_prompts.jsonl") for lang in LANGS]
+    build_base_model({"vocab_size": 1500, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
+                      "max_position_embeddings": 1024}, corpus, out)
+    return out

@@ -1,0 +1,51 @@
+import polars as pl
+
+from mlit.io import write_jsonl
+from mlit.tables import load_long, write_tables
+
+CELLS = {
+    "m__d__EN__10__seed1": {"cell": "m__d__EN__10__seed1", "base_model": "m", "dataset": "d", "composition": "EN",
+                            "size": "10", "seed": 1},
+}
+
+
+def judgment(qid, lang, category, turn, score):
+    return {"question_id": qid, "model": "m__d__EN__10__seed1", "judge": ["gpt-4", "single-v1"],
+            "user_prompt": "...", "judgment": None if score is None else f"Rating: [[{score}]]", "score": score,
+            "turn": turn, "category": category, "lang": lang, "prompt_name": "single-v1",
+            "error": None if score is not None else "no parsable rating [[1-10]] in the judge's reply"}
+
+
+def fixture_files(tmp_path):
+    en = tmp_path / "EN.jsonl"
+    de = tmp_path / "DE.jsonl"
+    write_jsonl(en, [judgment("1", "EN", "writing", 1, 8), judgment("1", "EN", "writing", 2, 6),
+                     judgment("2", "EN", "math", 1, 3), judgment("2", "EN", "math", 2, None)])
+    write_jsonl(de, [judgment("1", "DE", "writing", 1, 5), judgment("1", "DE", "writing", 2, 4)])
+    return [str(en), str(de)]
+
+
+def test_means_exclude_failures_and_count_them(tmp_path):
+    tables = write_tables(fixture_files(tmp_path), CELLS, tmp_path / "tables")
+    main = tables["main_table"].row(0, named=True)
+    assert main["EN"] == round((8 + 6 + 3) / 3, 3)  # the failed judgment is not a zero
+    assert main["DE"] == 4.5
+    assert main["average"] == round((8 + 6 + 3 + 5 + 4) / 5, 3) and main["n_failed"] == 1
+    detail = tables["scores_by_cell_lang_category_turn"]
+    math2 = detail.filter((pl.col("lang") == "EN") & (pl.col("category") == "math") & (pl.col("turn") == 2)).row(
+        0, named=True)
+    assert math2["mean_score"] is None and math2["n_scored"] == 0 and math2["n_failed"] == 1
+    by_turn = tables["scores_by_cell_lang_turn"].filter(pl.col("lang") == "EN")
+    assert dict(zip(by_turn["turn"], by_turn["mean_score"])) == {"1": 5.5, "2": 6.0, "all": round(17 / 3, 3)}
+    assert len(tables["judge_failures"]) == 1
+    for name in ("main_table.md", "main_table.csv", "scores_long.parquet", "README.md"):
+        assert (tmp_path / "tables" / name).exists()
+    assert pl.read_parquet(tmp_path / "tables" / "scores_long.parquet").height == 6
+
+
+def test_partial_results_say_what_is_missing(tmp_path):
+    files = fixture_files(tmp_path) + [str(tmp_path / "FR.jsonl")]
+    long, missing = load_long(files, CELLS)
+    assert missing == [str(tmp_path / "FR.jsonl")] and long.height == 6
+    write_tables(files, CELLS, tmp_path / "tables")
+    assert "Partial results" in (tmp_path / "tables" / "README.md").read_text()

@@ -1,0 +1,87 @@
+"""The real workflow, end to end, on a small grid (the demo's pipeline with fewer cells)."""
+
+import copy
+
+import polars as pl
+import pytest
+import yaml
+
+from mlit.io import read_jsonl
+from mlit.judge_prompts import parse_rating
+
+from conftest import REPO, job_counts, snakemake
+
+pytestmark = pytest.mark.workflow
+
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def small_config():
+    config = copy.deepcopy(DEMO)
+    config.update(compositions=["EN", "ENDE"], sizes=[30], eval_languages=["EN", "DE"])
+    config["training"].update(epochs=2)
+    config["generation"].update(questions_per_category=1, max_new_tokens=24)
+    config["judge"]["serve"]["training"].update(epochs=2)
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("workflow")
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(small_config()))
+    snakemake(workdir, "--cores", "2", configfile=configfile)
+    return workdir, configfile
+
+
+def test_tables_hold_a_judged_score_per_cell_language_category_and_turn(finished_run):
+    workdir, _ = finished_run
+    tables = workdir / "results" / "tables"
+    detail = pl.read_csv(tables / "scores_by_cell_lang_category_turn.csv")
+    assert detail.height == 2 * 2 * 8 * 2  # cells x languages x categories x turns
+    assert set(detail["composition"]) == {"EN", "ENDE"} and set(detail["lang"]) == {"EN", "DE"}
+    assert (detail["n_scored"] + detail["n_failed"] == 1).all()  # one question per category
+    long = pl.read_parquet(tables / "scores_long.parquet")
+    assert long.height == 2 * 2 * 8 * 2
+    scored = long.filter(pl.col("score").is_not_null())
+    assert scored.height > 0, "the demo judge produced no rating at all"
+    for judgment, score in zip(scored["judgment"], scored["score"]):  # every score came from a judge reply
+        assert parse_rating(judgment) == score
+    assert long.filter(pl.col("failed"))["error"].null_count() == 0
+    main = pl.read_csv(tables / "main_table.csv")
+    assert main.height == 2 and {"EN", "DE", "average", "n_failed"} <= set(main.columns)
+
+
+def test_every_step_leaves_its_outputs_and_logs(finished_run):
+    workdir, _ = finished_run
+    results = workdir / "results"
+    cell = "tiny-llama__demo__ENDE__30__seed1"
+    assert (results / "data" / "demo__ENDE__30__seed1" / "manifest.json").exists()
+    assert (results / "models" / cell / "model.safetensors").exists()
+    answers = read_jsonl(results / "answers" / cell / "DE.jsonl")
+    assert len(answers) == 8 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
+    judgments = read_jsonl(results / "judgments" / cell / "DE.jsonl")
+    assert {j["prompt_name"] for j in judgments} == {"single-v1", "single-v1-multi-turn", "single-math-v1",
+                                                     "single-math-v1-multi-turn"}
+    for rule in ("prepare_data", "train", "generate", "judge", "tables", "build_base_model", "train_judge"):
+        assert any((results / "logs" / rule).iterdir()), rule
+
+
+def test_rerun_does_nothing_and_a_new_size_adds_only_its_cells(finished_run):
+    workdir, configfile = finished_run
+    nothing = snakemake(workdir, "-n", configfile=configfile)
+    assert "Nothing to be done" in nothing.stdout + nothing.stderr
+    config = yaml.safe_load(configfile.read_text())
+    config["sizes"] = [30, 60]
+    bigger = workdir / "bigger.yaml"
+    bigger.write_text(yaml.safe_dump(config))
+    counts = job_counts(snakemake(workdir, "-n", configfile=bigger).stdout)
+    assert counts == {"prepare_data": 2, "train": 2, "generate": 2, "judge": 2, "tables": 1, "all": 1,
+                      "total": 10}
+
+
+def test_the_papers_grid_plans_every_job_without_gpu_or_network(tmp_path):
+    counts = job_counts(snakemake(tmp_path, "-n", configfile=REPO / "config" / "paper.yaml").stdout)
+    # 9 compositions x (Lima-X: full; Bactrian-X: 3 sizes) = 36 training sets; x 2 base models = 72 cells
+    assert counts == {"prepare_data": 36, "train": 72, "generate": 72, "judge": 72, "tables": 1, "all": 1,
+                      "total": 254}

@@ -1,0 +1,62 @@
+JUDGE_MODEL_DIR = f"{RESULTS}/judge/model"
+
+
+if JUDGE_SERVED:
+
+    rule judge_data:
+        """Judge-format examples for the demo's tiny judge (its ratings mean nothing)."""
+        input:
+            benchmark=GRID.benchmark_files(),
+            base=base_model_input(config["judge"]["serve"]["base_model"]),
+        output:
+            f"{RESULTS}/judge/sft.jsonl",
+        params:
+            langs=" ".join(EVAL_LANGS),
+            pool=" ".join(f"{lang}={path}" for lang, path in GRID.answer_pool().items()),
+            variants=config["judge"]["serve"].get("variants_per_question", 2),
+        log:
+            f"{RESULTS}/logs/judge_data/judge_data.log",
+        shell:
+            "{MLIT} judge-data --bench {BENCH} --langs {params.langs} --pool {params.pool} "
+            "--variants {params.variants} --out {output} > {log} 2>&1"
+
+    rule train_judge:
+        """Fine-tune the demo judge on judge-format examples (same training code as the grid)."""
+        input:
+            data=rules.judge_data.output[0],
+            base=base_model_input(config["judge"]["serve"]["base_model"]),
+        output:
+            directory(JUDGE_MODEL_DIR),
+        params:
+            base=GRID.model_path(config["judge"]["serve"]["base_model"], RESULTS),
+            settings=as_json(GRID.judge_training_settings()),
+        threads: 2
+        log:
+            f"{RESULTS}/logs/train_judge/train_judge.log",
+        shell:
+            "OMP_NUM_THREADS={threads} {MLIT} train --base {params.base} --data {input.data} "
+            "--settings {params.settings:q} --out {output} > {log} 2>&1"
+
+
+rule judge:
+    """GPT-4-style single-answer grading (MT-Bench-X prompts of each language) of one cell."""
+    input:
+        answers=[f"{RESULTS}/answers/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
+        judge_model=[JUDGE_MODEL_DIR] if JUDGE_SERVED else [],
+    output:
+        [f"{RESULTS}/judgments/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
+    params:
+        answers=lambda w: " ".join(f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl" for lang in EVAL_LANGS),
+        judge=as_json(config["judge"]),
+        judge_model=f"--judge-model {JUDGE_MODEL_DIR}" if JUDGE_SERVED else "",
+        out_dir=lambda w: f"{RESULTS}/judgments/{w.cell}",
+    threads: 1
+    resources:
+        openai_api=1,
+    log:
+        judge=f"{RESULTS}/logs/judge/{{cell}}.log",
+        server=f"{RESULTS}/logs/judge/{{cell}}.server.log",
+    shell:
+        "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers} --bench {BENCH} "
+        "--judge {params.judge:q} {params.judge_model} --cache {RESULTS}/judge_cache "
+        "--server-log {log.server} --out-dir {params.out_dir} > {log.judge} 2>&1"
