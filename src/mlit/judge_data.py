@@ -2,8 +2,8 @@
 the judge format (a short sentence, then ``<Rating>: [[n]]``).
 
 A random tiny model never writes ``[[n]]``; fine-tuned on these examples it does, so the demo's
-judge step runs the real path end to end. Its ratings mean nothing (n grows with the answer's
-length); switch ``judge.base_url``/``judge.model`` to a real judge for real scores.
+judge step runs the real path end to end. Its ratings mean nothing (7 when the answer ends
+like a sentence, else 3); switch ``judge.base_url``/``judge.model`` to a real judge for real scores.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ def rating_phrase(prompts: dict[str, dict]) -> str:
 
 
 def demo_rating(answer: str) -> int:
-    return min(10, 1 + len(answer.split()) // 4)
+    """A rule a tiny model can learn from the tokens next to the answer's end: a finished sentence
+    gets 7, anything else 3. Not a quality judgment."""
+    return 7 if answer.rstrip().endswith((".", "!", "?")) else 3
 
 
 def synthetic_answers(rng: random.Random, question: dict, pool: list[str], reference: dict | None) -> list[str]:
