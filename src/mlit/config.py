@@ -121,10 +121,8 @@ class Grid:
                     for seed in config["seeds"]:
                         cell = DataCell(dataset=name, composition=composition, size=size, seed=seed)
                         self.data_cells[cell.data_id] = cell
-        self.cells = {
-            cell.cell_id: cell for model in self.base_models for data in self.data_cells.values()
-            for cell in [Cell(base_model=model, data=data)]
-        }
+        cells = [Cell(base_model=model, data=data) for model in self.base_models for data in self.data_cells.values()]
+        self.cells = {cell.cell_id: cell for cell in cells}
         self._check_judge(config["judge"])
 
     def _available_items(self, name: str, spec: dict, languages: tuple[str, ...]) -> int | None:
@@ -193,11 +191,9 @@ class Grid:
 
     def tokenizer_corpus(self) -> list[str]:
         """Text the demo tokenizer is trained on: the local instruction data and the benchmark."""
-        files = []
-        for spec in self.datasets.values():
-            if "local" in spec:
-                files += [str(resolve_path(format_lang(spec["local"], lang), self.repo_root)) for lang in LANGUAGES
-                          if resolve_path(format_lang(spec["local"], lang), self.repo_root).exists()]
+        local = [resolve_path(format_lang(spec["local"], lang), self.repo_root)
+                 for spec in self.datasets.values() if "local" in spec for lang in LANGUAGES]
+        files = [str(path) for path in local if path.exists()]
         bench = self.benchmark_dir()
         for lang in LANGUAGES:
             files += [str(bench / lang / name) for name in
