@@ -49,11 +49,30 @@ def cmd_generate(args) -> None:
 
 
 def cmd_judge(args) -> None:
-    from mlit.judge import judge_cell, judge_endpoint
+    from mlit.judge import judge_cell, judge_endpoint, write_dry_run
 
-    answers = dict(item.split("=", 1) for item in args.answers)
+    if args.lang:
+        if len(args.answers) != 1:
+            raise SystemExit("mlit judge: with --lang, give one answers FILE")
+        answers = {args.lang: args.answers[0]}
+    else:
+        answers = dict(item.split("=", 1) for item in args.answers)
+    if args.dry_run:
+        if not args.out:
+            raise SystemExit("mlit judge --dry-run: give --out FILE for the requests")
+        count = write_dry_run(answers, args.bench, Path(args.out))
+        print(f"{count} judge requests written to {args.out}; nothing was sent")
+        return
+    if not (args.judge and args.cache and args.out_dir):
+        raise SystemExit("mlit judge: --judge, --cache and --out-dir are needed (or --dry-run)")
     with judge_endpoint(args.judge, args.judge_model, Path(args.server_log)) as endpoint:
         judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint)
+
+
+def cmd_import_judgments(args) -> None:
+    from mlit.import_judgments import import_judgments
+
+    print(import_judgments(args.file, args.out))
 
 
 def cmd_tables(args) -> None:
@@ -106,14 +125,22 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = steps.add_parser("judge", help="single-answer grading of one cell's answers")
-    p.add_argument("--answers", nargs="+", required=True, help="LANG=answers.jsonl")
-    p.add_argument("--bench", required=True)
-    p.add_argument("--judge", type=_json, required=True, help="JSON: the config's judge section")
+    p.add_argument("--answers", nargs="+", required=True, help="LANG=answers.jsonl ..., or one FILE with --lang")
+    p.add_argument("--lang", help="the language of a single --answers FILE")
+    p.add_argument("--bench", default=str(Path(__file__).resolve().parents[2] / "data" / "mt_bench_x"))
+    p.add_argument("--judge", type=_json, help="JSON: the config's judge section")
     p.add_argument("--judge-model", help="model directory to serve when judge.base_url is null")
-    p.add_argument("--cache", required=True, help="judge cache directory")
+    p.add_argument("--cache", help="judge cache directory")
     p.add_argument("--server-log", default="results/logs/judge_server.log")
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-dir", help="one judgment file per language goes here")
+    p.add_argument("--dry-run", action="store_true", help="write the requests that would be sent; send none")
+    p.add_argument("--out", help="with --dry-run: JSONL of the requests")
     p.set_defaults(func=cmd_judge)
+
+    p = steps.add_parser("import-judgments", help="FastChat / MT-Bench-X judgment file -> DIR/scores.csv")
+    p.add_argument("file")
+    p.add_argument("--out", required=True, help="output directory")
+    p.set_defaults(func=cmd_import_judgments)
 
     p = steps.add_parser("tables", help="result tables from the judgments that exist")
     p.add_argument("--judgments", nargs="+", required=True)

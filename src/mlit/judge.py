@@ -38,6 +38,15 @@ def requests_for(answers_path: str | Path, bench_dir: str | Path, lang: str):
     return pairs
 
 
+def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path) -> int:
+    """The requests a judge run would send, one JSON line each; calls nothing."""
+    rows = [{"question_id": request.question_id, "turn": request.turn, "prompt_name": request.prompt_name,
+             "system_prompt": request.system_prompt, "user_prompt": request.user_prompt}
+            for lang, path in answer_files.items() for _, request in requests_for(path, bench_dir, lang)]
+    write_jsonl(out, rows)
+    return len(rows)
+
+
 class JudgeEndpointError(RuntimeError):
     """The endpoint rejected every request of a job: a wrong URL, model name or key, not bad luck."""
 
