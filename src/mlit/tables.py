@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from mlit.analysis import parallel_gain, plot_heatmap, plot_score_by_size, score_by_size
 from mlit.io import atomic_write_text, read_jsonl
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
@@ -86,6 +87,8 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Pat
     long.write_parquet(tmp)
     tmp.replace(out_dir / "scores_long.parquet")
     tables = aggregates(long)
+    tables["parallel_gain"] = parallel_gain(long)
+    tables["score_by_size"] = score_by_size(long)
     report = ["# MT-Bench-X results", ""]
     if missing:
         report += [f"**Partial results**: {len(missing)} judgment file(s) missing:", ""]
@@ -93,8 +96,15 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Pat
     for name, table in tables.items():
         atomic_write_text(out_dir / f"{name}.csv", table.write_csv())
         atomic_write_text(out_dir / f"{name}.md", to_markdown(table))
-        if name in ("main_table", "scores_by_cell"):
+        if name in ("main_table", "scores_by_cell", "parallel_gain"):
             report += [f"## {name}", "", to_markdown(table), ""]
+    if long["score"].is_not_null().any():
+        plots = out_dir / "plots"
+        plots.mkdir(exist_ok=True)
+        plot_score_by_size(tables["score_by_size"], plots / "score_by_size")
+        plot_heatmap(long, plots / "composition_x_language")
+        report += ["Plots: plots/score_by_size.{png,svg} (score against examples per language, one panel per "
+                   "language), plots/composition_x_language.{png,svg} (heatmap).", ""]
     n_failed = int(long["failed"].sum()) if len(long) else 0
     report += [f"{len(long)} judged turns, {n_failed} failed judgments (excluded from means, listed in "
                "judge_failures.csv)."]

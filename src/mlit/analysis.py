@@ -1,0 +1,144 @@
+"""The study's comparisons over the long judgment table.
+
+- Cross-lingual effect: for each evaluation language, the relative gain of every multilingual
+  composition that contains it (parallel, or ``_sampled``) over the monolingual composition of that
+  language, same base model, dataset, size; with a paired bootstrap 95% interval over questions.
+- Dataset size (Superficial Alignment Hypothesis): the score per size, per language and composition.
+
+Per question, the score is the mean of its judged turns (failed judgments left out) averaged over
+seeds; questions without a score in both compositions are left out of a comparison.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from mlit.langs import parse_composition
+
+GROUP = ["base_model", "dataset", "size"]
+
+
+def question_scores(long: pl.DataFrame) -> pl.DataFrame:
+    return (long.filter(pl.col("score").is_not_null())
+            .group_by(GROUP + ["composition", "lang", "question_id"])
+            .agg(pl.col("score").mean().alias("score")))
+
+
+def bootstrap_relative_gain(multi: np.ndarray, mono: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """Percentile 95% interval of mean(multi)/mean(mono) - 1 over resampled question pairs."""
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(multi), size=(n_boot, len(multi)))
+    gains = multi[index].mean(axis=1) / mono[index].mean(axis=1) - 1
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
+    scores = question_scores(long)
+    rows = []
+    for key, frame in scores.group_by(GROUP + ["lang"], maintain_order=True):
+        *group, lang = key
+        by_comp = {comp: dict(zip(part["question_id"], part["score"]))
+                   for (comp,), part in frame.group_by(["composition"], maintain_order=True)}
+        mono = by_comp.get(lang)
+        if mono is None:
+            continue
+        for comp, multi in sorted(by_comp.items()):
+            parsed = parse_composition(comp)
+            if parsed.monolingual or lang not in parsed.languages:
+                continue
+            common = sorted(set(mono) & set(multi))
+            if not common:
+                continue
+            a = np.array([multi[q] for q in common])
+            b = np.array([mono[q] for q in common])
+            low, high = bootstrap_relative_gain(a, b, n_boot, seed)
+            rows.append({**dict(zip(GROUP, group)), "lang": lang, "composition": comp, "baseline": lang,
+                         "mean_multilingual": round(float(a.mean()), 4), "mean_monolingual": round(float(b.mean()), 4),
+                         "relative_gain": round(float(a.mean() / b.mean() - 1), 4),
+                         "ci95_low": round(low, 4), "ci95_high": round(high, 4), "n_questions": len(common)})
+    schema = {"base_model": pl.String, "dataset": pl.String, "size": pl.String, "lang": pl.String,
+              "composition": pl.String, "baseline": pl.String, "mean_multilingual": pl.Float64,
+              "mean_monolingual": pl.Float64, "relative_gain": pl.Float64, "ci95_low": pl.Float64,
+              "ci95_high": pl.Float64, "n_questions": pl.Int64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def size_order(sizes) -> list[str]:
+    return sorted({str(s) for s in sizes}, key=lambda s: (s == "full", int(s) if s.isdigit() else 0))
+
+
+def score_by_size(long: pl.DataFrame) -> pl.DataFrame:
+    return (question_scores(long)
+            .group_by(["base_model", "dataset", "composition", "lang", "size"])
+            .agg(pl.col("score").mean().round(4).alias("mean_score"), pl.len().alias("n_questions"))
+            .sort(["base_model", "dataset", "composition", "lang", "size"]))
+
+
+def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
+    """Score against dataset size: one panel per language, one line per composition (PNG and SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    langs = sorted(table["lang"].unique().to_list())
+    sizes = size_order(table["size"].to_list())
+    fig, axes = plt.subplots(1, max(1, len(langs)), figsize=(3.2 * max(1, len(langs)), 3.2), sharey=True,
+                             squeeze=False)
+    for ax, lang in zip(axes[0], langs):
+        part = table.filter(pl.col("lang") == lang)
+        for (model, dataset, comp), line in part.group_by(["base_model", "dataset", "composition"],
+                                                          maintain_order=True):
+            points = dict(zip(line["size"], line["mean_score"]))
+            xs = [i for i, s in enumerate(sizes) if s in points]
+            ax.plot(xs, [points[sizes[i]] for i in xs], marker="o", label=f"{comp} ({model}, {dataset})")
+        ax.set_title(f"MT-Bench-X {lang}")
+        ax.set_xticks(range(len(sizes)), sizes)
+        ax.set_xlabel("examples per language")
+    axes[0][0].set_ylabel("mean judge score (1-10)")
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.tight_layout()
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return paths
+
+
+def plot_heatmap(long: pl.DataFrame, out_stem: Path) -> list[Path]:
+    """Mean score per training composition (rows) and evaluation language (columns)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = question_scores(long).group_by(["composition", "lang"]).agg(pl.col("score").mean())
+    comps = sorted(means["composition"].unique().to_list())
+    langs = sorted(means["lang"].unique().to_list())
+    grid = np.full((len(comps), len(langs)), np.nan)
+    for comp, lang, score in means.iter_rows():
+        grid[comps.index(comp), langs.index(lang)] = score
+    fig, ax = plt.subplots(figsize=(1.2 * len(langs) + 2, 0.5 * len(comps) + 1.5))
+    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(langs)), langs)
+    ax.set_yticks(range(len(comps)), comps)
+    low, high = np.nanmin(grid), np.nanmax(grid)
+    for i in range(len(comps)):
+        for j in range(len(langs)):
+            if not np.isnan(grid[i, j]):
+                bright = high > low and (grid[i, j] - low) / (high - low) > 0.6
+                ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center", fontsize=8,
+                        color="black" if bright else "white")
+    ax.set_xlabel("evaluation language")
+    ax.set_ylabel("training composition")
+    fig.colorbar(image, ax=ax, label="mean judge score")
+    fig.tight_layout()
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,53 @@
+import polars as pl
+import pytest
+
+from mlit.analysis import bootstrap_relative_gain, parallel_gain, plot_heatmap, score_by_size
+from mlit.tables import write_tables
+
+import numpy as np
+
+
+def long_frame(rows):
+    """rows: (composition, size, lang, question_id, turn, score)"""
+    return pl.DataFrame([{"cell": f"m__d__{c}__{n}__seed1", "base_model": "m", "dataset": "d", "composition": c,
+                          "size": n, "seed": 1, "lang": lang, "question_id": q, "category": "writing", "turn": t,
+                          "score": s, "failed": s is None, "error": None, "judgment": None}
+                         for c, n, lang, q, t, s in rows])
+
+
+ROWS = [
+    # DE monolingual: question means 4, 6 -> 5; ENDE parallel: 5, 7 -> 6 (DE); EN-only row for EN
+    ("DE", "10", "DE", "q1", 1, 4.0), ("DE", "10", "DE", "q1", 2, 4.0),
+    ("DE", "10", "DE", "q2", 1, 6.0), ("DE", "10", "DE", "q2", 2, None),  # failed turn: left out
+    ("ENDE", "10", "DE", "q1", 1, 5.0), ("ENDE", "10", "DE", "q1", 2, 5.0),
+    ("ENDE", "10", "DE", "q2", 1, 7.0), ("ENDE", "10", "DE", "q2", 2, 7.0),
+    ("ENDE", "10", "EN", "q1", 1, 9.0),  # no EN monolingual cell: no EN comparison
+    ("DE", "20", "DE", "q1", 1, 8.0),
+]
+
+
+def test_parallel_gain_by_hand():
+    gain = parallel_gain(long_frame(ROWS), n_boot=200, seed=1)
+    assert gain.height == 1
+    row = gain.row(0, named=True)
+    assert (row["lang"], row["composition"], row["baseline"], row["size"]) == ("DE", "ENDE", "DE", "10")
+    assert row["mean_monolingual"] == 5.0 and row["mean_multilingual"] == 6.0
+    assert row["relative_gain"] == pytest.approx(0.2) and row["n_questions"] == 2
+    assert row["ci95_low"] <= 0.2 <= row["ci95_high"]
+
+
+def test_bootstrap_interval_by_hand():
+    # two pairs: resamples give ratios 5/4, 7/6 or (5+7)/(4+6); percentiles fall among those three
+    low, high = bootstrap_relative_gain(np.array([5.0, 7.0]), np.array([4.0, 6.0]), n_boot=4000, seed=7)
+    assert low == pytest.approx(7 / 6 - 1) and high == pytest.approx(5 / 4 - 1)
+    assert bootstrap_relative_gain(np.array([5.0, 7.0]), np.array([4.0, 6.0]), 4000, 7) == (low, high)  # seeded
+    same = bootstrap_relative_gain(np.array([3.0, 3.0, 3.0]), np.array([2.0, 2.0, 2.0]), 100, 0)
+    assert same == pytest.approx((0.5, 0.5))
+
+
+def test_score_by_size_and_plots(tmp_path):
+    table = score_by_size(long_frame(ROWS))
+    de = table.filter((pl.col("composition") == "DE") & (pl.col("lang") == "DE"))
+    assert dict(zip(de["size"], de["mean_score"])) == {"10": 5.0, "20": 8.0}
+    paths = plot_heatmap(long_frame(ROWS), tmp_path / "heat")
+    assert all(p.stat().st_size > 1000 for p in paths)
