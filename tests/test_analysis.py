@@ -1,7 +1,8 @@
 import polars as pl
 import pytest
 
-from mlit.analysis import bootstrap_relative_gain, parallel_gain, plot_heatmap, score_by_size
+from mlit.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
+                           score_by_size)
 from mlit.tables import write_tables
 
 import numpy as np
@@ -11,7 +12,9 @@ def long_frame(rows):
     """rows: (composition, size, lang, question_id, turn, score)"""
     return pl.DataFrame([{"cell": f"m__d__{c}__{n}__seed1", "base_model": "m", "dataset": "d", "composition": c,
                           "size": n, "seed": 1, "lang": lang, "question_id": q, "category": "writing", "turn": t,
-                          "score": s, "failed": s is None, "error": None, "judgment": None}
+                          "score": s, "failed": s is None, "judgment": None, "prompt_tokens": 100, "on_language": q != "q2",
+                          "completion_tokens": 10,
+                          "error": None if s is not None else "no parsable rating [[1-10]] in the judge's reply"}
                          for c, n, lang, q, t, s in rows])
 
 
@@ -50,4 +53,14 @@ def test_score_by_size_and_plots(tmp_path):
     de = table.filter((pl.col("composition") == "DE") & (pl.col("lang") == "DE"))
     assert dict(zip(de["size"], de["mean_score"])) == {"10": 5.0, "20": 8.0}
     paths = plot_heatmap(long_frame(ROWS), tmp_path / "heat")
+    assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_judge_health_counts_failures_and_tokens(tmp_path):
+    health = judge_health(long_frame(ROWS))
+    de10 = health.filter(pl.col("cell") == "m__d__DE__10__seed1").row(0, named=True)
+    assert (de10["judged_turns"], de10["failed"], de10["unparsable_replies"], de10["api_errors"]) == (4, 1, 1, 0)
+    assert de10["off_language_answers"] == 2
+    assert de10["prompt_tokens"] == 400 and de10["completion_tokens"] == 40
+    paths = plot_category_bars(long_frame(ROWS), tmp_path / "bars")
     assert all(p.stat().st_size > 1000 for p in paths)

@@ -129,3 +129,27 @@ def test_an_endpoint_that_rejects_everything_fails_the_job_loudly(tmp_path):
             judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", {**JUDGE, "base_url": server.base_url},
                        str(tmp_path / "cache"))
         assert len(server.requests) == 16  # a 400 is not retried
+
+
+def test_off_language_answers_are_reported_or_rated_1(tmp_path):
+    questions = load_questions(BENCH, "DE", per_category=1)[:2]
+    path = tmp_path / "answers.jsonl"
+    write_jsonl(path, [
+        {"question_id": questions[0]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
+            "Die Hauptstadt von Deutschland ist Berlin, und sie ist sehr schön.",
+            "The capital of Germany is Berlin and it is a beautiful city."]}]},
+        {"question_id": questions[1]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
+            "Ich schreibe gern lange Briefe an meine Freunde in der Stadt.", ""]}]},
+    ])
+    with OpenAIServer() as server:
+        for rule, english_score in (("report", 7.0), ("score_1", 1.0)):
+            judge = {**JUDGE, "base_url": server.base_url, "off_language": rule}
+            judge_cell({"DE": str(path)}, str(BENCH), tmp_path / rule, judge, str(tmp_path / "cache"))
+            rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / rule / "DE.jsonl")}
+            english = rows[questions[0]["question_id"], 2]
+            assert english["answer_lang"] == "EN" and english["on_language"] is False
+            assert english["score"] == english_score
+            german = rows[questions[0]["question_id"], 1]
+            assert german["answer_lang"] == "DE" and german["on_language"] and german["score"] == 7.0
+            empty = rows[questions[1]["question_id"], 2]
+            assert empty["answer_lang"] is None and empty["on_language"]

@@ -85,3 +85,15 @@ def test_the_papers_grid_plans_every_job_without_gpu_or_network(tmp_path):
     # 9 compositions x (Lima-X: full; Bactrian-X: 3 sizes) = 36 training sets; x 2 base models = 72 cells
     assert counts == {"prepare_data": 36, "train": 72, "generate": 72, "judge": 72, "tables": 1, "all": 1,
                       "total": 254}
+
+
+def test_report_bundles_tables_and_plots_with_captions(finished_run):
+    workdir, configfile = finished_run
+    snakemake(workdir, "--report", str(workdir / "report.html"), configfile=configfile)
+    html = (workdir / "report.html").read_text(errors="replace")
+    for text in ("paired percentile", "Superficial Alignment Hypothesis", "main_table.csv", "categories.png",
+                 "judge_health.csv"):
+        assert text in html, text
+    health = pl.read_csv(workdir / "results" / "tables" / "judge_health.csv")
+    assert health.height == 2 and {"off_language_answers", "unparsable_replies", "prompt_tokens"} <= set(health.columns)
+    assert (health["prompt_tokens"] > 0).all()

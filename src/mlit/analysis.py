@@ -142,3 +142,53 @@ def plot_heatmap(long: pl.DataFrame, out_stem: Path) -> list[Path]:
         fig.savefig(path, dpi=120)
     plt.close(fig)
     return paths
+
+
+def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
+    """Per evaluation language, the mean score per MT-Bench category of each training composition
+    (bars side by side: parallel vs monolingual vs sampled), as MT-Bench-X draws it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from mlit.mtbench import CATEGORIES
+
+    means = (long.filter(pl.col("score").is_not_null())
+             .group_by(["lang", "composition", "category"]).agg(pl.col("score").mean()))
+    langs = sorted(means["lang"].unique().to_list())
+    comps = sorted(means["composition"].unique().to_list())
+    categories = [c for c in CATEGORIES if c in set(means["category"].to_list())]
+    fig, axes = plt.subplots(len(langs), 1, figsize=(1.1 * len(categories) + 3, 2.6 * len(langs)), squeeze=False)
+    width = 0.8 / max(1, len(comps))
+    for ax, lang in zip(axes[:, 0], langs):
+        part = means.filter(pl.col("lang") == lang)
+        for k, comp in enumerate(comps):
+            values = dict(zip(part.filter(pl.col("composition") == comp)["category"],
+                              part.filter(pl.col("composition") == comp)["score"]))
+            ax.bar([i + k * width for i in range(len(categories))], [values.get(c, 0.0) for c in categories],
+                   width=width, label=comp)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(categories))], categories, fontsize=8)
+        ax.set_ylim(0, 10)
+        ax.set_ylabel(f"{lang} score")
+    axes[0, 0].legend(fontsize=7, ncol=max(1, len(comps)), loc="upper right")
+    fig.tight_layout()
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def judge_health(long: pl.DataFrame) -> pl.DataFrame:
+    """Per cell: judged turns, failed ones split into unparsable replies and API errors, answers not in
+    the question's language, and the judge's tokens."""
+    unparsable = pl.col("error").fill_null("").str.contains("no parsable rating")
+    return (long.group_by(["cell"])
+            .agg(pl.len().alias("judged_turns"), pl.col("failed").sum().alias("failed"),
+                 (pl.col("failed") & unparsable).sum().alias("unparsable_replies"),
+                 (pl.col("failed") & ~unparsable).sum().alias("api_errors"),
+                 (~pl.col("on_language")).sum().alias("off_language_answers"),
+                 pl.col("prompt_tokens").sum().alias("prompt_tokens"),
+                 pl.col("completion_tokens").sum().alias("completion_tokens"))
+            .sort("cell"))

@@ -75,6 +75,34 @@ def cmd_import_judgments(args) -> None:
     print(import_judgments(args.file, args.out))
 
 
+def cmd_annotation_export(args) -> None:
+    from mlit.annotation import export_sheets
+
+    files: dict[str, list[str]] = {}
+    for item in args.answers:
+        lang, path = item.split("=", 1)
+        files.setdefault(lang, []).append(path)
+    counts = export_sheets(files, args.bench, Path(args.out_dir), args.per_language, args.seed)
+    print(f"annotation sheets written to {args.out_dir}: {counts}")
+
+
+def cmd_annotation_agreement(args) -> None:
+    import polars as pl
+
+    from mlit.annotation import human_judge_agreement, import_ratings
+    from mlit.io import read_jsonl, write_json
+
+    key = json.loads(Path(args.key).read_text(encoding="utf-8"))
+    human = pl.concat([import_ratings(sheet, key) for sheet in args.sheets])
+    judged = [row for path in args.judgments for row in read_jsonl(path)]
+    judge = pl.DataFrame([{"model": r["model"], "question_id": r["question_id"], "turn": int(r["turn"]),
+                           "score": r["score"]} for r in judged],
+                         schema={"model": pl.String, "question_id": pl.String, "turn": pl.Int64, "score": pl.Float64})
+    result = human_judge_agreement(human, judge)
+    write_json(args.out, result)
+    print(json.dumps(result, indent=2))
+
+
 def cmd_tables(args) -> None:
     from mlit.tables import write_tables
 
@@ -141,6 +169,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--out", required=True, help="output directory")
     p.set_defaults(func=cmd_import_judgments)
+
+    p = steps.add_parser("annotation-export", help="blind human-annotation sheets (CSV, JSONL) + key")
+    p.add_argument("--answers", nargs="+", required=True, help="LANG=answers.jsonl (repeat per cell)")
+    p.add_argument("--bench", required=True)
+    p.add_argument("--per-language", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_annotation_export)
+
+    p = steps.add_parser("annotation-agreement", help="filled sheets vs the judge: agreement figures (JSON)")
+    p.add_argument("--sheets", nargs="+", required=True, help="filled CSV sheets: item_id, annotator, rating")
+    p.add_argument("--key", required=True, help="the key_<LANG>.json written with the sheet")
+    p.add_argument("--judgments", nargs="+", required=True, help="judgment files of the same language")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_annotation_agreement)
 
     p = steps.add_parser("tables", help="result tables from the judgments that exist")
     p.add_argument("--judgments", nargs="+", required=True)

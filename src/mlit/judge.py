@@ -16,6 +16,7 @@ from pathlib import Path
 from mlit.io import read_jsonl, sha256_file, write_jsonl
 from mlit.judge_client import JudgeCache, JudgeSettings, judge_all
 from mlit.judge_prompts import build_requests, parse_rating
+from mlit.langcheck import detect_language
 from mlit.mtbench import load_judge_prompts, load_questions, load_references
 
 
@@ -68,11 +69,16 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
             error = result["error"]
             if error is None and score is None:
                 error = "no parsable rating [[1-10]] in the judge's reply"
+            answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
+            on_language = answer_lang is None or answer_lang == lang
+            if not on_language and judge.get("off_language") == "score_1":
+                score, error = 1.0, None  # the Finnish MT-Bench rule: an answer in another language gets 1
             rows.append({
                 "question_id": request.question_id, "model": answer["model_id"], "judge": [settings.model,
                 request.prompt_name], "user_prompt": request.user_prompt, "judgment": result["judgment"],
                 "score": score, "turn": request.turn, "tstamp": time.time(), "category": request.category,
                 "lang": lang, "prompt_name": request.prompt_name, "error": error, "usage": result["usage"],
+                "answer_lang": answer_lang, "on_language": on_language,
             })
             counts["requests"] += 1
             counts["cached"] += result["cached"]

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mlit.analysis import parallel_gain, plot_heatmap, plot_score_by_size, score_by_size
+from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
+                           score_by_size)
 from mlit.io import atomic_write_text, read_jsonl
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
@@ -31,10 +32,14 @@ def load_long(judgment_files: list[str], cells: dict[str, dict]) -> tuple[pl.Dat
                             "category": row["category"], "turn": int(row["turn"]),
                             "score": None if row["score"] is None else float(row["score"]),
                             "failed": row["score"] is None, "error": row.get("error"),
-                            "judgment": row.get("judgment")})
+                            "judgment": row.get("judgment"), "on_language": row.get("on_language", True),
+                            "prompt_tokens": (row.get("usage") or {}).get("prompt_tokens", 0),
+                            "completion_tokens": (row.get("usage") or {}).get("completion_tokens", 0)})
     schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "lang": pl.String,
               "question_id": pl.String, "category": pl.String, "turn": pl.Int64, "score": pl.Float64,
-              "failed": pl.Boolean, "error": pl.String, "judgment": pl.String}
+              "failed": pl.Boolean, "error": pl.String, "judgment": pl.String, "on_language": pl.Boolean,
+              "prompt_tokens": pl.Int64,
+              "completion_tokens": pl.Int64}
     return pl.DataFrame(records, schema=schema), missing
 
 
@@ -89,6 +94,7 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Pat
     tables = aggregates(long)
     tables["parallel_gain"] = parallel_gain(long)
     tables["score_by_size"] = score_by_size(long)
+    tables["judge_health"] = judge_health(long)
     report = ["# MT-Bench-X results", ""]
     if missing:
         report += [f"**Partial results**: {len(missing)} judgment file(s) missing:", ""]
@@ -103,8 +109,10 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Pat
         plots.mkdir(exist_ok=True)
         plot_score_by_size(tables["score_by_size"], plots / "score_by_size")
         plot_heatmap(long, plots / "composition_x_language")
+        plot_category_bars(long, plots / "categories")
         report += ["Plots: plots/score_by_size.{png,svg} (score against examples per language, one panel per "
-                   "language), plots/composition_x_language.{png,svg} (heatmap).", ""]
+                   "language), plots/composition_x_language.{png,svg} (heatmap), plots/categories.{png,svg} (score per "
+                   "category and composition, one panel per language).", ""]
     n_failed = int(long["failed"].sum()) if len(long) else 0
     report += [f"{len(long)} judged turns, {n_failed} failed judgments (excluded from means, listed in "
                "judge_failures.csv)."]

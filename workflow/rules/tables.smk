@@ -2,16 +2,48 @@ JUDGMENT_FILES = [f"{RESULTS}/judgments/{cell}/{lang}.jsonl" for cell in GRID.ce
 
 
 rule tables:
-    """Score tables per cell x language x category x turn, and the study's averages."""
+    """Score tables per cell x language x category x turn, the study's averages, comparisons, plots."""
     input:
         JUDGMENT_FILES,
     output:
         long=f"{RESULTS}/tables/scores_long.parquet",
-        main=f"{RESULTS}/tables/main_table.md",
-        detail=f"{RESULTS}/tables/scores_by_cell_lang_category_turn.csv",
+        main=report(f"{RESULTS}/tables/main_table.csv", caption="../report/main_table.rst", category="Tables"),
+        detail=report(
+            f"{RESULTS}/tables/scores_by_cell_lang_category_turn.csv",
+            caption="../report/detail.rst",
+            category="Tables",
+        ),
+        gain=report(f"{RESULTS}/tables/parallel_gain.csv", caption="../report/parallel_gain.rst", category="Tables"),
+        health=report(f"{RESULTS}/tables/judge_health.csv", caption="../report/judge_health.rst", category="Tables"),
+        size_plot=report(
+            f"{RESULTS}/tables/plots/score_by_size.png", caption="../report/score_by_size.rst", category="Plots"
+        ),
+        heatmap=report(
+            f"{RESULTS}/tables/plots/composition_x_language.png", caption="../report/heatmap.rst", category="Plots"
+        ),
+        categories=report(
+            f"{RESULTS}/tables/plots/categories.png", caption="../report/categories.rst", category="Plots"
+        ),
     params:
         cells=as_json({cell_id: cell.fields() for cell_id, cell in GRID.cells.items()}),
     log:
         f"{RESULTS}/logs/tables/tables.log",
     shell:
         "{MLIT} tables --judgments {input} --cells {params.cells:q} --out-dir {RESULTS}/tables > {log} 2>&1"
+
+
+rule annotation_sheets:
+    """Blind sheets for the human annotation study (a target of its own: `snakemake annotation_sheets`)."""
+    input:
+        [f"{RESULTS}/answers/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS],
+    output:
+        [f"{RESULTS}/annotation/sheet_{lang}.csv" for lang in EVAL_LANGS],
+    params:
+        answers=" ".join(f"{lang}={RESULTS}/answers/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS),
+        per_language=config.get("annotation", {}).get("per_language", 50),
+        seed=config.get("annotation", {}).get("seed", 0),
+    log:
+        f"{RESULTS}/logs/annotation_sheets/annotation_sheets.log",
+    shell:
+        "{MLIT} annotation-export --answers {params.answers} --bench {BENCH} --per-language {params.per_language} "
+        "--seed {params.seed} --out-dir {RESULTS}/annotation > {log} 2>&1"

@@ -1,0 +1,68 @@
+import json
+
+import polars as pl
+import pytest
+
+from mlit.annotation import SheetError, export_sheets, human_judge_agreement, import_ratings
+from mlit.io import read_jsonl, write_jsonl
+from mlit.mtbench import load_questions
+
+from conftest import BENCH
+
+
+def answers(tmp_path, model):
+    path = tmp_path / f"{model}.jsonl"
+    write_jsonl(path, [{"question_id": q["question_id"], "answer_id": "x", "model_id": model,
+                        "choices": [{"index": 0, "turns": [f"{model} says one", f"{model} says two"]}], "tstamp": 0}
+                       for q in load_questions(BENCH, "DE", per_category=1)])
+    return str(path)
+
+
+def test_sheets_are_blind_shuffled_and_reproducible(tmp_path):
+    files = {"DE": [answers(tmp_path, "cell-alpha"), answers(tmp_path, "cell-beta")]}
+    assert export_sheets(files, str(BENCH), tmp_path / "a", per_language=10, seed=3) == {"DE": 10}
+    export_sheets(files, str(BENCH), tmp_path / "b", per_language=10, seed=3)
+    sheet = (tmp_path / "a" / "sheet_DE.csv").read_text()
+    assert sheet == (tmp_path / "b" / "sheet_DE.csv").read_text()
+    assert "cell-alpha" not in sheet.replace("cell-alpha says", "") and "model" not in sheet.splitlines()[0]
+    assert sheet.splitlines()[0].endswith("annotator,rating")  # annotators fill these two columns
+    items = read_jsonl(tmp_path / "a" / "sheet_DE.jsonl")
+    key = json.loads((tmp_path / "a" / "key_DE.json").read_text())
+    assert set(key) == {item["item_id"] for item in items}
+    assert {v["model"] for v in key.values()} == {"cell-alpha", "cell-beta"}
+    export_sheets(files, str(BENCH), tmp_path / "c", per_language=10, seed=4)
+    assert (tmp_path / "c" / "sheet_DE.csv").read_text() != sheet
+
+
+KEY = {"i1": {"model": "m", "question_id": "81_DE", "turn": 1}, "i2": {"model": "m", "question_id": "82_DE", "turn": 1},
+       "i3": {"model": "m", "question_id": "83_DE", "turn": 2}}
+
+
+def write_sheet(tmp_path, lines):
+    path = tmp_path / "filled.csv"
+    path.write_text("item_id,annotator,rating\n" + "\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("line, message", [
+    ("i9,ann1,5", r"filled.csv:3: item_id 'i9' is not in the sheet's key"),
+    ("i2,ann1,11", r"filled.csv:3: rating '11' is not a whole number from 1 to 10"),
+    ("i2,ann1,seven", r"filled.csv:3: rating 'seven'"),
+    ("i2,,4", r"filled.csv:3: annotator is empty"),
+])
+def test_bad_rows_are_named(tmp_path, line, message):
+    with pytest.raises(SheetError, match=message):
+        import_ratings(write_sheet(tmp_path, ["i1,ann1,5", line]), KEY)
+
+
+def test_agreement_with_the_judge_and_between_annotators(tmp_path):
+    human = import_ratings(write_sheet(tmp_path, ["i1,ann1,8", "i2,ann1,3", "i3,ann1,6",
+                                                  "i1,ann2,8", "i2,ann2,3", "i3,ann2,6"]), KEY)
+    judge = pl.DataFrame({"model": ["m"] * 3, "question_id": ["81_DE", "82_DE", "83_DE"], "turn": [1, 1, 2],
+                          "score": [8.0, 4.0, 6.0]})
+    result = human_judge_agreement(human, judge)
+    assert result["n"] == 3 and result["exact"] == pytest.approx(2 / 3) and result["within_one"] == 1.0
+    assert result["spearman"] == pytest.approx(1.0)
+    assert result["krippendorff_alpha_humans"] == pytest.approx(1.0)
+    constant = human_judge_agreement(human, judge.with_columns(pl.lit(5.0).alias("score")))
+    assert constant["pearson"] is None  # undefined (a constant judge), reported as null, not NaN
