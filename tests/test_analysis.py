@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from mlit.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
-                           score_by_size)
+                           score_by_size, size_effect)
 from mlit.tables import write_tables
 
 import numpy as np
@@ -64,3 +64,30 @@ def test_judge_health_counts_failures_and_tokens(tmp_path):
     assert de10["prompt_tokens"] == 400 and de10["completion_tokens"] == 40
     paths = plot_category_bars(long_frame(ROWS), tmp_path / "bars")
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_size_effect_by_hand():
+    effect = size_effect(long_frame(ROWS), n_boot=200, seed=0)
+    row = effect.filter((pl.col("composition") == "DE") & (pl.col("lang") == "DE")).row(0, named=True)
+    # size 20 has only q1 (8.0); paired with size 10's q1 (4.0): difference 4 on one question
+    assert (row["size"], row["baseline_size"], row["difference"], row["n_questions"]) == ("20", "10", 4.0, 1)
+    assert row["ci95_low"] == row["ci95_high"] == 4.0
+
+
+def test_gain_resamples_seeds_when_there_are_several():
+    rows = []
+    for seed, shift in ((1, 0.0), (2, 2.0)):  # seed 2's parallel model is better by 2 points
+        for q, base in (("q1", 4.0), ("q2", 6.0)):
+            rows += [("DE", "10", "DE", q, 1, base, seed), ("ENDE", "10", "DE", q, 1, base + 1 + shift, seed)]
+    frame = long_frame([r[:6] for r in rows]).with_columns(pl.Series("seed", [r[6] for r in rows]))
+    row = parallel_gain(frame, n_boot=2000, seed=3).row(0, named=True)
+    assert row["n_seeds"] == 2 and row["n_questions"] == 2
+    assert row["relative_gain"] == pytest.approx(7 / 5 - 1)  # means 7 vs 5
+    # resampling seeds: the interval reaches both the all-seed-1 (6/5) and all-seed-2 (8/5) gains
+    assert row["ci95_low"] < 0.25 and row["ci95_high"] > 0.55
+
+
+def test_cost_from_prices():
+    health = judge_health(long_frame(ROWS), {"prompt_per_1k": 0.03, "completion_per_1k": 0.06})
+    de10 = health.filter(pl.col("cell") == "m__d__DE__10__seed1").row(0, named=True)
+    assert de10["cost"] == pytest.approx((400 * 0.03 + 40 * 0.06) / 1000)

@@ -66,3 +66,60 @@ def test_agreement_with_the_judge_and_between_annotators(tmp_path):
     assert result["krippendorff_alpha_humans"] == pytest.approx(1.0)
     constant = human_judge_agreement(human, judge.with_columns(pl.lit(5.0).alias("score")))
     assert constant["pearson"] is None  # undefined (a constant judge), reported as null, not NaN
+
+
+def test_pairwise_sheets_verdicts_and_agreement(tmp_path):
+    import csv
+
+    from mlit.annotation import export_pairwise_sheets, import_verdicts, pairwise_judge_agreement
+
+    files = {"DE": [answers(tmp_path, "cell-alpha"), answers(tmp_path, "cell-beta")]}
+    assert export_pairwise_sheets(files, str(BENCH), tmp_path / "p", per_language=6, seed=1) == {"DE": 6}
+    key = json.loads((tmp_path / "p" / "pairwise_key_DE.json").read_text())
+    items = list(csv.DictReader(open(tmp_path / "p" / "pairwise_sheet_DE.csv")))
+    assert all("cell-" not in ",".join(item.keys()) for item in items) and len(items) == 6
+    # the judge prefers alpha everywhere; the human agrees, except one tie
+    judge = pl.DataFrame([{"model": m, "question_id": k["question_id"], "turn": k["turn"], "score": s}
+                          for k in key.values() for m, s in (("cell-alpha", 8.0), ("cell-beta", 3.0))]).unique()
+    lines = []
+    for index, (item_id, k) in enumerate(key.items()):
+        winner = "A" if k["model_a"] == "cell-alpha" else "B"
+        lines.append(f"{item_id},ann1,{'tie' if index == 0 else winner}")
+    sheet = tmp_path / "filled_ab.csv"
+    sheet.write_text("item_id,annotator,verdict\n" + "\n".join(lines) + "\n")
+    verdicts = import_verdicts(sheet, key)
+    result = pairwise_judge_agreement(verdicts, judge)
+    assert result == {"n": 6, "agreement_with_ties": pytest.approx(5 / 6), "agreement_without_ties": 1.0}
+    sheet.write_text("item_id,annotator,verdict\n" + lines[0].rsplit(",", 1)[0] + ",C\n")
+    with pytest.raises(SheetError, match=r"filled_ab.csv:2: verdict 'C' is not one of \['A', 'B', 'tie'\]"):
+        import_verdicts(sheet, key)
+
+
+def test_cli_exports_sheets_and_reports_agreement_with_a_plot(tmp_path):
+    import csv
+    import subprocess
+    import sys
+
+    alpha = answers(tmp_path, "m__d__EN__10__seed1")
+    beta = answers(tmp_path, "m__d__DE__10__seed1")
+    run = [sys.executable, "-m", "mlit"]
+    subprocess.run(run + ["annotation-export", "--answers", f"DE={alpha}", f"DE={beta}", "--bench", str(BENCH),
+                          "--per-language", "8", "--seed", "2", "--out-dir", str(tmp_path / "ann")],
+                   check=True, capture_output=True)
+    key = json.loads((tmp_path / "ann" / "key_DE.json").read_text())
+    judged = [{"question_id": k["question_id"], "model": k["model"], "turn": k["turn"], "score": 5.0 + i % 3,
+               "lang": "DE", "category": "writing"} for i, k in enumerate(key.values())]
+    write_jsonl(tmp_path / "judged.jsonl", judged)
+    with open(tmp_path / "filled.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["item_id", "annotator", "rating"])
+        for (item_id, _), row in zip(key.items(), judged):
+            writer.writerow([item_id, "ann1", int(row["score"])])
+    done = subprocess.run(run + ["annotation-agreement", "--lang", "DE", "--sheets", str(tmp_path / "filled.csv"),
+                                 "--key", str(tmp_path / "ann" / "key_DE.json"), "--judgments",
+                                 str(tmp_path / "judged.jsonl"), "--out", str(tmp_path / "agree" / "DE.json")],
+                          check=True, capture_output=True, text=True)
+    result = json.loads((tmp_path / "agree" / "DE.json").read_text())
+    assert result["ratings"]["n"] == 8 and result["ratings"]["exact"] == 1.0, done.stdout
+    assert result["ratings"]["quadratic_weighted_kappa"] == pytest.approx(1.0)
+    assert (tmp_path / "agree" / "DE.png").stat().st_size > 1000 and (tmp_path / "agree" / "DE.csv").exists()

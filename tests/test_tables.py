@@ -49,3 +49,17 @@ def test_partial_results_say_what_is_missing(tmp_path):
     assert missing == [str(tmp_path / "FR.jsonl")] and long.height == 6
     write_tables(files, CELLS, tmp_path / "tables")
     assert "Partial results" in (tmp_path / "tables" / "README.md").read_text()
+
+
+def test_cli_builds_partial_tables_from_cell_ids_with_latex(tmp_path):
+    import subprocess
+    import sys
+
+    files = fixture_files(tmp_path) + [str(tmp_path / "IT.jsonl")]
+    subprocess.run([sys.executable, "-m", "mlit", "tables", "--judgments", *files, "--out-dir", str(tmp_path / "t")],
+                   check=True, capture_output=True)
+    main = pl.read_parquet(tmp_path / "t" / "main_table.parquet").row(0, named=True)
+    assert (main["base_model"], main["composition"], main["size"], main["seed"]) == ("m", "EN", "10", 1)
+    tex = (tmp_path / "t" / "main_table.tex").read_text()
+    assert tex.startswith("\\begin{tabular}") and "m\\_\\_d\\_\\_EN" in tex and tex.rstrip().endswith("\\end{tabular}")
+    assert "IT.jsonl" in (tmp_path / "t" / "README.md").read_text()

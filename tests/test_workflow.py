@@ -97,3 +97,16 @@ def test_report_bundles_tables_and_plots_with_captions(finished_run):
     health = pl.read_csv(workdir / "results" / "tables" / "judge_health.csv")
     assert health.height == 2 and {"off_language_answers", "unparsable_replies", "prompt_tokens"} <= set(health.columns)
     assert (health["prompt_tokens"] > 0).all()
+
+
+def test_partial_tables_from_what_exists(finished_run):
+    workdir, configfile = finished_run
+    config = yaml.safe_load(configfile.read_text())
+    config["compositions"] = ["EN", "ENDE", "DE"]  # DE's cell has not run: its judgments are missing
+    partial = workdir / "partial.yaml"
+    partial.write_text(yaml.safe_dump(config))
+    snakemake(workdir, "--cores", "1", "partial_tables", configfile=partial)
+    main = pl.read_csv(workdir / "results" / "tables_partial" / "main_table.csv")
+    assert sorted(main["composition"]) == ["EN", "ENDE"]
+    readme = (workdir / "results" / "tables_partial" / "README.md").read_text()
+    assert "Partial results" in readme and "tiny-llama__demo__DE__30__seed1/EN.jsonl" in readme

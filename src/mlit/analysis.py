@@ -21,28 +21,57 @@ from mlit.langs import parse_composition
 GROUP = ["base_model", "dataset", "size"]
 
 
-def question_scores(long: pl.DataFrame) -> pl.DataFrame:
-    return (long.filter(pl.col("score").is_not_null())
-            .group_by(GROUP + ["composition", "lang", "question_id"])
-            .agg(pl.col("score").mean().alias("score")))
+def question_scores(long: pl.DataFrame, by_seed: bool = False) -> pl.DataFrame:
+    """Mean of the judged turns per question (per seed with ``by_seed``, else averaged over seeds)."""
+    keys = GROUP + ["composition", "lang", "question_id"] + (["seed"] if by_seed else [])
+    return long.filter(pl.col("score").is_not_null()).group_by(keys).agg(pl.col("score").mean().alias("score"))
+
+
+def _paired_arrays(first: dict, second: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds x questions arrays over the (seed, question) pairs both sides have; NaN where missing."""
+    seeds = sorted({s for s, _ in first} & {s for s, _ in second})
+    questions = sorted({q for _, q in first} & {q for _, q in second})
+    a = np.array([[first.get((s, q), np.nan) for q in questions] for s in seeds], dtype=float)
+    b = np.array([[second.get((s, q), np.nan) for q in questions] for s in seeds], dtype=float)
+    both = ~(np.isnan(a) | np.isnan(b))
+    a[~both] = np.nan
+    b[~both] = np.nan
+    return a, b
+
+
+def bootstrap_ratio(a: np.ndarray, b: np.ndarray, n_boot: int, seed: int, difference: bool = False):
+    """Percentile 95% interval of mean(a)/mean(b) - 1 (or mean(a) - mean(b)) over paired resamples:
+    seeds with replacement (when there are several), then questions with replacement."""
+    a, b = np.atleast_2d(a), np.atleast_2d(b)
+    rng = np.random.default_rng(seed)
+    n_seeds, n_questions = a.shape
+    seed_index = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    question_index = rng.integers(0, n_questions, size=(n_boot, n_questions))
+    picked_a = a[seed_index[:, :, None], question_index[:, None, :]]
+    picked_b = b[seed_index[:, :, None], question_index[:, None, :]]
+    mean_a = np.nanmean(picked_a.reshape(n_boot, -1), axis=1)
+    mean_b = np.nanmean(picked_b.reshape(n_boot, -1), axis=1)
+    values = mean_a - mean_b if difference else mean_a / mean_b - 1
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def bootstrap_relative_gain(multi: np.ndarray, mono: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
     """Percentile 95% interval of mean(multi)/mean(mono) - 1 over resampled question pairs."""
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(multi), size=(n_boot, len(multi)))
-    gains = multi[index].mean(axis=1) / mono[index].mean(axis=1) - 1
-    low, high = np.percentile(gains, [2.5, 97.5])
-    return float(low), float(high)
+    return bootstrap_ratio(multi, mono, n_boot, seed)
+
+
+def _by_composition(frame: pl.DataFrame) -> dict[str, dict[tuple[int, str], float]]:
+    return {comp: {(seed, q): score for seed, q, score in part.select(["seed", "question_id", "score"]).iter_rows()}
+            for (comp,), part in frame.group_by(["composition"], maintain_order=True)}
 
 
 def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
-    scores = question_scores(long)
+    scores = question_scores(long, by_seed=True)
     rows = []
     for key, frame in scores.group_by(GROUP + ["lang"], maintain_order=True):
         *group, lang = key
-        by_comp = {comp: dict(zip(part["question_id"], part["score"]))
-                   for (comp,), part in frame.group_by(["composition"], maintain_order=True)}
+        by_comp = _by_composition(frame)
         mono = by_comp.get(lang)
         if mono is None:
             continue
@@ -50,20 +79,45 @@ def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.D
             parsed = parse_composition(comp)
             if parsed.monolingual or lang not in parsed.languages:
                 continue
-            common = sorted(set(mono) & set(multi))
-            if not common:
+            a, b = _paired_arrays(multi, mono)
+            if a.size == 0 or np.isnan(a).all():
                 continue
-            a = np.array([multi[q] for q in common])
-            b = np.array([mono[q] for q in common])
-            low, high = bootstrap_relative_gain(a, b, n_boot, seed)
+            low, high = bootstrap_ratio(a, b, n_boot, seed)
+            mean_a, mean_b = float(np.nanmean(a)), float(np.nanmean(b))
             rows.append({**dict(zip(GROUP, group)), "lang": lang, "composition": comp, "baseline": lang,
-                         "mean_multilingual": round(float(a.mean()), 4), "mean_monolingual": round(float(b.mean()), 4),
-                         "relative_gain": round(float(a.mean() / b.mean() - 1), 4),
-                         "ci95_low": round(low, 4), "ci95_high": round(high, 4), "n_questions": len(common)})
+                         "mean_multilingual": round(mean_a, 4), "mean_monolingual": round(mean_b, 4),
+                         "relative_gain": round(mean_a / mean_b - 1, 4), "ci95_low": round(low, 4),
+                         "ci95_high": round(high, 4), "n_questions": a.shape[1], "n_seeds": a.shape[0]})
     schema = {"base_model": pl.String, "dataset": pl.String, "size": pl.String, "lang": pl.String,
               "composition": pl.String, "baseline": pl.String, "mean_multilingual": pl.Float64,
               "mean_monolingual": pl.Float64, "relative_gain": pl.Float64, "ci95_low": pl.Float64,
-              "ci95_high": pl.Float64, "n_questions": pl.Int64}
+              "ci95_high": pl.Float64, "n_questions": pl.Int64, "n_seeds": pl.Int64}
+    return pl.DataFrame(rows, schema=schema)
+
+
+def size_effect(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
+    """Score of every size against the smallest size of the same dataset (same base model,
+    composition, evaluation language): the difference and its paired bootstrap 95% interval."""
+    scores = question_scores(long, by_seed=True)
+    rows = []
+    for (model, dataset, comp, lang), frame in scores.group_by(["base_model", "dataset", "composition", "lang"],
+                                                               maintain_order=True):
+        by_size = {size: {(s, q): v for s, q, v in part.select(["seed", "question_id", "score"]).iter_rows()}
+                   for (size,), part in frame.group_by(["size"])}
+        sizes = size_order(by_size)
+        for size in sizes[1:]:
+            a, b = _paired_arrays(by_size[size], by_size[sizes[0]])
+            if a.size == 0 or np.isnan(a).all():
+                continue
+            low, high = bootstrap_ratio(a, b, n_boot, seed, difference=True)
+            rows.append({"base_model": model, "dataset": dataset, "composition": comp, "lang": lang,
+                         "size": size, "baseline_size": sizes[0], "mean": round(float(np.nanmean(a)), 4),
+                         "mean_baseline": round(float(np.nanmean(b)), 4),
+                         "difference": round(float(np.nanmean(a) - np.nanmean(b)), 4),
+                         "ci95_low": round(low, 4), "ci95_high": round(high, 4), "n_questions": a.shape[1]})
+    schema = {"base_model": pl.String, "dataset": pl.String, "composition": pl.String, "lang": pl.String,
+              "size": pl.String, "baseline_size": pl.String, "mean": pl.Float64, "mean_baseline": pl.Float64,
+              "difference": pl.Float64, "ci95_low": pl.Float64, "ci95_high": pl.Float64, "n_questions": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -180,9 +234,9 @@ def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
     return paths
 
 
-def judge_health(long: pl.DataFrame) -> pl.DataFrame:
+def judge_health(long: pl.DataFrame, prices: dict | None = None) -> pl.DataFrame:
     """Per cell: judged turns, failed ones split into unparsable replies and API errors, answers not in
-    the question's language, and the judge's tokens."""
+    the question's language, the judge's tokens and their cost (``prices`` per 1k tokens)."""
     unparsable = pl.col("error").fill_null("").str.contains("no parsable rating")
     return (long.group_by(["cell"])
             .agg(pl.len().alias("judged_turns"), pl.col("failed").sum().alias("failed"),
@@ -191,4 +245,7 @@ def judge_health(long: pl.DataFrame) -> pl.DataFrame:
                  (~pl.col("on_language")).sum().alias("off_language_answers"),
                  pl.col("prompt_tokens").sum().alias("prompt_tokens"),
                  pl.col("completion_tokens").sum().alias("completion_tokens"))
+            .with_columns(((pl.col("prompt_tokens") * (prices or {}).get("prompt_per_1k", 0.0)
+                            + pl.col("completion_tokens") * (prices or {}).get("completion_per_1k", 0.0)) / 1000)
+                          .round(4).alias("cost"))
             .sort("cell"))

@@ -76,37 +76,50 @@ def cmd_import_judgments(args) -> None:
 
 
 def cmd_annotation_export(args) -> None:
-    from mlit.annotation import export_sheets
+    from mlit.annotation import export_pairwise_sheets, export_sheets
 
     files: dict[str, list[str]] = {}
     for item in args.answers:
         lang, path = item.split("=", 1)
         files.setdefault(lang, []).append(path)
     counts = export_sheets(files, args.bench, Path(args.out_dir), args.per_language, args.seed)
-    print(f"annotation sheets written to {args.out_dir}: {counts}")
+    pairwise = export_pairwise_sheets(files, args.bench, Path(args.out_dir), args.per_language, args.seed)
+    print(f"annotation sheets written to {args.out_dir}: ratings {counts}, A/B {pairwise}")
 
 
 def cmd_annotation_agreement(args) -> None:
     import polars as pl
 
-    from mlit.annotation import human_judge_agreement, import_ratings
+    from mlit.annotation import (human_judge_agreement, import_ratings, import_verdicts, pairwise_judge_agreement,
+                                 plot_human_vs_judge)
     from mlit.io import read_jsonl, write_json
 
-    key = json.loads(Path(args.key).read_text(encoding="utf-8"))
-    human = pl.concat([import_ratings(sheet, key) for sheet in args.sheets])
     judged = [row for path in args.judgments for row in read_jsonl(path)]
     judge = pl.DataFrame([{"model": r["model"], "question_id": r["question_id"], "turn": int(r["turn"]),
                            "score": r["score"]} for r in judged],
                          schema={"model": pl.String, "question_id": pl.String, "turn": pl.Int64, "score": pl.Float64})
-    result = human_judge_agreement(human, judge)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    result = {"language": args.lang}
+    if args.sheets:
+        key = json.loads(Path(args.key).read_text(encoding="utf-8"))
+        human = pl.concat([import_ratings(sheet, key) for sheet in args.sheets])
+        result["ratings"] = human_judge_agreement(human, judge)
+        plot_human_vs_judge(human, judge, Path(args.out).with_suffix(""), f"human vs judge ({args.lang})")
+    if args.pairwise_sheets:
+        key = json.loads(Path(args.pairwise_key).read_text(encoding="utf-8"))
+        verdicts = pl.concat([import_verdicts(sheet, key) for sheet in args.pairwise_sheets])
+        result["pairwise"] = pairwise_judge_agreement(verdicts, judge)
     write_json(args.out, result)
+    flat = {"language": args.lang, **{f"{part}_{name}": value for part in ("ratings", "pairwise")
+                                      for name, value in result.get(part, {}).items()}}
+    pl.DataFrame([flat]).write_csv(Path(args.out).with_suffix(".csv"))
     print(json.dumps(result, indent=2))
 
 
 def cmd_tables(args) -> None:
     from mlit.tables import write_tables
 
-    tables = write_tables(args.judgments, args.cells, Path(args.out_dir))
+    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), args.prices)
     print(tables["main_table"])
 
 
@@ -178,16 +191,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_annotation_export)
 
-    p = steps.add_parser("annotation-agreement", help="filled sheets vs the judge: agreement figures (JSON)")
-    p.add_argument("--sheets", nargs="+", required=True, help="filled CSV sheets: item_id, annotator, rating")
-    p.add_argument("--key", required=True, help="the key_<LANG>.json written with the sheet")
+    p = steps.add_parser("annotation-agreement", help="filled sheets vs the judge: agreement (JSON) and a plot")
+    p.add_argument("--lang", required=True)
+    p.add_argument("--sheets", nargs="*", default=[], help="filled rating sheets (CSV): item_id, annotator, rating")
+    p.add_argument("--key", help="the key_<LANG>.json written with the rating sheet")
+    p.add_argument("--pairwise-sheets", nargs="*", default=[], help="filled A/B sheets: item_id, annotator, verdict")
+    p.add_argument("--pairwise-key", help="the pairwise_key_<LANG>.json written with the A/B sheet")
     p.add_argument("--judgments", nargs="+", required=True, help="judgment files of the same language")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_annotation_agreement)
 
     p = steps.add_parser("tables", help="result tables from the judgments that exist")
     p.add_argument("--judgments", nargs="+", required=True)
-    p.add_argument("--cells", type=_json, required=True, help="JSON: cell id -> cell fields")
+    p.add_argument("--cells", type=_json, help="JSON: cell id -> cell fields (default: read from the cell ids)")
+    p.add_argument("--prices", type=_json, help='JSON: {"prompt_per_1k": x, "completion_per_1k": y} for the cost')
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
     return main

@@ -11,21 +11,31 @@ from pathlib import Path
 import polars as pl
 
 from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
-                           score_by_size)
+                           score_by_size, size_effect)
 from mlit.io import atomic_write_text, read_jsonl
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
 
 
-def load_long(judgment_files: list[str], cells: dict[str, dict]) -> tuple[pl.DataFrame, list[str]]:
-    """All judgments as one row per (cell, language, question, turn); and the missing files."""
+def cell_fields(cell_id: str) -> dict:
+    """Fields of a cell id ``<model>__<dataset>__<composition>__<size>__seed<seed>``."""
+    parts = cell_id.split("__")
+    if len(parts) != 5 or not parts[4].startswith("seed") or not parts[4][4:].isdigit():
+        raise ValueError(f"'{cell_id}' is not a cell id of the form <model>__<dataset>__<composition>__<size>__seed<n>")
+    return {"cell": cell_id, "base_model": parts[0], "dataset": parts[1], "composition": parts[2], "size": parts[3],
+            "seed": int(parts[4][4:])}
+
+
+def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -> tuple[pl.DataFrame, list[str]]:
+    """All judgments as one row per (cell, language, question, turn); and the missing files.
+    Without ``cells``, cell fields are read from the cell ids."""
     records, missing = [], []
     for path in judgment_files:
         if not Path(path).exists():
             missing.append(path)
             continue
         for row in read_jsonl(path):
-            cell = cells.get(row["model"])
+            cell = cells.get(row["model"]) if cells is not None else cell_fields(row["model"])
             if cell is None:
                 raise ValueError(f"{path}: model '{row['model']}' is not a cell of the grid")
             records.append({**cell, "lang": row["lang"], "question_id": row["question_id"],
@@ -85,7 +95,23 @@ def to_markdown(frame: pl.DataFrame) -> str:
     return "\n".join([header, rule, *lines]) + "\n"
 
 
-def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Path) -> dict[str, pl.DataFrame]:
+def to_latex(frame: pl.DataFrame) -> str:
+    def cell(value) -> str:
+        text = "" if value is None else str(value)
+        for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                              ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}")):
+            text = text.replace(char, escaped)
+        return text
+
+    lines = [r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule",
+             " & ".join(cell(c) for c in frame.columns) + r" \\", r"\midrule"]
+    lines += [" & ".join(cell(v) for v in row) + r" \\" for row in frame.iter_rows()]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_dir: Path,
+                 prices: dict | None = None) -> dict[str, pl.DataFrame]:
     long, missing = load_long(judgment_files, cells)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".scores_long.parquet.tmp"
@@ -94,14 +120,18 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict], out_dir: Pat
     tables = aggregates(long)
     tables["parallel_gain"] = parallel_gain(long)
     tables["score_by_size"] = score_by_size(long)
-    tables["judge_health"] = judge_health(long)
+    tables["size_effect"] = size_effect(long)
+    tables["judge_health"] = judge_health(long, prices)
     report = ["# MT-Bench-X results", ""]
     if missing:
         report += [f"**Partial results**: {len(missing)} judgment file(s) missing:", ""]
         report += [f"- {path}" for path in missing] + [""]
-    for name, table in tables.items():
+    for name, table in tables.items():  # parquet is the source; CSV, Markdown and LaTeX are renderings
+        table.write_parquet(out_dir / f".{name}.parquet.tmp")
+        (out_dir / f".{name}.parquet.tmp").replace(out_dir / f"{name}.parquet")
         atomic_write_text(out_dir / f"{name}.csv", table.write_csv())
         atomic_write_text(out_dir / f"{name}.md", to_markdown(table))
+        atomic_write_text(out_dir / f"{name}.tex", to_latex(table))
         if name in ("main_table", "scores_by_cell", "parallel_gain"):
             report += [f"## {name}", "", to_markdown(table), ""]
     if long["score"].is_not_null().any():

@@ -26,10 +26,30 @@ rule tables:
         ),
     params:
         cells=as_json({cell_id: cell.fields() for cell_id, cell in GRID.cells.items()}),
+        prices=as_json(config["judge"].get("prices_per_1k", {})),
     log:
         f"{RESULTS}/logs/tables/tables.log",
     shell:
-        "{MLIT} tables --judgments {input} --cells {params.cells:q} --out-dir {RESULTS}/tables > {log} 2>&1"
+        "{MLIT} tables --judgments {input} --cells {params.cells:q} --prices {params.prices:q} "
+        "--out-dir {RESULTS}/tables > {log} 2>&1"
+
+
+rule partial_tables:
+    """Tables from the judgments that exist now (a sweep still running or partly failed);
+    `results/tables_partial/README.md` lists what is missing. Run: snakemake partial_tables"""
+    input:
+        [path for path in JUDGMENT_FILES if Path(path).exists()],
+    output:
+        f"{RESULTS}/tables_partial/main_table.csv",
+    params:
+        expected=" ".join(JUDGMENT_FILES),
+        cells=as_json({cell_id: cell.fields() for cell_id, cell in GRID.cells.items()}),
+        prices=as_json(config["judge"].get("prices_per_1k", {})),
+    log:
+        f"{RESULTS}/logs/tables/partial_tables.log",
+    shell:
+        "{MLIT} tables --judgments {params.expected} --cells {params.cells:q} --prices {params.prices:q} "
+        "--out-dir {RESULTS}/tables_partial > {log} 2>&1"
 
 
 rule annotation_sheets:
