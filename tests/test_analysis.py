@@ -13,6 +13,7 @@ def long_frame(rows):
     return pl.DataFrame([{"cell": f"m__d__{c}__{n}__seed1", "base_model": "m", "dataset": "d", "composition": c,
                           "size": n, "seed": 1, "lang": lang, "question_id": q, "category": "writing", "turn": t,
                           "score": s, "failed": s is None, "judgment": None, "prompt_tokens": 100, "on_language": q != "q2",
+                          "examples_per_language": int(n) if n.isdigit() else None,
                           "completion_tokens": 10,
                           "error": None if s is not None else "no parsable rating [[1-10]] in the judge's reply"}
                          for c, n, lang, q, t, s in rows])
@@ -91,3 +92,16 @@ def test_cost_from_prices():
     health = judge_health(long_frame(ROWS), {"prompt_per_1k": 0.03, "completion_per_1k": 0.06})
     de10 = health.filter(pl.col("cell") == "m__d__DE__10__seed1").row(0, named=True)
     assert de10["cost"] == pytest.approx((400 * 0.03 + 40 * 0.06) / 1000)
+
+
+def test_size_effect_compares_across_datasets_by_examples():
+    rows = [("EN", "full", "EN", "q1", 1, 5.0), ("EN", "1030", "EN", "q1", 1, 6.0), ("EN", "full", "EN", "q1", 1, 9.0)]
+    frame = long_frame(rows).with_columns(
+        pl.Series("dataset", ["lima_x", "bactrian_x", "bactrian_x"]),
+        pl.Series("examples_per_language", [1030, 1030, 67017], dtype=pl.Int64))
+    effect = size_effect(frame, n_boot=50)
+    points = {(r["dataset"], r["size"]): r for r in effect.iter_rows(named=True)}
+    # the smallest set is a tie at 1030 examples: Bactrian-X's 1030 subset sorts before Lima-X 'full'
+    assert set(points) == {("lima_x", "full"), ("bactrian_x", "full")}
+    assert points["bactrian_x", "full"]["baseline_dataset"] == "bactrian_x"
+    assert points["bactrian_x", "full"]["difference"] == 3.0 and points["lima_x", "full"]["difference"] == -1.0

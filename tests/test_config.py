@@ -23,6 +23,9 @@ def test_demo_grid_expands_every_axis():
     cell = g.cells["tiny-llama__demo__ENDEFRITES__40__seed1"]
     assert cell.data.composition == "ENDEFRITES" and cell.data.size == 40
     assert g.data_spec(cell.data.data_id)["source"]["local"].startswith(str(REPO))
+    assert g.cell_fields(cell.cell_id)["examples_per_language"] == 40
+    full = grid(sizes=["full"])
+    assert full.cell_fields("tiny-llama__demo__EN__full__seed1")["examples_per_language"] == 191
 
 
 def test_compositions_parse():

@@ -92,7 +92,7 @@ def test_report_bundles_tables_and_plots_with_captions(finished_run):
     snakemake(workdir, "--report", str(workdir / "report.html"), configfile=configfile)
     html = (workdir / "report.html").read_text(errors="replace")
     for text in ("paired percentile", "Superficial Alignment Hypothesis", "main_table.csv", "categories.png",
-                 "judge_health.csv"):
+                 "judge_health.csv", "size_effect.csv"):
         assert text in html, text
     health = pl.read_csv(workdir / "results" / "tables" / "judge_health.csv")
     assert health.height == 2 and {"off_language_answers", "unparsable_replies", "prompt_tokens"} <= set(health.columns)

@@ -96,28 +96,41 @@ def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.D
 
 
 def size_effect(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
-    """Score of every size against the smallest size of the same dataset (same base model,
-    composition, evaluation language): the difference and its paired bootstrap 95% interval."""
-    scores = question_scores(long, by_seed=True)
+    """Every (dataset, size) against the smallest training set of the same base model, composition and
+    evaluation language, across datasets (Lima-X-sized vs Bactrian-X-sized and the sizes between):
+    the score difference and its paired bootstrap 95% interval. Sets are ordered by examples per
+    language; a 'full' set of unknown size sorts last within its dataset."""
+    keyed = long.with_columns(pl.col("examples_per_language").fill_null(-1).alias("_examples"))
+    scores = (keyed.filter(pl.col("score").is_not_null())
+              .group_by(["base_model", "dataset", "size", "_examples", "composition", "lang", "question_id", "seed"])
+              .agg(pl.col("score").mean()))
     rows = []
-    for (model, dataset, comp, lang), frame in scores.group_by(["base_model", "dataset", "composition", "lang"],
-                                                               maintain_order=True):
-        by_size = {size: {(s, q): v for s, q, v in part.select(["seed", "question_id", "score"]).iter_rows()}
-                   for (size,), part in frame.group_by(["size"])}
-        sizes = size_order(by_size)
-        for size in sizes[1:]:
-            a, b = _paired_arrays(by_size[size], by_size[sizes[0]])
+    for (model, comp, lang), frame in scores.group_by(["base_model", "composition", "lang"], maintain_order=True):
+        sets = {(dataset, size, examples): {(s, q): v for s, q, v in part.select(["seed", "question_id",
+                                                                                  "score"]).iter_rows()}
+                for (dataset, size, examples), part in frame.group_by(["dataset", "size", "_examples"])}
+
+        def order(item):
+            dataset, size, examples = item
+            return (examples if examples >= 0 else float("inf"), size == "full", dataset)
+
+        ordered = sorted(sets, key=order)
+        base = ordered[0]
+        for point in ordered[1:]:
+            a, b = _paired_arrays(sets[point], sets[base])
             if a.size == 0 or np.isnan(a).all():
                 continue
             low, high = bootstrap_ratio(a, b, n_boot, seed, difference=True)
-            rows.append({"base_model": model, "dataset": dataset, "composition": comp, "lang": lang,
-                         "size": size, "baseline_size": sizes[0], "mean": round(float(np.nanmean(a)), 4),
-                         "mean_baseline": round(float(np.nanmean(b)), 4),
+            rows.append({"base_model": model, "composition": comp, "lang": lang, "dataset": point[0],
+                         "size": point[1], "examples_per_language": point[2] if point[2] >= 0 else None,
+                         "baseline_dataset": base[0], "baseline_size": base[1],
+                         "mean": round(float(np.nanmean(a)), 4), "mean_baseline": round(float(np.nanmean(b)), 4),
                          "difference": round(float(np.nanmean(a) - np.nanmean(b)), 4),
                          "ci95_low": round(low, 4), "ci95_high": round(high, 4), "n_questions": a.shape[1]})
-    schema = {"base_model": pl.String, "dataset": pl.String, "composition": pl.String, "lang": pl.String,
-              "size": pl.String, "baseline_size": pl.String, "mean": pl.Float64, "mean_baseline": pl.Float64,
-              "difference": pl.Float64, "ci95_low": pl.Float64, "ci95_high": pl.Float64, "n_questions": pl.Int64}
+    schema = {"base_model": pl.String, "composition": pl.String, "lang": pl.String, "dataset": pl.String,
+              "size": pl.String, "examples_per_language": pl.Int64, "baseline_dataset": pl.String,
+              "baseline_size": pl.String, "mean": pl.Float64, "mean_baseline": pl.Float64, "difference": pl.Float64,
+              "ci95_low": pl.Float64, "ci95_high": pl.Float64, "n_questions": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
 
 

@@ -106,10 +106,12 @@ class Grid:
         self.datasets = config["datasets"]
         needed = tuple(lang for lang in LANGUAGES if any(lang in c.languages for c in self.compositions.values()))
         self.data_cells: dict[str, DataCell] = {}
+        self.dataset_items: dict[str, int | None] = {}
         for name, spec in self.datasets.items():
             sizes_key = f"datasets.{name}.sizes" if "sizes" in spec else "sizes"
             sizes = spec.get("sizes", config["sizes"])
             available = self._available_items(name, spec, needed)
+            self.dataset_items[name] = available
             for size in sizes:
                 if size != "full" and available is not None and size > available:
                     raise ConfigError(
@@ -151,6 +153,14 @@ class Grid:
                 )
 
     # --- lookups used by the rules -------------------------------------------------------------
+
+    def cell_fields(self, cell_id: str) -> dict[str, Any]:
+        """A cell's fields for the tables, with its examples per language ('full' resolved where the
+        dataset's size is known), so that sizes compare across datasets."""
+        cell = self.cells[cell_id]
+        size = cell.data.size
+        return {**cell.fields(),
+                "examples_per_language": size if size != "full" else self.dataset_items[cell.data.dataset]}
 
     def data_spec(self, data_id: str) -> dict:
         """Everything the data-prep step needs for one training set (and nothing else, so that

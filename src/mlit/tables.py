@@ -23,7 +23,7 @@ def cell_fields(cell_id: str) -> dict:
     if len(parts) != 5 or not parts[4].startswith("seed") or not parts[4][4:].isdigit():
         raise ValueError(f"'{cell_id}' is not a cell id of the form <model>__<dataset>__<composition>__<size>__seed<n>")
     return {"cell": cell_id, "base_model": parts[0], "dataset": parts[1], "composition": parts[2], "size": parts[3],
-            "seed": int(parts[4][4:])}
+            "seed": int(parts[4][4:]), "examples_per_language": int(parts[3]) if parts[3].isdigit() else None}
 
 
 def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -> tuple[pl.DataFrame, list[str]]:
@@ -38,14 +38,15 @@ def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -
             cell = cells.get(row["model"]) if cells is not None else cell_fields(row["model"])
             if cell is None:
                 raise ValueError(f"{path}: model '{row['model']}' is not a cell of the grid")
-            records.append({**cell, "lang": row["lang"], "question_id": row["question_id"],
+            records.append({**cell, "examples_per_language": cell.get("examples_per_language"), "lang": row["lang"], "question_id": row["question_id"],
                             "category": row["category"], "turn": int(row["turn"]),
                             "score": None if row["score"] is None else float(row["score"]),
                             "failed": row["score"] is None, "error": row.get("error"),
                             "judgment": row.get("judgment"), "on_language": row.get("on_language", True),
                             "prompt_tokens": (row.get("usage") or {}).get("prompt_tokens", 0),
                             "completion_tokens": (row.get("usage") or {}).get("completion_tokens", 0)})
-    schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "lang": pl.String,
+    schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "examples_per_language": pl.Int64,
+              "lang": pl.String,
               "question_id": pl.String, "category": pl.String, "turn": pl.Int64, "score": pl.Float64,
               "failed": pl.Boolean, "error": pl.String, "judgment": pl.String, "on_language": pl.Boolean,
               "prompt_tokens": pl.Int64,

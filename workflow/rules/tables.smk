@@ -14,6 +14,9 @@ rule tables:
             category="Tables",
         ),
         gain=report(f"{RESULTS}/tables/parallel_gain.csv", caption="../report/parallel_gain.rst", category="Tables"),
+        size_effect=report(
+            f"{RESULTS}/tables/size_effect.csv", caption="../report/size_effect.rst", category="Tables"
+        ),
         health=report(f"{RESULTS}/tables/judge_health.csv", caption="../report/judge_health.rst", category="Tables"),
         size_plot=report(
             f"{RESULTS}/tables/plots/score_by_size.png", caption="../report/score_by_size.rst", category="Plots"
@@ -25,7 +28,7 @@ rule tables:
             f"{RESULTS}/tables/plots/categories.png", caption="../report/categories.rst", category="Plots"
         ),
     params:
-        cells=as_json({cell_id: cell.fields() for cell_id, cell in GRID.cells.items()}),
+        cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         prices=as_json(config["judge"].get("prices_per_1k", {})),
     log:
         f"{RESULTS}/logs/tables/tables.log",
@@ -43,7 +46,7 @@ rule partial_tables:
         f"{RESULTS}/tables_partial/main_table.csv",
     params:
         expected=" ".join(JUDGMENT_FILES),
-        cells=as_json({cell_id: cell.fields() for cell_id, cell in GRID.cells.items()}),
+        cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         prices=as_json(config["judge"].get("prices_per_1k", {})),
     log:
         f"{RESULTS}/logs/tables/partial_tables.log",
