@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 
 from mlit.langs import parse_composition
+from mlit.plotting import pyplot, save_figure
 
 GROUP = ["base_model", "dataset", "size"]
 
@@ -147,10 +148,7 @@ def score_by_size(long: pl.DataFrame) -> pl.DataFrame:
 
 def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
     """Score against dataset size: one panel per language, one line per composition (PNG and SVG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     langs = sorted(table["lang"].unique().to_list())
     sizes = size_order(table["size"].to_list())
@@ -168,20 +166,12 @@ def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
         ax.set_xlabel("examples per language")
     axes[0][0].set_ylabel("mean judge score (1-10)")
     axes[0][-1].legend(fontsize=6, loc="best")
-    fig.tight_layout()
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_stem)
 
 
 def plot_heatmap(long: pl.DataFrame, out_stem: Path) -> list[Path]:
     """Mean score per training composition (rows) and evaluation language (columns)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     means = question_scores(long).group_by(["composition", "lang"]).agg(pl.col("score").mean())
     comps = sorted(means["composition"].unique().to_list())
@@ -203,21 +193,13 @@ def plot_heatmap(long: pl.DataFrame, out_stem: Path) -> list[Path]:
     ax.set_xlabel("evaluation language")
     ax.set_ylabel("training composition")
     fig.colorbar(image, ax=ax, label="mean judge score")
-    fig.tight_layout()
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_stem)
 
 
 def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
     """Per evaluation language, the mean score per MT-Bench category of each training composition
     (bars side by side: parallel vs monolingual vs sampled), as MT-Bench-X draws it."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     from mlit.mtbench import CATEGORIES
 
@@ -239,12 +221,7 @@ def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
         ax.set_ylim(0, 10)
         ax.set_ylabel(f"{lang} score")
     axes[0, 0].legend(fontsize=7, ncol=max(1, len(comps)), loc="upper right")
-    fig.tight_layout()
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_stem)
 
 
 def judge_health(long: pl.DataFrame, prices: dict | None = None) -> pl.DataFrame:

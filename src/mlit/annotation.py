@@ -19,6 +19,7 @@ import polars as pl
 
 from mlit.agreement import krippendorff_alpha, pairwise_agreement, rating_agreement
 from mlit.io import atomic_write_text, read_jsonl, write_json, write_jsonl
+from mlit.plotting import pyplot, save_figure
 from mlit.mtbench import load_questions
 
 SHEET_COLUMNS = ["item_id", "language", "question_1", "answer_1", "question_2", "answer_2", "turn_to_rate",
@@ -110,26 +111,34 @@ def export_pairwise_sheets(answer_files: dict[str, list[str]], bench_dir: str, o
     return counts
 
 
-def import_verdicts(path: str | Path, key: dict[str, dict]) -> pl.DataFrame:
-    """Rows ``item_id, annotator, verdict, model_a, model_b, question_id, turn`` from a filled A/B sheet."""
+def _read_filled_sheet(path: str | Path, key: dict[str, dict], field: str, parse) -> list[dict]:
+    """Rows of a filled sheet, each checked: a known item id, a named annotator, and a ``field`` that
+    ``parse`` accepts (it returns the value, or None for a bad one). Errors name file, row and field."""
     rows = []
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        missing = {"item_id", "annotator", "verdict"} - set(reader.fieldnames or [])
+        missing = {"item_id", "annotator", field} - set(reader.fieldnames or [])
         if missing:
-            raise SheetError(f"{path}: missing column(s) {sorted(missing)}; a filled A/B sheet needs item_id, "
-                             "annotator, verdict")
-        for number, row in enumerate(reader, start=2):
+            raise SheetError(f"{path}: missing column(s) {sorted(missing)}; a filled sheet needs item_id, annotator, "
+                             f"{field}")
+        for number, row in enumerate(reader, start=2):  # row 1 is the header
             item_id = row["item_id"].strip()
             if item_id not in key:
                 raise SheetError(f"{path}:{number}: item_id '{item_id}' is not in the sheet's key file")
-            verdict = (row["verdict"] or "").strip()
-            if verdict not in VERDICTS:
-                raise SheetError(f"{path}:{number}: verdict '{verdict}' is not one of {list(VERDICTS)}")
+            text = (row[field] or "").strip()
+            value = parse(text)
+            if value is None:
+                allowed = "a whole number from 1 to 10" if field == "rating" else f"one of {list(VERDICTS)}"
+                raise SheetError(f"{path}:{number}: {field} '{text}' is not {allowed}")
             if not (row["annotator"] or "").strip():
                 raise SheetError(f"{path}:{number}: annotator is empty; name who rated the item")
-            rows.append({"item_id": item_id, "annotator": row["annotator"].strip(), "verdict": verdict,
-                         **key[item_id]})
+            rows.append({"item_id": item_id, "annotator": row["annotator"].strip(), field: value, **key[item_id]})
+    return rows
+
+
+def import_verdicts(path: str | Path, key: dict[str, dict]) -> pl.DataFrame:
+    """Rows ``item_id, annotator, verdict, model_a, model_b, question_id, turn`` from a filled A/B sheet."""
+    rows = _read_filled_sheet(path, key, "verdict", lambda text: text if text in VERDICTS else None)
     return pl.DataFrame(rows, schema={"item_id": pl.String, "annotator": pl.String, "verdict": pl.String,
                                       "model_a": pl.String, "model_b": pl.String, "question_id": pl.String,
                                       "turn": pl.Int64})
@@ -152,6 +161,7 @@ def pairwise_judge_agreement(verdicts: pl.DataFrame, judgments: pl.DataFrame) ->
     judged = judge_verdicts(verdicts, judgments)
     pairs = [(h, j) for h, j in zip(verdicts["verdict"], judged) if j is not None]
     human, judge = [h for h, _ in pairs], [j for _, j in pairs]
+
     def defined(value: float) -> float | None:
         return None if value != value else value  # NaN: no pair left to compare
 
@@ -161,23 +171,8 @@ def pairwise_judge_agreement(verdicts: pl.DataFrame, judgments: pl.DataFrame) ->
 
 def import_ratings(path: str | Path, key: dict[str, dict]) -> pl.DataFrame:
     """Rows ``item_id, annotator, rating, model, question_id, turn`` from a filled CSV sheet."""
-    rows = []
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"item_id", "annotator", "rating"} - set(reader.fieldnames or [])
-        if missing:
-            raise SheetError(f"{path}: missing column(s) {sorted(missing)}; a filled sheet needs item_id, annotator, "
-                             "rating")
-        for number, row in enumerate(reader, start=2):  # row 1 is the header
-            item_id = row["item_id"].strip()
-            if item_id not in key:
-                raise SheetError(f"{path}:{number}: item_id '{item_id}' is not in the sheet's key file")
-            text = (row["rating"] or "").strip()
-            if not text.isdigit() or not 1 <= int(text) <= 10:
-                raise SheetError(f"{path}:{number}: rating '{text}' is not a whole number from 1 to 10")
-            if not (row["annotator"] or "").strip():
-                raise SheetError(f"{path}:{number}: annotator is empty; name who rated the item")
-            rows.append({"item_id": item_id, "annotator": row["annotator"].strip(), "rating": int(text), **key[item_id]})
+    rows = _read_filled_sheet(path, key, "rating",
+                              lambda text: int(text) if text.isdigit() and 1 <= int(text) <= 10 else None)
     return pl.DataFrame(rows, schema={"item_id": pl.String, "annotator": pl.String, "rating": pl.Int64,
                                       "model": pl.String, "question_id": pl.String, "turn": pl.Int64})
 
@@ -199,12 +194,9 @@ def human_judge_agreement(human: pl.DataFrame, judgments: pl.DataFrame) -> dict:
 
 def plot_human_vs_judge(human: pl.DataFrame, judgments: pl.DataFrame, out_stem: Path, title: str) -> list[Path]:
     """Scatter of the mean human rating per item against the judge's score (jittered), PNG and SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
+    plt = pyplot()
     per_item = human.group_by(["item_id", "model", "question_id", "turn"]).agg(pl.col("rating").mean())
     joined = per_item.join(judgments.select(["model", "question_id", "turn", "score"]).drop_nulls(),
                            on=["model", "question_id", "turn"])
@@ -217,9 +209,4 @@ def plot_human_vs_judge(human: pl.DataFrame, judgments: pl.DataFrame, out_stem: 
     ax.set_xlabel("judge score")
     ax.set_ylabel("human rating (mean over annotators)")
     ax.set_title(title)
-    fig.tight_layout()
-    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_stem)

@@ -1,0 +1,24 @@
+"""Matplotlib without a display, and figures saved as PNG and SVG side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out_stem: Path) -> list[Path]:
+    """Write ``<out_stem>.png`` and ``<out_stem>.svg``, close the figure, return both paths."""
+    fig.tight_layout()
+    paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
+    for path in paths:
+        fig.savefig(path, dpi=120)
+    pyplot().close(fig)
+    return paths
