@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test dag clean
+.PHONY: setup setup-vllm system-deps demo test bench dag clean
 
 setup: $(VENV)/.installed
 
@@ -16,11 +16,41 @@ $(VENV)/.installed: pyproject.toml envs/requirements.txt
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $@
 
+# vLLM (CPU build) in its own environment: its pins clash with the training stack
+VLLM_VENV ?= .venv-vllm
+setup-vllm: $(VLLM_VENV)/.installed
+
+$(VLLM_VENV)/.installed: envs/vllm.txt pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet --upgrade pip
+	$(VLLM_VENV)/bin/pip install --quiet -r envs/vllm.txt
+	# PyPI's torchvision/torchaudio are CUDA builds that fail to import next to the CPU torch
+	$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+	$(VLLM_VENV)/bin/pip install --quiet --no-deps -e .
+	touch $@
+
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 2
 
-test: setup
+# System packages the tests use: Slurm (slurmctld, slurmd, client) for the real-cluster tests and a
+# C++ compiler for DeepSpeed's CPU ops. Installed with apt-get when run as root (CI); otherwise the
+# Slurm tests are skipped with a message.
+SYSTEM_PACKAGES := slurmctld slurmd slurm-client g++ procps
+system-deps:
+	@if command -v slurmctld >/dev/null && command -v g++ >/dev/null && command -v pgrep >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null; }; \
+	else echo "note: $(SYSTEM_PACKAGES) not all installed and not root: Slurm tests will be skipped"; fi
+
+test: setup setup-vllm system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v tests
+
+bench: setup setup-vllm
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/train_throughput.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/generate_throughput.py
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/judge_throughput.py
 
 dag: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --rulegraph | dot -Tsvg > results/rulegraph.svg

@@ -25,6 +25,17 @@ include: "workflow/rules/judge.smk"
 include: "workflow/rules/tables.smk"
 
 
+# Quick steps that run where Snakemake runs, also under a cluster profile (data prep needs the
+# dataset hub, which compute nodes often cannot reach).
+localrules:
+    all,
+    prepare_data,
+    build_base_model,
+    tables,
+    partial_tables,
+    annotation_sheets,
+
+
 rule all:
     input:
         rules.tables.output,

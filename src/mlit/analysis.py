@@ -228,13 +228,17 @@ def judge_health(long: pl.DataFrame, prices: dict | None = None) -> pl.DataFrame
     """Per cell: judged turns, failed ones split into unparsable replies and API errors, answers not in
     the question's language, the judge's tokens and their cost (``prices`` per 1k tokens)."""
     unparsable = pl.col("error").fill_null("").str.contains("no parsable rating")
+    if "score_spread" not in long.columns:  # judgments without repeated judging
+        long = long.with_columns(pl.lit(None, dtype=pl.Float64).alias("score_spread"))
     return (long.group_by(["cell"])
             .agg(pl.len().alias("judged_turns"), pl.col("failed").sum().alias("failed"),
                  (pl.col("failed") & unparsable).sum().alias("unparsable_replies"),
                  (pl.col("failed") & ~unparsable).sum().alias("api_errors"),
                  (~pl.col("on_language")).sum().alias("off_language_answers"),
                  pl.col("prompt_tokens").sum().alias("prompt_tokens"),
-                 pl.col("completion_tokens").sum().alias("completion_tokens"))
+                 pl.col("completion_tokens").sum().alias("completion_tokens"),
+                 pl.col("score_spread").mean().round(3).alias("mean_score_spread"),
+                 pl.col("score_spread").max().alias("max_score_spread"))
             .with_columns(((pl.col("prompt_tokens") * (prices or {}).get("prompt_per_1k", 0.0)
                             + pl.col("completion_tokens") * (prices or {}).get("completion_per_1k", 0.0)) / 1000)
                           .round(4).alias("cost"))

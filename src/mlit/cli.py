@@ -29,6 +29,14 @@ def cmd_build_model(args) -> None:
 
 
 def cmd_train(args) -> None:
+    from mlit.launch import run_training
+
+    status = run_training(args.base, args.data, Path(args.out), args.settings, json.dumps(args.settings), args.seed)
+    if status:
+        raise SystemExit(status)
+
+
+def cmd_train_worker(args) -> None:
     from mlit.train import train
 
     train(args.base, args.data, Path(args.out), args.settings, seed=args.seed)
@@ -60,8 +68,11 @@ def cmd_judge(args) -> None:
     if args.dry_run:
         if not args.out:
             raise SystemExit("mlit judge --dry-run: give --out FILE for the requests")
-        count = write_dry_run(answers, args.bench, Path(args.out))
-        print(f"{count} judge requests written to {args.out}; nothing was sent")
+        estimate = write_dry_run(answers, args.bench, Path(args.out), args.judge, args.cache)
+        print(f"{estimate['requests']} judge requests written to {args.out}; nothing was sent")
+        print(f"estimate: {estimate['to_send']} calls to pay ({estimate['samples']} sample(s) per request, "
+              f"not yet in the cache), ~{estimate['estimated_prompt_tokens']} prompt tokens, cost "
+              f"~{estimate['estimated_cost']} (at most {estimate['estimated_cost_at_most']}) at judge.prices_per_1k")
         return
     if not (args.judge and args.cache and args.out_dir):
         raise SystemExit("mlit judge: --judge, --cache and --out-dir are needed (or --dry-run)")
@@ -139,13 +150,17 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_build_model)
 
-    p = steps.add_parser("train", help="supervised fine-tuning (TRL), loss on assistant turns only")
-    p.add_argument("--base", required=True, help="hub id or directory of the base model")
-    p.add_argument("--data", required=True, help="JSONL of chat messages")
-    p.add_argument("--settings", type=_json, required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_train)
+    for name, func, text in (
+            ("train", cmd_train, "supervised fine-tuning (TRL), loss on assistant turns only; starts "
+                                 "`accelerate launch` (DeepSpeed ZeRO / DDP) when the settings ask for it"),
+            ("train-worker", cmd_train_worker, "one process of a training run (what `train` launches)")):
+        p = steps.add_parser(name, help=text)
+        p.add_argument("--base", required=True, help="hub id or directory of the base model")
+        p.add_argument("--data", required=True, help="JSONL of chat messages")
+        p.add_argument("--settings", type=_json, required=True)
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--out", required=True)
+        p.set_defaults(func=func)
 
     p = steps.add_parser("judge-data", help="training data for the demo's tiny judge")
     p.add_argument("--bench", required=True)

@@ -126,6 +126,26 @@ class Grid:
         cells = [Cell(base_model=model, data=data) for model in self.base_models for data in self.data_cells.values()]
         self.cells = {cell.cell_id: cell for cell in cells}
         self._check_judge(config["judge"])
+        for name in self.base_models:
+            self._check_training(f"base_models[{name}].training", self.training_settings(name))
+        if config["judge"].get("base_url") is None and config["judge"].get("serve"):
+            self._check_training("judge.serve.training", self.judge_training_settings())
+
+    def _check_training(self, key: str, settings: dict) -> None:
+        """DeepSpeed preset exists; the effective batch splits over the processes a job will have
+        (processes_per_node, else gpus_per_node, per node)."""
+        from mlit.batching import BatchSizeError, gradient_accumulation_steps
+
+        preset = settings.get("deepspeed")
+        if preset and not (self.repo_root / "config" / "deepspeed" / f"{preset}.json").exists() \
+                and not resolve_path(preset, self.repo_root).exists():
+            presets = sorted(p.stem for p in (self.repo_root / "config" / "deepspeed").glob("*.json"))
+            raise ConfigError(f"{key}.deepspeed: '{preset}' is neither a preset ({presets}) nor an existing file")
+        per_node = settings.get("processes_per_node") or settings.get("gpus_per_node") or 1
+        try:
+            gradient_accumulation_steps(settings, per_node * settings.get("nodes", 1))
+        except BatchSizeError as error:
+            raise ConfigError(f"{key}: {error}") from None
 
     def _available_items(self, name: str, spec: dict, languages: tuple[str, ...]) -> int | None:
         if "local" in spec:
@@ -191,7 +211,20 @@ class Grid:
     def training_settings(self, name: str) -> dict:
         settings = dict(self.config["training"])
         settings.update(self.base_models[name].get("training", {}))
+        if settings.get("deepspeed") and not (self.repo_root / "config" / "deepspeed" /
+                                              f"{settings['deepspeed']}.json").exists():
+            settings["deepspeed"] = str(resolve_path(settings["deepspeed"], self.repo_root))
         return settings
+
+    def job_resources(self, step: str, model: str | None = None) -> dict:
+        """Cluster resources of one step (train, generate, judge): config `resources`, overridden per
+        base model by `base_models[].resources`."""
+        defaults = {"train": {"runtime": 240, "mem_mb": 32000}, "generate": {"runtime": 60, "mem_mb": 16000, "gpus": 1},
+                    "judge": {"runtime": 120, "mem_mb": 4000}}[step]
+        merged = {**defaults, **self.config.get("resources", {}).get(step, {})}
+        if model is not None:
+            merged.update(self.base_models[model].get("resources", {}).get(step, {}))
+        return merged
 
     def judge_training_settings(self) -> dict:
         serve = self.config["judge"]["serve"]

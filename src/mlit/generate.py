@@ -1,4 +1,4 @@
-"""MT-Bench-X answers with batched Hugging Face generation.
+"""MT-Bench-X answers with batched Hugging Face generation or vLLM (``generation.backend``).
 
 Both turns: turn 1 for every question of a batch, then turn 2 conditioned on the model's own turn-1
 answer. MT-Bench's per-category temperatures (greedy where 0). Answers are appended to
@@ -20,7 +20,8 @@ from mlit.mtbench import TEMPERATURE, load_questions
 
 
 class Generator:
-    def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int):
+    def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int,
+                 cache_implementation: str | None = "static"):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -32,8 +33,12 @@ class Generator:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(self.device).eval()
         self.max_new_tokens = max_new_tokens
+        self.min_new_tokens = 0
         self.batch_size = batch_size
+        # "static": a preallocated KV cache (no per-step concatenation); "dynamic": transformers' default
+        self.cache_implementation = None if cache_implementation == "dynamic" else cache_implementation
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.generated_tokens = 0  # new tokens up to each answer's end, for throughput figures
 
     def render(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -50,9 +55,75 @@ class Generator:
             {"do_sample": False}
         with self.torch.no_grad():
             output = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+                                         min_new_tokens=self.min_new_tokens or None,
+                                         cache_implementation=self.cache_implementation,
                                          pad_token_id=self.tokenizer.pad_token_id, **sampling)
         new_tokens = output[:, encoded["input_ids"].shape[1]:]
+        ends = self.model.generation_config.eos_token_id
+        ends = set(ends if isinstance(ends, list) else [ends]) | {self.tokenizer.pad_token_id}
+        for row in new_tokens.tolist():
+            self.generated_tokens += next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
         return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+
+class VLLMGenerator:
+    """The same interface on vLLM's offline engine. Prompts are rendered and tokenized by the model's
+    own tokenizer and chat template (exactly as for ``hf``) and passed as token ids; outputs are
+    decoded by the same tokenizer, so under greedy decoding both backends give the same answers."""
+
+    def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int, settings: dict | None = None):
+        from transformers import AutoConfig, AutoTokenizer
+        from vllm import LLM
+
+        settings = settings or {}
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        config = AutoConfig.from_pretrained(model_dir)
+        self.max_positions = getattr(config, "max_position_embeddings", None)
+        self.max_new_tokens = max_new_tokens
+        self.min_new_tokens = 0
+        self.batch_size = batch_size
+        self.generated_tokens = 0
+        import torch
+
+        # vLLM's CPU sampler fails on per-request seeds ("CPU Generator does not use offset"): there,
+        # sampled answers follow the engine seed (generation.seed) instead
+        self.per_request_seed = torch.cuda.is_available()
+        self.llm = LLM(model=model_dir, dtype=settings.get("vllm_dtype", "auto"), seed=settings.get("seed", 42),
+                       max_model_len=self.max_positions, enforce_eager=settings.get("vllm_enforce_eager", False),
+                       gpu_memory_utilization=settings.get("vllm_gpu_memory_utilization", 0.85))
+
+    def render(self, messages: list[dict]) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def generate(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
+        from vllm import SamplingParams
+
+        keep = self.max_positions - self.max_new_tokens if self.max_positions else None
+        inputs = []
+        for prompt in prompts:
+            ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
+            inputs.append({"prompt_token_ids": ids[-keep:] if keep else ids})
+        greedy = temperature < 1e-4
+        params = [SamplingParams(temperature=0.0 if greedy else temperature, top_p=1.0,
+                                 max_tokens=self.max_new_tokens,
+                                 seed=seed + index if self.per_request_seed and not greedy else None,
+                                 min_tokens=self.min_new_tokens,
+                                 skip_special_tokens=True)
+                  for index in range(len(prompts))]
+        outputs = self.llm.generate(inputs, params, use_tqdm=False)
+        self.generated_tokens += sum(len(output.outputs[0].token_ids) for output in outputs)
+        return [self.tokenizer.decode(output.outputs[0].token_ids, skip_special_tokens=True).strip()
+                for output in outputs]
+
+
+def make_generator(model_dir: str, settings: dict):
+    backend = settings.get("backend", "hf")
+    if backend == "vllm":
+        return VLLMGenerator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16), settings)
+    if backend != "hf":
+        raise ValueError(f"generation.backend: '{backend}' is not a backend; allowed: hf, vllm")
+    return Generator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16),
+                     settings.get("hf_cache", "static"))
 
 
 def batch_seed(seed: int, question_ids: list[str], turn: int) -> int:
@@ -78,6 +149,9 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
         groups.setdefault(TEMPERATURE[question["category"]], []).append(question)
     bar = tqdm(total=len(todo), desc=f"answers {out_path.parent.name}/{out_path.stem}", unit="question")
     for temperature, group in sorted(groups.items()):
+        # similar prompt lengths in a batch: less left padding (answers are written per question, so
+        # the order inside a group changes nothing in the output)
+        group = sorted(group, key=lambda q: len(q["turns"][0]))
         for start in range(0, len(group), generator.batch_size):
             batch = group[start : start + generator.batch_size]
             ids = [q["question_id"] for q in batch]
@@ -105,7 +179,8 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
 
 def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: Path, model_id: str,
                  settings: dict) -> None:
-    generator = Generator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16))
+    generator = make_generator(model_dir, settings)
+    print(f"backend {settings.get('backend', 'hf')}, batch size {generator.batch_size}", flush=True)
     for lang in languages:
         questions = load_questions(bench_dir, lang, settings.get("questions_per_category"))
         started = time.time()

@@ -39,13 +39,65 @@ def requests_for(answers_path: str | Path, bench_dir: str | Path, lang: str):
     return pairs
 
 
-def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path) -> int:
-    """The requests a judge run would send, one JSON line each; calls nothing."""
-    rows = [{"question_id": request.question_id, "turn": request.turn, "prompt_name": request.prompt_name,
-             "system_prompt": request.system_prompt, "user_prompt": request.user_prompt}
-            for lang, path in answer_files.items() for _, request in requests_for(path, bench_dir, lang)]
-    write_jsonl(out, rows)
-    return len(rows)
+def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge: dict | None = None,
+                  cache_dir: str | None = None) -> dict:
+    """The requests a judge run would send, one JSON line each; calls nothing. Returns a cost
+    estimate: requests not yet in the cache (with ``judge`` and ``cache_dir``), prompt tokens
+    estimated as characters / 4, completion tokens as a typical judgment (200) and at most
+    ``judge.max_tokens``, priced with ``judge.prices_per_1k``."""
+    requests = [request for lang, path in answer_files.items() for _, request in requests_for(path, bench_dir, lang)]
+    write_jsonl(out, [{"question_id": r.question_id, "turn": r.turn, "prompt_name": r.prompt_name,
+                       "system_prompt": r.system_prompt, "user_prompt": r.user_prompt} for r in requests])
+    judge = judge or {}
+    samples = int(judge.get("samples", 1))
+    to_send = [(r, k) for r in requests for k in range(samples)]
+    if cache_dir and judge.get("model"):
+        settings = JudgeSettings.from_config(judge, judge.get("base_url") or "http://unused")
+        cache = JudgeCache(cache_dir)
+        to_send = [(r, k) for r, k in to_send if cache.get(cache.key(settings, r, k)) is None]
+    prompt_tokens = sum((len(r.system_prompt) + len(r.user_prompt)) // 4 for r, _ in to_send)
+    typical = {"prompt_tokens": prompt_tokens, "completion_tokens": 200 * len(to_send)}
+    worst = {"prompt_tokens": prompt_tokens, "completion_tokens": int(judge.get("max_tokens", 2048)) * len(to_send)}
+    discount = 0.5 if judge.get("mode") == "batch" else 1.0  # the Batch API's price
+    return {"requests": len(requests), "samples": samples, "to_send": len(to_send),
+            "estimated_prompt_tokens": prompt_tokens,
+            "estimated_cost": round(cost(typical, judge.get("prices_per_1k")) * discount, 4),
+            "estimated_cost_at_most": round(cost(worst, judge.get("prices_per_1k")) * discount, 4)}
+
+
+def cost(tokens: dict, prices: dict | None) -> float:
+    prices = prices or {}
+    return (tokens["prompt_tokens"] * prices.get("prompt_per_1k", 0.0)
+            + tokens["completion_tokens"] * prices.get("completion_per_1k", 0.0)) / 1000
+
+
+def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_model: str,
+               off_language: str | None) -> dict:
+    """One judgment row from one or more judge replies to the same request. With several (repeated
+    judging), the score is the median of the parsable ratings and their spread is recorded."""
+    parsed = [parse_rating(r["judgment"]) if r["judgment"] is not None else None for r in repeated]
+    ratings = sorted(x for x in parsed if x is not None)
+    score = None
+    if ratings:
+        middle = len(ratings) // 2
+        score = ratings[middle] if len(ratings) % 2 else (ratings[middle - 1] + ratings[middle]) / 2
+    errors = [r["error"] for r in repeated if r["error"]]
+    error = None if ratings else (errors[0] if errors else "no parsable rating [[1-10]] in the judge's reply")
+    answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
+    on_language = answer_lang is None or answer_lang == lang
+    if not on_language and off_language == "score_1":
+        score, error = 1.0, None  # the Finnish MT-Bench rule: an answer in another language gets 1
+    usage = {name: sum((r["usage"] or {}).get(name, 0) for r in repeated)
+             for name in ("prompt_tokens", "completion_tokens")} if any(r["usage"] for r in repeated) else None
+    row = {"question_id": request.question_id, "model": answer["model_id"], "judge": [judge_model, request.prompt_name],
+           "user_prompt": request.user_prompt, "judgment": repeated[0]["judgment"], "score": score,
+           "turn": request.turn, "tstamp": time.time(), "category": request.category, "lang": lang,
+           "prompt_name": request.prompt_name, "error": error, "usage": usage, "answer_lang": answer_lang,
+           "on_language": on_language}
+    if len(repeated) > 1:
+        row.update(samples=len(repeated), sample_scores=parsed, sample_judgments=[r["judgment"] for r in repeated],
+                   score_spread=(ratings[-1] - ratings[0]) if ratings else None)
+    return row
 
 
 class JudgeEndpointError(RuntimeError):
@@ -59,35 +111,39 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     settings = JudgeSettings.from_config(judge, base_url, **overrides)
     cache = JudgeCache(cache_dir)
     counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0}
+    spent = {"prompt_tokens": 0, "completion_tokens": 0}
     first_api_error = None
+    samples = int(judge.get("samples", 1))
     for lang, answers_path in answer_files.items():
         pairs = requests_for(answers_path, bench_dir, lang)
-        results = judge_all([request for _, request in pairs], settings, cache, desc=f"judge {lang}")
+        requests = [request for _, request in pairs for _ in range(samples)]
+        sample_ids = list(range(samples)) * len(pairs)
+        if judge.get("mode") == "batch":
+            from mlit.judge_batch import judge_all_batch
+
+            results = judge_all_batch(requests, settings, cache, sample_ids, judge.get("batch_poll_s", 60))
+        else:
+            results = judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
         rows = []
-        for (answer, request), result in zip(pairs, results):
-            score = parse_rating(result["judgment"]) if result["judgment"] is not None else None
-            error = result["error"]
-            if error is None and score is None:
-                error = "no parsable rating [[1-10]] in the judge's reply"
-            answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
-            on_language = answer_lang is None or answer_lang == lang
-            if not on_language and judge.get("off_language") == "score_1":
-                score, error = 1.0, None  # the Finnish MT-Bench rule: an answer in another language gets 1
-            rows.append({
-                "question_id": request.question_id, "model": answer["model_id"], "judge": [settings.model,
-                request.prompt_name], "user_prompt": request.user_prompt, "judgment": result["judgment"],
-                "score": score, "turn": request.turn, "tstamp": time.time(), "category": request.category,
-                "lang": lang, "prompt_name": request.prompt_name, "error": error, "usage": result["usage"],
-                "answer_lang": answer_lang, "on_language": on_language,
-            })
+        for index, (answer, request) in enumerate(pairs):
+            repeated = results[index * samples:(index + 1) * samples]
+            row = judged_row(answer, request, repeated, lang, settings.model, judge.get("off_language"))
+            rows.append(row)
             counts["requests"] += 1
-            counts["cached"] += result["cached"]
-            counts["failed"] += error is not None
-            counts["api_errors"] += result["api_error"]
-            first_api_error = first_api_error or (result["error"] if result["api_error"] else None)
+            counts["cached"] += all(r["cached"] for r in repeated)
+            counts["failed"] += row["error"] is not None
+            api_failed = all(r["api_error"] for r in repeated)
+            counts["api_errors"] += api_failed
+            first_api_error = first_api_error or (repeated[0]["error"] if api_failed else None)
+            for r in repeated:
+                for name in ("prompt_tokens", "completion_tokens"):
+                    spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)
         write_jsonl(out_dir / f"{lang}.jsonl", rows)
     print(f"judged {counts['requests']} turns: {counts['cached']} from the cache, {counts['failed']} failed "
           f"({counts['api_errors']} API errors)")
+    print(f"spent: {spent['prompt_tokens']} prompt + {spent['completion_tokens']} completion tokens "
+          f"= {cost(spent, judge.get('prices_per_1k')):.4f} (judge.prices_per_1k) on calls not in the cache")
+    counts["spent"] = spent
     if counts["requests"] and counts["api_errors"] == counts["requests"]:
         raise JudgeEndpointError(
             f"the judge endpoint {settings.base_url} failed every request, e.g. {first_api_error}; check "

@@ -49,10 +49,12 @@ class JudgeCache:
         self.directory = Path(directory)
 
     @staticmethod
-    def key(settings: JudgeSettings, request: JudgeRequest) -> str:
-        material = json.dumps([settings.model, request.prompt_name, request.system_prompt, request.user_prompt,
-                               settings.temperature, settings.max_tokens], ensure_ascii=False)
-        return hashlib.sha256(material.encode()).hexdigest()
+    def key(settings: JudgeSettings, request: JudgeRequest, sample: int = 0) -> str:
+        """Judge model, prompt name and text, sampling settings; sample k > 0 of a repeated judgment
+        is its own entry (sample 0 keeps the single-judgment key, so raising `samples` reuses it)."""
+        material = [settings.model, request.prompt_name, request.system_prompt, request.user_prompt,
+                    settings.temperature, settings.max_tokens] + ([sample] if sample else [])
+        return hashlib.sha256(json.dumps(material, ensure_ascii=False).encode()).hexdigest()
 
     def path(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.json"
@@ -87,6 +89,12 @@ def retry_after_s(error: BaseException) -> float | None:
         return None
 
 
+def chat_messages(request: JudgeRequest) -> list[dict]:
+    messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+    messages.append({"role": "user", "content": request.user_prompt})
+    return messages
+
+
 def _retrying_call(client, settings: JudgeSettings):
     import openai
     from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
@@ -102,29 +110,31 @@ def _retrying_call(client, settings: JudgeSettings):
 
     @retry(retry=retry_if_exception_type(retryable), stop=stop_after_attempt(settings.max_retries + 1),
            wait=wait, reraise=True)
-    def call(request: JudgeRequest):
-        messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
-        messages.append({"role": "user", "content": request.user_prompt})
-        return client.chat.completions.create(model=settings.served_model or settings.model, messages=messages,
-                                              temperature=settings.temperature, max_tokens=settings.max_tokens)
+    def call(request: JudgeRequest, sample: int = 0):
+        extra = {"seed": sample} if sample else {}  # repeated judgments: distinct requests
+        return client.chat.completions.create(model=settings.served_model or settings.model,
+                                              messages=chat_messages(request), temperature=settings.temperature,
+                                              max_tokens=settings.max_tokens, **extra)
 
     return call
 
 
 def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: JudgeCache,
-              desc: str = "judge") -> list[dict]:
-    """One result per request, in order: ``{judgment, error, cached, usage}``."""
+              desc: str = "judge", samples: list[int] | None = None) -> list[dict]:
+    """One result per request, in order: ``{judgment, error, cached, usage}``. ``samples`` gives
+    each request's sample index (repeated judging); default all 0."""
     client = make_client(settings)
     call = _retrying_call(client, settings)
 
-    def one(request: JudgeRequest) -> dict:
-        key = cache.key(settings, request)
+    def one(item) -> dict:
+        request, sample = item
+        key = cache.key(settings, request, sample)
         entry = cache.get(key)
         if entry is not None:
             return {"judgment": entry["judgment"], "error": None, "api_error": False, "cached": True,
                     "usage": entry.get("usage")}
         try:
-            completion = call(request)
+            completion = call(request, sample)
             text = completion.choices[0].message.content
             if text is None:
                 raise ValueError("the judge returned no message content")
@@ -138,4 +148,5 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
         return {"judgment": text, "error": None, "api_error": False, "cached": False, "usage": usage}
 
     with ThreadPoolExecutor(max_workers=settings.parallel) as pool:
-        return list(tqdm(pool.map(one, requests), total=len(requests), desc=desc, unit="request"))
+        items = list(zip(requests, samples or [0] * len(requests)))
+        return list(tqdm(pool.map(one, items), total=len(items), desc=desc, unit="request"))

@@ -44,13 +44,14 @@ def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -
                             "failed": row["score"] is None, "error": row.get("error"),
                             "judgment": row.get("judgment"), "on_language": row.get("on_language", True),
                             "prompt_tokens": (row.get("usage") or {}).get("prompt_tokens", 0),
-                            "completion_tokens": (row.get("usage") or {}).get("completion_tokens", 0)})
+                            "completion_tokens": (row.get("usage") or {}).get("completion_tokens", 0),
+                            "score_spread": row.get("score_spread")})
     schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "examples_per_language": pl.Int64,
               "lang": pl.String,
               "question_id": pl.String, "category": pl.String, "turn": pl.Int64, "score": pl.Float64,
               "failed": pl.Boolean, "error": pl.String, "judgment": pl.String, "on_language": pl.Boolean,
               "prompt_tokens": pl.Int64,
-              "completion_tokens": pl.Int64}
+              "completion_tokens": pl.Int64, "score_spread": pl.Float64}
     return pl.DataFrame(records, schema=schema), missing
 
 

@@ -59,14 +59,16 @@ def build_base_model(spec: dict, corpus_files: list[str], out_dir: Path) -> None
     tokenizer = train_tokenizer(list(corpus_texts(corpus_files)), spec["vocab_size"])
     tokenizer.model_max_length = spec["max_position_embeddings"]
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=spec["hidden_size"], intermediate_size=spec["intermediate_size"],
+        vocab_size=max(len(tokenizer), spec.get("model_vocab_size") or 0),  # rows beyond the tokenizer: unused
+        hidden_size=spec["hidden_size"], intermediate_size=spec["intermediate_size"],
         num_hidden_layers=spec["num_hidden_layers"], num_attention_heads=spec["num_attention_heads"],
-        num_key_value_heads=spec["num_attention_heads"], max_position_embeddings=spec["max_position_embeddings"],
-        tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        num_key_value_heads=spec.get("num_key_value_heads") or spec["num_attention_heads"],
+        max_position_embeddings=spec["max_position_embeddings"],
+        tie_word_embeddings=spec.get("tie_word_embeddings", True), bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
     torch.manual_seed(spec["seed"])
-    model = LlamaForCausalLM(config)
+    model = LlamaForCausalLM(config).to(getattr(torch, spec.get("dtype", "float32")))
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
                                                eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)

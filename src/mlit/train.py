@@ -1,8 +1,11 @@
 """Supervised fine-tuning with TRL's SFTTrainer on chat-format data, loss on assistant turns only.
 
-The output directory holds a loadable model (safetensors, tokenizer, chat template), the loss
-curve (``loss.csv``) and provenance (``train_info.json``). It is written to ``<out>.tmp`` and
-renamed when complete, so a killed job never leaves something that looks finished.
+This is the worker: one process of a (possibly distributed, DeepSpeed ZeRO) run, started in-process
+or by ``accelerate launch`` (see ``mlit.launch``). The output directory holds a loadable model
+(consolidated safetensors, tokenizer, chat template), the loss curve (``loss.csv``) and provenance
+(``train_info.json``). Everything is written to ``<out>.tmp`` and renamed when complete, so a killed
+job never leaves something that looks finished; checkpoints in ``<out>.tmp/checkpoints`` let a
+killed or preempted run resume where it stopped.
 """
 
 from __future__ import annotations
@@ -13,10 +16,16 @@ import json
 import os
 import platform
 import shutil
+import signal
 import time
 from importlib import metadata
 from pathlib import Path
 
+from transformers import TrainerCallback
+
+from mlit.batching import gradient_accumulation_steps
+from mlit.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
+                              staging_dir)
 from mlit.io import atomic_write_text, sha256_file, write_json
 
 
@@ -95,7 +104,53 @@ def loss_csv(log_history: list[dict]) -> str:
     return buffer.getvalue()
 
 
-def sft_config(settings: dict, output_dir: Path, seed: int):
+class TrainingPreempted(SystemExit):
+    """SIGTERM (Slurm preemption or time limit) arrived: a checkpoint was saved, the job exits 143."""
+
+
+class EmptyWeightsError(RuntimeError):
+    """The saved model has missing or empty tensors (e.g. ZeRO-3 saved its placeholders)."""
+
+
+class PreemptionCallback(TrainerCallback):
+    """On SIGTERM, save a checkpoint at the end of the current optimizer step and stop.
+
+    Every rank may receive the signal at a slightly different moment; the ranks agree on it with one
+    all-reduce per step, so that all of them save the same step (a ZeRO save is collective)."""
+
+    def __init__(self):
+        super().__init__()
+        self.requested = False
+        self.stopped_at: int | None = None
+        self._previous = signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame):
+        self.requested = True
+
+    def _agreed(self) -> bool:
+        import torch
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self.requested
+        from accelerate import PartialState
+
+        flag = torch.tensor([1.0 if self.requested else 0.0], device=PartialState().device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def restore(self):
+        signal.signal(signal.SIGTERM, self._previous)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self._agreed():
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped_at = state.global_step
+        return control
+
+
+def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1):
     import torch
     from trl import SFTConfig
 
@@ -112,62 +167,144 @@ def sft_config(settings: dict, output_dir: Path, seed: int):
         warmup_steps=settings.get("warmup_ratio", 0.0),
         weight_decay=settings.get("weight_decay", 0.0),
         per_device_train_batch_size=settings.get("per_device_batch_size", 8),
-        gradient_accumulation_steps=settings.get("gradient_accumulation_steps", 1),
+        gradient_accumulation_steps=gradient_accumulation_steps(settings, world_size),
         max_length=settings.get("max_length", 1024),
         packing=settings.get("packing", False),
+        padding_free=settings.get("padding_free", False),
         assistant_only_loss=True,
         activation_checkpointing=settings.get("activation_checkpointing", False),
+        use_liger_kernel=settings.get("liger_kernel", False),
         bf16=bf16,
         use_cpu=not cuda,
         logging_steps=settings.get("logging_steps", 5),
-        save_strategy="no",
+        save_strategy="steps",
+        save_steps=settings.get("save_steps", 500),
+        save_total_limit=settings.get("save_total_limit", 2),
+        include_num_input_tokens_seen="non_padding",
         report_to="none",
         seed=seed,
         data_seed=seed,
     )
 
 
-def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: int = 0) -> dict:
-    """Fine-tune ``base_model`` (hub id or directory) on ``data_path`` (JSONL of ``messages``)."""
+def weight_shapes(model_dir: Path) -> dict[str, tuple[int, ...]] | None:
+    """Tensor names and shapes of the safetensors in ``model_dir`` (None if it has none)."""
+    from safetensors import safe_open
+
+    files = sorted(Path(model_dir).glob("*.safetensors"))
+    if not files:
+        return None
+    shapes = {}
+    for file in files:
+        with safe_open(str(file), framework="pt") as handle:
+            for name in handle.keys():
+                shapes[name] = tuple(handle.get_slice(name).get_shape())
+    return shapes
+
+
+def verify_saved_weights(saved_dir: Path, base_model: str) -> int:
+    """Fail loudly if the saved weights are missing or empty (ZeRO-3 without a 16-bit gather saves
+    zero-size placeholders), or differ in names/shapes from a local base model. Returns #params."""
+    saved = weight_shapes(saved_dir)
+    if not saved:
+        raise EmptyWeightsError(f"{saved_dir}: no safetensors weights were saved")
+    empty = [name for name, shape in saved.items() if 0 in shape]
+    if empty:
+        raise EmptyWeightsError(
+            f"{saved_dir}: {len(empty)} saved tensor(s) are empty ({empty[:3]} ...); with ZeRO-3 set "
+            "stage3_gather_16bit_weights_on_model_save: true in the DeepSpeed config")
+    base = weight_shapes(Path(base_model)) if Path(base_model).is_dir() else None
+    if base is not None:
+        differ = [name for name in base if saved.get(name) != base[name]]
+        if differ:
+            raise EmptyWeightsError(
+                f"{saved_dir}: {len(differ)} tensor(s) differ in shape from the base model {base_model} "
+                f"(e.g. {differ[0]}: saved {saved.get(differ[0])}, base {base[differ[0]]})")
+    total = 0
+    for shape in saved.values():
+        count = 1
+        for dim in shape:
+            count *= dim
+        total += count
+    return total
+
+
+def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: int = 0) -> dict | None:
+    """Fine-tune ``base_model`` (hub id or directory) on ``data_path`` (JSONL of ``messages``).
+
+    Run in every process of a distributed run; returns the provenance on the main process and None
+    on the others. Resumes from the last complete checkpoint of the same run."""
     import datasets
+    from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTTrainer
 
     started = time.time()
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    tmp = staging_dir(out_dir)
+    data_sha256 = sha256_file(data_path)
+    fingerprint = run_fingerprint(base_model, data_sha256, settings, seed, world_size)
+    args = sft_config(settings, tmp / "checkpoints", seed, world_size)  # sets up the process group
+    state = PartialState()
+    staging = prepare_staging(tmp, fingerprint) if state.is_main_process else None
+    state.wait_for_everyone()
+
     dataset = datasets.load_dataset("json", data_files=data_path, split="train")
     dataset = dataset.select_columns(["messages"])
     tokenizer = AutoTokenizer.from_pretrained(base_model)
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype="auto")
-    args = sft_config(settings, tmp / "checkpoints", seed)
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     trainable_tokens = check_trainable(dataset, trainer.train_dataset, tokenizer, data_path, args.max_length,
                                        args.packing)
     trainer.data_collator = GuardedCollator(trainer.data_collator)
-    result = trainer.train()
-    trainer.save_model(str(tmp))
+    preemption = PreemptionCallback()
+    trainer.add_callback(preemption)
+    resume = last_complete_checkpoint(tmp / "checkpoints")
+    if state.is_main_process:
+        print(f"staging {tmp}: {staging}; world size {world_size}, gradient accumulation "
+              f"{args.gradient_accumulation_steps}, resuming from {resume.name if resume else 'scratch'}", flush=True)
+    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    preemption.restore()
+    if preemption.stopped_at is not None:
+        if state.is_main_process:
+            print(f"SIGTERM: saved checkpoint-{preemption.stopped_at} in {tmp / 'checkpoints'}; rerun to resume",
+                  flush=True)
+        raise TrainingPreempted(143)
+    trainer.save_model(str(tmp))  # every rank: ZeRO-3 gathers the 16-bit weights collectively
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return None
+    parameters = verify_saved_weights(tmp, base_model)
     tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
     atomic_write_text(tmp / "loss.csv", loss_csv(trainer.state.log_history))
     manifest = Path(data_path).with_name("manifest.json")
     info = {
         "base_model": base_model,
         "data": data_path,
-        "data_sha256": sha256_file(data_path),
+        "data_sha256": data_sha256,
         "data_manifest_sha256": sha256_file(manifest) if manifest.exists() else None,
         "settings": settings,
         "seed": seed,
-        "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "world_size": world_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size,
+        "deepspeed": os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE"),
+        "run_fingerprint": fingerprint,
+        "resumed_from_step": int(resume.name.split("-")[1]) if resume else None,
         "examples": len(dataset),
         "trainable_tokens_per_epoch": trainable_tokens,
+        "tokens_seen": int(trainer.state.num_input_tokens_seen),
+        "parameters": parameters,
         "global_steps": trainer.state.global_step,
         "final_train_loss": result.training_loss,
         "wall_time_s": round(time.time() - started, 1),
         "packages": package_versions(),
     }
     write_json(tmp / "train_info.json", info)
+    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+    (tmp / RUN_FILE).unlink(missing_ok=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
-    print(json.dumps({k: info[k] for k in ("examples", "global_steps", "final_train_loss", "wall_time_s")}))
+    print(json.dumps({k: info[k] for k in ("examples", "world_size", "global_steps", "final_train_loss",
+                                           "tokens_seen", "wall_time_s")}), flush=True)
     return info

@@ -31,3 +31,23 @@ wildcard_constraints:
     cell="[^/]+",
     data_id="[^/]+",
     model="[^/]+",
+
+
+def cluster_resources(step, model_of=None):
+    """Slurm resources of a step from config (`resources`, per base model `base_models[].resources`):
+    runtime (minutes) and memory grow with the attempt, so a retried job gets more of both."""
+
+    def lookup(wildcards):
+        model = model_of(wildcards) if model_of else None
+        return GRID.job_resources(step, model)
+
+    return {
+        "runtime": lambda w, attempt: lookup(w)["runtime"] * attempt,
+        "mem_mb": lambda w, attempt: lookup(w)["mem_mb"] * attempt,
+        "cpus_per_gpu": lambda w: lookup(w).get("cpus_per_gpu"),
+        "gpus": lambda w: lookup(w).get("gpus"),
+    }
+
+
+def cell_model(wildcards):
+    return GRID.cells[wildcards.cell].base_model

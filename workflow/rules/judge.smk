@@ -1,7 +1,12 @@
+JUDGE_RESOURCES = cluster_resources("judge")
 JUDGE_MODEL_DIR = f"{RESULTS}/judge/model"
 
 
 if JUDGE_SERVED:
+
+    localrules:
+        judge_data,
+
 
     rule judge_data:
         """Judge-format examples for the demo's tiny judge (its ratings mean nothing)."""
@@ -31,6 +36,10 @@ if JUDGE_SERVED:
             base=GRID.model_path(config["judge"]["serve"]["base_model"], RESULTS),
             settings=as_json(GRID.judge_training_settings()),
         threads: 2
+        resources:
+            runtime=lambda w, attempt: GRID.job_resources("train")["runtime"] * attempt,
+            mem_mb=lambda w, attempt: GRID.job_resources("train")["mem_mb"] * attempt,
+            gres="gpu:1",
         log:
             f"{RESULTS}/logs/train_judge/train_judge.log",
         shell:
@@ -52,7 +61,9 @@ rule judge:
         out_dir=lambda w: f"{RESULTS}/judgments/{w.cell}",
     threads: 1
     resources:
-        openai_api=1,
+        openai_api=1,  # a global cap on concurrent judge jobs (--resources openai_api=N in the profiles)
+        runtime=JUDGE_RESOURCES["runtime"],
+        mem_mb=JUDGE_RESOURCES["mem_mb"],
     log:
         judge=f"{RESULTS}/logs/judge/{{cell}}.log",
         server=f"{RESULTS}/logs/judge/{{cell}}.server.log",

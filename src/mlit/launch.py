@@ -1,0 +1,150 @@
+"""Start a training run: in this process, or under ``accelerate launch`` with N processes per node
+(DeepSpeed ZeRO or DDP), on one node or — inside a Slurm allocation — on several.
+
+One node: one launcher that sees all of the job's GPUs (``processes_per_node`` = visible GPUs unless
+set in config; 1 on a CPU unless set). Several nodes: the rule starts one launcher per node with
+``srun --nodes=K --ntasks-per-node=1``; each reads its machine rank from ``SLURM_PROCID`` and the
+rendezvous host from ``scontrol show hostnames $SLURM_JOB_NODELIST`` (the first node).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlit.batching import gradient_accumulation_steps
+from mlit.config import REPO_ROOT, ConfigError
+
+DEEPSPEED_PRESETS = REPO_ROOT / "config" / "deepspeed"
+
+
+@dataclass(frozen=True)
+class Layout:
+    nodes: int
+    processes_per_node: int
+    machine_rank: int
+    main_address: str
+    main_port: int
+
+    @property
+    def world_size(self) -> int:
+        return self.nodes * self.processes_per_node
+
+
+def visible_gpus() -> int:
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def slurm_hostnames(nodelist: str) -> list[str]:
+    result = subprocess.run(["scontrol", "show", "hostnames", nodelist], capture_output=True, text=True)
+    if result.returncode or not result.stdout.split():
+        raise RuntimeError(f"scontrol show hostnames {nodelist} failed: {result.stderr.strip()}")
+    return result.stdout.split()
+
+
+def plan_layout(settings: dict, env: dict | None = None, gpus: int | None = None) -> Layout:
+    env = os.environ if env is None else env
+    nodes = int(settings.get("nodes", 1))
+    per_node = settings.get("processes_per_node") or (visible_gpus() if gpus is None else gpus) or 1
+    if nodes == 1:
+        return Layout(1, int(per_node), 0, "127.0.0.1", int(settings.get("main_process_port") or free_port()))
+    missing = [name for name in ("SLURM_PROCID", "SLURM_JOB_NODELIST", "SLURM_NNODES") if name not in env]
+    if missing:
+        raise ConfigError(
+            f"training.nodes={nodes}: multi-node training runs inside a Slurm allocation, one launcher per node "
+            f"(srun --nodes={nodes} --ntasks-per-node=1); {', '.join(missing)} not set. Use the Slurm profile, or "
+            "set training.nodes: 1 to train on this machine")
+    if int(env["SLURM_NNODES"]) != nodes:
+        raise ConfigError(f"training.nodes={nodes} but the Slurm allocation has SLURM_NNODES={env['SLURM_NNODES']}")
+    port = int(settings.get("main_process_port") or 29500 + int(env.get("SLURM_JOB_ID", "0")) % 20000)
+    return Layout(nodes, int(per_node), int(env["SLURM_PROCID"]), slurm_hostnames(env["SLURM_JOB_NODELIST"])[0], port)
+
+
+def deepspeed_config(settings: dict) -> Path | None:
+    """``training.deepspeed``: null, a preset name in config/deepspeed/ (zero2, zero3,
+    zero3_offload) or a path to a DeepSpeed JSON config."""
+    value = settings.get("deepspeed")
+    if not value:
+        return None
+    preset = DEEPSPEED_PRESETS / f"{value}.json"
+    path = preset if preset.exists() else Path(value)
+    if not path.exists():
+        presets = sorted(p.stem for p in DEEPSPEED_PRESETS.glob("*.json"))
+        raise ConfigError(f"training.deepspeed: '{value}' is neither a preset ({presets}) nor an existing file")
+    return path.resolve()
+
+
+def worker_arguments(base: str, data: str, out: str, settings_json: str, seed: int) -> list[str]:
+    return ["train-worker", "--base", base, "--data", data, "--out", out, "--settings", settings_json,
+            "--seed", str(seed)]
+
+
+def accelerate_command(layout: Layout, deepspeed: Path | None, worker_args: list[str], cuda: bool) -> list[str]:
+    command = [sys.executable, "-m", "accelerate.commands.launch",
+               "--num_processes", str(layout.world_size), "--num_machines", str(layout.nodes),
+               "--machine_rank", str(layout.machine_rank), "--main_process_ip", layout.main_address,
+               "--main_process_port", str(layout.main_port), "--dynamo_backend", "no"]
+    if deepspeed is not None:
+        command += ["--use_deepspeed", "--deepspeed_config_file", str(deepspeed)]
+        if layout.nodes > 1:
+            command += ["--deepspeed_multinode_launcher", "standard"]
+    elif layout.world_size > 1:
+        command += ["--multi_gpu"]
+    return command + ["--module", "mlit", *worker_args]
+
+
+def worker_environment(cuda: bool) -> dict:
+    env = dict(os.environ)
+    if not cuda:
+        env.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed on the CPU (gloo); see the README
+    env.pop("ACCELERATE_USE_CPU", None)  # silently turns ZeRO-2 into DDP and breaks ZeRO-3
+    return env
+
+
+def run_training(base: str, data: str, out: Path, settings: dict, settings_json: str, seed: int) -> int:
+    """Train in this process when there is one process and no DeepSpeed; else start the launcher and
+    return its exit status (SIGTERM is passed on, so workers checkpoint before they stop)."""
+    layout = plan_layout(settings)
+    deepspeed = deepspeed_config(settings)
+    gradient_accumulation_steps(settings, layout.world_size)  # fail here, before starting processes
+    if layout.world_size == 1 and deepspeed is None:
+        from mlit.train import train
+
+        train(base, data, out, settings, seed=seed)
+        return 0
+    cuda = visible_gpus() > 0
+    command = accelerate_command(layout, deepspeed, worker_arguments(base, data, str(out), settings_json, seed), cuda)
+    print(f"machine {layout.machine_rank}/{layout.nodes}, {layout.processes_per_node} process(es) per node, "
+          f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}: {shlex.join(command)}", flush=True)
+    process = subprocess.Popen(command, env=worker_environment(cuda))
+    terminated = []
+
+    def forward(signum, frame):
+        terminated.append(signum)
+        process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    try:
+        status = process.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if terminated and status:
+        print("SIGTERM: the workers saved a checkpoint and stopped; rerun the job to resume", flush=True)
+        return 143
+    return status

@@ -1,0 +1,223 @@
+"""DeepSpeed ZeRO-2 / ZeRO-3 with 2 CPU processes through the real rule and `accelerate launch`,
+the effective batch size, resuming after a kill or a SIGTERM, and the empty-weights check."""
+
+import copy
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlit.batching import BatchSizeError, gradient_accumulation_steps
+from mlit.config import ConfigError
+from mlit.io import write_jsonl
+from mlit.launch import accelerate_command, Layout, plan_layout
+from mlit.train import EmptyWeightsError, verify_saved_weights
+
+from conftest import REPO, snakemake
+
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+CELL = "tiny-llama__demo__EN__32__seed1"
+
+
+def losses(model_dir: Path) -> dict[int, float]:
+    with open(model_dir / "loss.csv") as handle:
+        return {int(row["step"]): float(row["loss"]) for row in csv.DictReader(handle)}
+
+
+def rows(n=64):
+    return [{"messages": [{"role": "user", "content": f"Frage {i}: Was ist die Hauptstadt von Land {i % 7}?"},
+                          {"role": "assistant", "content": f"Die Hauptstadt ist Stadt {i % 7}."}]} for i in range(n)]
+
+
+def test_gradient_accumulation_follows_the_world_size():
+    settings = {"per_device_batch_size": 4, "effective_batch_size": 32}
+    assert [gradient_accumulation_steps(settings, world) for world in (1, 2, 4, 8)] == [8, 4, 2, 1]
+    with pytest.raises(BatchSizeError, match=r"effective_batch_size=32 is not a multiple of per_device_batch_size \(4\) × processes \(3\) = 12"):
+        gradient_accumulation_steps(settings, 3)
+    assert gradient_accumulation_steps({"gradient_accumulation_steps": 3}, 4) == 3  # legacy: as configured
+
+
+def test_a_batch_that_cannot_be_split_stops_the_dry_run(tmp_path):
+    config = copy.deepcopy(DEMO)
+    config["training"].update(processes_per_node=3)
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=configfile, check=False)
+    assert result.returncode != 0
+    assert "base_models[tiny-llama].training: training.effective_batch_size=16 is not a multiple" \
+        in result.stdout + result.stderr
+
+
+def test_multi_node_layout_comes_from_slurm():
+    with pytest.raises(ConfigError, match=r"training.nodes=2: .*SLURM_PROCID"):
+        plan_layout({"nodes": 2}, env={}, gpus=8)
+    with pytest.raises(ConfigError, match=r"training.nodes=2 but the Slurm allocation has SLURM_NNODES=3"):
+        plan_layout({"nodes": 2}, env={"SLURM_PROCID": "0", "SLURM_JOB_NODELIST": "n[1-3]", "SLURM_NNODES": "3"})
+    assert plan_layout({"processes_per_node": 2}, env={}, gpus=0).world_size == 2
+    assert plan_layout({}, env={}, gpus=4).world_size == 4 and plan_layout({}, env={}, gpus=0).world_size == 1
+    # (the rendezvous host from a real `scontrol show hostnames`: tests/test_slurm.py)
+    layout = Layout(nodes=2, processes_per_node=8, machine_rank=1, main_address="gpu07", main_port=30734)
+    command = accelerate_command(layout, Path("/x/zero3.json"), ["train-worker"], cuda=True)
+    joined = " ".join(command)
+    assert "--num_processes 16 --num_machines 2 --machine_rank 1 --main_process_ip gpu07" in joined
+    assert "--deepspeed_multinode_launcher standard" in joined and joined.endswith("--module mlit train-worker")
+
+
+def test_empty_saved_weights_are_an_error(tmp_path, tiny_base_model):
+    import torch
+    from safetensors.torch import save_file
+
+    (tmp_path / "empty").mkdir()
+    save_file({"model.embed_tokens.weight": torch.zeros(0)}, str(tmp_path / "empty" / "model.safetensors"))
+    with pytest.raises(EmptyWeightsError, match="empty"):
+        verify_saved_weights(tmp_path / "empty", str(tiny_base_model))
+    (tmp_path / "none").mkdir()
+    with pytest.raises(EmptyWeightsError, match="no safetensors"):
+        verify_saved_weights(tmp_path / "none", str(tiny_base_model))
+    assert verify_saved_weights(tiny_base_model, str(tiny_base_model)) > 100_000
+
+
+@pytest.fixture(scope="module")
+def zero_runs(tmp_path_factory):
+    """The tiny grid's EN cell trained through the real `train` rule: 1 process, ZeRO-2 x 2, ZeRO-3 x 2."""
+    runs = {}
+    for name, overrides in {"single": {}, "zero2": {"deepspeed": "zero2", "processes_per_node": 2},
+                            "zero3": {"deepspeed": "zero3", "processes_per_node": 2}}.items():
+        workdir = tmp_path_factory.mktemp(name)
+        config = copy.deepcopy(DEMO)
+        config.update(compositions=["EN"], sizes=[32], eval_languages=["EN"])
+        config["training"].update(epochs=1, per_device_batch_size=4, effective_batch_size=8, logging_steps=1,
+                                  **overrides)
+        config["judge"]["serve"]["training"].update(per_device_batch_size=4)
+        configfile = workdir / "config.yaml"
+        configfile.write_text(yaml.safe_dump(config))
+        snakemake(workdir, "--cores", "2", f"results/models/{CELL}", configfile=configfile)
+        runs[name] = workdir / "results" / "models" / CELL
+    return runs
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("stage", ["zero2", "zero3"])
+def test_zero_two_process_training_through_the_rule_equals_one_process(zero_runs, stage):
+    from transformers import AutoModelForCausalLM
+
+    info = json.loads((zero_runs[stage] / "train_info.json").read_text())
+    single = json.loads((zero_runs["single"] / "train_info.json").read_text())
+    assert info["world_size"] == 2 and info["deepspeed"].endswith(f"config/deepspeed/{stage}.json")
+    assert (info["gradient_accumulation_steps"], single["gradient_accumulation_steps"]) == (1, 2)
+    assert info["effective_batch_size"] == single["effective_batch_size"] == 8
+    assert info["global_steps"] == single["global_steps"] == 4 and info["tokens_seen"] == single["tokens_seen"]
+    # the same batches per optimizer step: the same loss curve, whatever the number of processes
+    assert losses(zero_runs[stage]) == pytest.approx(losses(zero_runs["single"]), rel=1e-5)
+    model = AutoModelForCausalLM.from_pretrained(zero_runs[stage])  # consolidated, loadable
+    assert model.num_parameters() > 0 and info["parameters"] > 0
+    log = (zero_runs[stage].parents[2] / "results" / "logs" / "train" / f"{CELL}.log").read_text()
+    assert "accelerate.commands.launch --num_processes 2" in log and "--use_deepspeed" in log
+
+
+def train_command(base, data, out, **overrides):
+    settings = {"learning_rate": 1e-3, "epochs": 12, "per_device_batch_size": 4, "effective_batch_size": 8,
+                "max_length": 128, "logging_steps": 1, "save_steps": 10, "save_total_limit": 2,
+                "deepspeed": "zero2", "processes_per_node": 2, **overrides}
+    return [sys.executable, "-m", "mlit", "train", "--base", str(base), "--data", str(data), "--out", str(out),
+            "--settings", json.dumps(settings), "--seed", "3"]
+
+
+def wait_for(predicate, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def kill_run(out: Path):
+    """Kill every process of the run at once, as Slurm does when a node fails (SIGKILL, no save)."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"--out" in argv and str(out).encode() in argv and int(proc.name) != os.getpid():
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.mark.workflow
+def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base_model):
+    write_jsonl(tmp_path / "train.jsonl", rows())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    uninterrupted = subprocess.run(train_command(tiny_base_model, tmp_path / "train.jsonl", tmp_path / "full"),
+                                   env=env, capture_output=True, text=True)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    command = train_command(tiny_base_model, tmp_path / "train.jsonl", out)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoints = tmp_path / "killed.tmp" / "checkpoints"
+    wait_for(lambda: (checkpoints / "checkpoint-30" / "trainer_state.json").exists())
+    kill_run(out)
+    process.wait(timeout=60)
+    assert not out.exists()  # nothing that looks finished
+    survivors = sorted(int(p.name.split("-")[1]) for p in checkpoints.glob("checkpoint-*"))
+    assert survivors and max(survivors) >= 30 and len(survivors) <= 2  # keep-last-2
+
+    resumed = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["resumed_from_step"] in survivors and info["resumed_from_step"] >= 30
+    assert "staging" in resumed.stdout and f"resuming from checkpoint-{info['resumed_from_step']}" in resumed.stdout
+    curve, reference = losses(out), losses(tmp_path / "full")
+    assert sorted(curve) == list(range(1, 97)) == sorted(reference)  # every step once, none twice
+    assert curve == pytest.approx(reference, rel=1e-5)  # resumed with optimizer, scheduler and data order
+    assert json.loads((tmp_path / "full" / "train_info.json").read_text())["parameters"] == info["parameters"]
+    assert not (tmp_path / "killed.tmp").exists() and not (out / "checkpoints").exists()
+
+
+@pytest.mark.workflow
+def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_model):
+    write_jsonl(tmp_path / "train.jsonl", rows())
+    out = tmp_path / "model"
+    command = train_command(tiny_base_model, tmp_path / "train.jsonl", out, save_steps=1000, deepspeed="zero3",
+                            epochs=20)
+    log = tmp_path / "first.log"
+    with log.open("w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        wait_for(lambda: "resuming from scratch" in log.read_text())
+        time.sleep(1.0)
+        process.send_signal(signal.SIGTERM)  # what Slurm sends at preemption or the time limit
+        assert process.wait(timeout=120) == 143
+    saved = list((tmp_path / "model.tmp" / "checkpoints").glob("checkpoint-*"))
+    assert len(saved) == 1, log.read_text()[-3000:]  # save_steps is never reached: the signal saved it
+    step = int(saved[0].name.split("-")[1])
+    assert 0 < step < 160 and f"SIGTERM: saved checkpoint-{step}" in log.read_text()
+    resumed = subprocess.run(command, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    info = json.loads((out / "train_info.json").read_text())
+    assert info["resumed_from_step"] == step and info["global_steps"] == 160
+    assert sorted(losses(out)) == list(range(1, 161))
+
+
+@pytest.mark.workflow
+def test_zero3_without_a_16bit_gather_fails_loudly(tmp_path, tiny_base_model):
+    config = json.loads((REPO / "config" / "deepspeed" / "zero3.json").read_text())
+    config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = False
+    (tmp_path / "zero3_nogather.json").write_text(json.dumps(config))
+    write_jsonl(tmp_path / "train.jsonl", rows(16))
+    command = train_command(tiny_base_model, tmp_path / "train.jsonl", tmp_path / "model", epochs=1,
+                            deepspeed=str(tmp_path / "zero3_nogather.json"))
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "EmptyWeightsError" in result.stdout + result.stderr
+    assert "stage3_gather_16bit_weights_on_model_save" in result.stdout + result.stderr
+    assert not (tmp_path / "model").exists()

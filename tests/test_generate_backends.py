@@ -1,0 +1,124 @@
+"""The `hf` and `vllm` generation backends on a tiny model that has memorised its training answers
+(so greedy decoding is unambiguous): same answers, resume after a kill, FastChat's answer format.
+vLLM runs from its own environment (.venv-vllm, made by `make setup-vllm`)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlit.io import read_jsonl, write_jsonl
+
+from conftest import REPO
+
+VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
+CATEGORIES = ["math", "reasoning", "coding", "extraction"]  # MT-Bench temperature 0: greedy
+FACTS = [(f"What is the code word for item {i}?", f"The code word for item {i} is {word}.")
+         for i, word in enumerate(["apple", "river", "stone", "cloud", "tiger", "maple", "ocean", "ember",
+                                   "frost", "amber", "cedar", "delta", "falcon", "harbor", "island", "jungle"])]
+
+pytestmark = pytest.mark.workflow
+
+
+@pytest.fixture(scope="module")
+def memorised(tmp_path_factory, tiny_base_model):
+    """A tiny model trained on 16 question/answer pairs until it answers them verbatim, and a
+    benchmark directory whose questions are those pairs."""
+    from mlit.train import train
+
+    work = tmp_path_factory.mktemp("memorised")
+    rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]
+    write_jsonl(work / "train.jsonl", rows)
+    train(str(tiny_base_model), str(work / "train.jsonl"), work / "model",
+          {"learning_rate": 3e-3, "epochs": 150, "per_device_batch_size": 16, "max_length": 128,
+           "logging_steps": 50, "save_steps": 10**6, "lr_scheduler": "constant"}, seed=0)
+    bench = work / "bench"
+    questions = [{"question_id": f"{i + 1}_EN", "category": CATEGORIES[i % 4], "turns": [q, FACTS[(i + 1) % 16][0]]}
+                 for i, (q, _) in enumerate(FACTS)]
+    write_jsonl(bench / "EN" / "question.jsonl", questions)
+    return work / "model", bench
+
+
+def generate(python, model, bench, out_dir, backend, batch_size=8, **popen):
+    settings = {"backend": backend, "max_new_tokens": 24, "batch_size": batch_size, "seed": 1,
+                "vllm_dtype": "float32", "vllm_enforce_eager": True}
+    command = [str(python), "-m", "mlit", "generate", "--model", str(model), "--bench", str(bench), "--langs", "EN",
+               "--model-id", "memorised", "--settings", json.dumps(settings), "--out-dir", str(out_dir)]
+    env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "OMP_NUM_THREADS": "2"}
+    if popen:
+        return subprocess.Popen(command, env=env, start_new_session=True, **popen)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, "\n".join(l for l in result.stderr.splitlines() if "rror" in l)[-4000:]
+    return result
+
+
+def needs_vllm():
+    if not VLLM_PYTHON.exists():
+        pytest.skip("no .venv-vllm (make setup-vllm; make test creates it)")
+
+
+def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
+    needs_vllm()
+    model, bench = memorised
+    generate(sys.executable, model, bench, tmp_path / "hf", "hf")
+    log = generate(VLLM_PYTHON, model, bench, tmp_path / "vllm", "vllm", batch_size=64)
+    assert "backend vllm" in log.stdout
+    hf = {row["question_id"]: row for row in read_jsonl(tmp_path / "hf" / "EN.jsonl")}
+    vllm = {row["question_id"]: row for row in read_jsonl(tmp_path / "vllm" / "EN.jsonl")}
+    assert sorted(hf) == sorted(vllm) and len(hf) == 16
+    memorised_answers = 0
+    for qid, row in hf.items():
+        assert vllm[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
+        assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
+        memorised_answers += row["choices"][0]["turns"][0] == FACTS[int(qid.split("_")[0]) - 1][1]
+    assert memorised_answers >= 12  # the answers are the memorised ones, so greedy is unambiguous
+
+
+@pytest.mark.parametrize("backend", ["hf", "vllm"])
+def test_a_killed_generation_resumes_with_the_unanswered_questions(memorised, tmp_path, backend):
+    if backend == "vllm":
+        needs_vllm()
+    model, bench = memorised
+    python = VLLM_PYTHON if backend == "vllm" else sys.executable
+    partial = tmp_path / "EN.jsonl.partial"
+    process = generate(python, model, bench, tmp_path, backend, batch_size=2, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while time.time() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the job and its engine processes
+    process.wait()
+    answered = len(read_jsonl(partial, tolerate_torn_tail=True))
+    assert 2 <= answered < 16 and not (tmp_path / "EN.jsonl").exists()
+    log = generate(python, model, bench, tmp_path, backend, batch_size=2)
+    assert f"resuming {tmp_path / 'EN.jsonl'}: {answered} of 16 questions already answered" in log.stdout + log.stderr
+    rows = read_jsonl(tmp_path / "EN.jsonl")
+    assert [r["question_id"] for r in rows] == [f"{i}_EN" for i in range(1, 17)]  # each once, in order
+    assert not partial.exists()
+
+
+def test_the_generate_rule_runs_vllm_from_its_own_environment(tmp_path):
+    import copy
+
+    import yaml
+
+    from conftest import snakemake
+
+    config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    config["generation"].update(backend="vllm", vllm_python=str(tmp_path / "no-such-python"))
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    missing = snakemake(tmp_path, "-n", configfile=configfile, check=False)
+    assert missing.returncode != 0
+    assert "generation.backend: vllm needs a Python with vLLM" in missing.stdout + missing.stderr
+    assert "make setup-vllm" in missing.stdout + missing.stderr
+    config["generation"]["vllm_python"] = sys.executable  # any existing interpreter: the plan shows it
+    configfile.write_text(yaml.safe_dump(config))
+    plan = snakemake(tmp_path, "-n", "-p", configfile=configfile)
+    assert f"{sys.executable} -m mlit generate" in plan.stdout
+    assert '"backend": "vllm"' in plan.stdout

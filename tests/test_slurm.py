@@ -1,0 +1,134 @@
+"""`snakemake --profile profiles/slurm` against a real one-node Slurm cluster (slurmctld + slurmd,
+placeholder GPU GRES) started by tests/slurm/up.sh. Needs root and Debian's slurm-wlm (`make test`
+installs it where it can)."""
+
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlit.io import read_jsonl
+from mlit.launch import plan_layout, slurm_hostnames
+
+from conftest import REPO, snakemake
+from openai_server import OpenAIServer
+
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+CELL = "tiny-llama__demo__EN__30__seed1"
+# test-only overrides: no accounting database here (squeue for status), and quick first polls
+SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
+              "--slurm-init-seconds-before-status-checks", "3"]
+SUBMITTED = re.compile(r"SLURM jobid (\d+) \(log: (\S+/rule_(\w+)/\S+)\)")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    if os.geteuid() != 0 or not shutil.which("slurmctld"):
+        pytest.skip("needs root and slurm-wlm (make test installs it when run as root)")
+    state = tmp_path_factory.mktemp("slurm")
+    up = subprocess.run([str(REPO / "tests" / "slurm" / "up.sh"), str(state)], capture_output=True, text=True)
+    assert up.returncode == 0, up.stdout + up.stderr
+    yield state
+    subprocess.run([str(REPO / "tests" / "slurm" / "down.sh"), str(state)], check=False)
+
+
+def tiny_config(**judge):
+    config = copy.deepcopy(DEMO)
+    config.update(compositions=["EN"], sizes=[30], eval_languages=["EN"])
+    # ZeRO-2 on the two (placeholder) GPUs of one node: one launcher, two processes
+    config["training"].update(epochs=1, deepspeed="zero2", processes_per_node=2, gpus_per_node=2,
+                              per_device_batch_size=4, effective_batch_size=8)
+    config["generation"].update(questions_per_category=1, max_new_tokens=16)
+    config["judge"]["serve"]["training"].update(epochs=1, per_device_batch_size=4)
+    config["judge"].update(judge)
+    return config
+
+
+def submitted(output: str) -> dict[int, str]:
+    """Slurm job id -> rule, from Snakemake's 'submitted with SLURM jobid' lines."""
+    return {int(job): rule for job, _, rule in SUBMITTED.findall(output)}
+
+
+def slurm_job(job_id: int) -> dict[str, str]:
+    shown = subprocess.run(["scontrol", "show", "job", "-d", str(job_id)], capture_output=True, text=True,
+                           check=True).stdout
+    return dict(re.findall(r"(\w[\w/:]*)=(\S*)", shown))
+
+
+def test_scontrol_expands_a_node_list_for_the_multi_node_rendezvous(cluster):
+    assert slurm_hostnames("gpu[07-08]") == ["gpu07", "gpu08"]
+    env = {"SLURM_PROCID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NNODES": "2", "SLURM_JOB_ID": "1234"}
+    layout = plan_layout({"nodes": 2}, env=env, gpus=8)  # the second node's launcher of a 2 x 8 GPU job
+    assert (layout.machine_rank, layout.main_address, layout.main_port, layout.world_size) == (1, "gpu07", 30734, 16)
+
+
+def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cluster, tmp_path):
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(tiny_config()))
+    local, on_slurm = tmp_path / "local", tmp_path / "slurm"
+    snakemake(local, "--cores", "2", configfile=configfile)
+    run = snakemake(on_slurm, *SLURM_ARGS, configfile=configfile)
+    output = run.stdout + run.stderr
+    jobs = submitted(output)
+    # quick steps ran where Snakemake runs; the rest went to Slurm, once each
+    assert sorted(jobs.values()) == ["generate", "judge", "train", "train_judge"], output[-3000:]
+    expected = {"train": ("gpu", "gpu:2"), "train_judge": ("gpu", "gpu:1"), "generate": ("gpu", "gpu:1"),
+                "judge": ("cpu", None)}
+    for job_id, rule in jobs.items():
+        job = slurm_job(job_id)
+        partition, gres = expected[rule]
+        assert job["JobState"] == "COMPLETED" and job["Partition"] == partition, (rule, job)
+        assert job.get("TresPerNode", "(null)") == (f"gres:{gres}" if gres else "(null)"), (rule, job)
+    log = (on_slurm / "results" / "logs" / "train" / f"{CELL}.log").read_text()
+    # one launcher saw both GPUs of the job and started two processes
+    assert "CUDA_VISIBLE_DEVICES=0,1" in log and "--num_processes 2" in log and "--use_deepspeed" in log
+    completed = (cluster / "log" / "jobcomp.txt").read_text()
+    assert all(f"JobId={job_id} " in completed for job_id in jobs)
+    # the same results as the local run
+    for name in ("loss.csv",):
+        assert (on_slurm / "results" / "models" / CELL / name).read_text() == \
+            (local / "results" / "models" / CELL / name).read_text()
+    answers = lambda root: [(a["question_id"], a["choices"]) for a in
+                            read_jsonl(root / "results" / "answers" / CELL / "EN.jsonl")]
+    assert answers(on_slurm) == answers(local)
+    scores = lambda root: [(j["question_id"], j["turn"], j["score"]) for j in
+                           read_jsonl(root / "results" / "judgments" / CELL / "EN.jsonl")]
+    assert scores(on_slurm) == scores(local)
+    assert (on_slurm / "results" / "tables" / "main_table.csv").read_text() == \
+        (local / "results" / "tables" / "main_table.csv").read_text()
+
+
+def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster, tmp_path):
+    failing = {"on": True}
+
+    def behaviour(request, attempt):
+        return ("status", 503, {}) if failing["on"] else ("reply", "Fine. Rating: [[6]]")
+
+    with OpenAIServer(behaviour) as server:
+        configfile = tmp_path / "config.yaml"
+        configfile.write_text(yaml.safe_dump(tiny_config(base_url=server.base_url, model="gpt-4", max_retries=1,
+                                                         retry_initial_s=0.01, timeout_s=5)))
+        first = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile, check=False)
+        output = first.stdout + first.stderr
+        assert first.returncode != 0
+        assert "Error in rule judge" in output
+        failed_logs = [log for _, log, rule in SUBMITTED.findall(output) if rule == "judge"]
+        assert failed_logs and any(log in output.split("Error in rule judge", 1)[1] for log in failed_logs)
+        assert "JudgeEndpointError" in Path(failed_logs[-1]).read_text() + \
+            (tmp_path / "results" / "logs" / "judge" / f"{CELL}.log").read_text()
+        assert set(submitted(output).values()) == {"train", "generate", "judge"}
+
+        failing["on"] = False  # the endpoint is back
+        second = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile)
+        assert sorted(submitted(second.stdout + second.stderr).values()) == ["judge"]
+    judgments = read_jsonl(tmp_path / "results" / "judgments" / CELL / "EN.jsonl")
+    assert len(judgments) == 16 and {j["score"] for j in judgments} == {6}
