@@ -296,7 +296,10 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
         "tokens_seen": int(trainer.state.num_input_tokens_seen),
         "parameters": parameters,
         "global_steps": trainer.state.global_step,
-        "final_train_loss": result.training_loss,
+        # HF's training_loss is the mean over the steps of this process's session (after a resume:
+        # since the resume); the last logged loss is the end of the curve in loss.csv
+        "train_loss_mean_this_session": result.training_loss,
+        "last_logged_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
         "wall_time_s": round(time.time() - started, 1),
         "packages": package_versions(),
     }
@@ -305,6 +308,6 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
     (tmp / RUN_FILE).unlink(missing_ok=True)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp.rename(out_dir)
-    print(json.dumps({k: info[k] for k in ("examples", "world_size", "global_steps", "final_train_loss",
+    print(json.dumps({k: info[k] for k in ("examples", "world_size", "global_steps", "last_logged_loss",
                                            "tokens_seen", "wall_time_s")}), flush=True)
     return info
