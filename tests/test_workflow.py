@@ -1,6 +1,7 @@
 """The real workflow, end to end, on a small grid (the demo's pipeline with fewer cells)."""
 
 import copy
+import re
 
 import polars as pl
 import pytest
@@ -85,6 +86,25 @@ def test_the_papers_grid_plans_every_job_without_gpu_or_network(tmp_path):
     # 9 compositions x (Lima-X: full; Bactrian-X: 3 sizes) = 36 training sets; x 2 base models = 72 cells
     assert counts == {"prepare_data": 36, "train": 72, "generate": 72, "judge": 72, "tables": 1, "all": 1,
                       "total": 254}
+
+
+def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_path):
+    """`snakemake -n --profile profiles/slurm --configfile config/paper.yaml`: the plan, no cluster."""
+    plan = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"),
+                     configfile=REPO / "config" / "paper.yaml").stdout
+    assert job_counts(plan)["total"] == 254
+    blocks = re.split(r"\n(?=rule \w+:)", plan)
+    jobs = [block for block in blocks if block.startswith("rule train:")]
+    mixtral = [b for b in jobs if "cell=mixtral-8x7b__" in b]
+    seven_b = [b for b in jobs if "cell=24eu-7b__" in b]
+    assert len(mixtral) == len(seven_b) == 36
+    for block in mixtral:  # two nodes of 8 GPUs: one launcher per node
+        assert all(f in block for f in ("slurm_partition=gpu", "nodes=2", "gres=gpu:8", "tasks=2", "mpi=srun",
+                                        "tasks_per_gpu=0", "runtime=1440"))
+    for block in seven_b:  # one node of 8 GPUs, no srun wrapper
+        assert "nodes=1" in block and "gres=gpu:8" in block and "mpi=" not in block and "runtime=720" in block
+    judge = [b for b in blocks if b.startswith("rule judge:")]
+    assert judge and all("slurm_partition=cpu" in b and "openai_api=1" in b and "gres" not in b for b in judge)
 
 
 def test_report_bundles_tables_and_plots_with_captions(finished_run):
