@@ -10,8 +10,9 @@ CPUS=$(nproc)
 MEM_MB=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 * 9 / 10 ))
 
 "$(dirname "$0")/down.sh" "$STATE" >/dev/null 2>&1 || true
-if pgrep -x 'slurmctld|slurmd' >/dev/null; then
-  echo "a slurmctld/slurmd is already running (pids: $(pgrep -x 'slurmctld|slurmd' | tr '\n' ' '));" \
+running=$( { pgrep -x slurmctld; pgrep -x slurmd; } | tr '\n' ' ' || true)
+if [ -n "$running" ]; then
+  echo "a slurmctld/slurmd is already running (pids: $running);" \
        "stop it first (tests/slurm/down.sh ITS_STATE_DIR)" >&2
   exit 1
 fi
