@@ -31,6 +31,8 @@ localrules:
     all,
     prepare_data,
     build_base_model,
+    fetch_base_model,
+    prepare_base_model,
     tables,
     partial_tables,
     annotation_sheets,

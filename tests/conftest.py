@@ -54,3 +54,19 @@ def tiny_base_model(tmp_path_factory) -> Path:
     build_base_model({"vocab_size": 1500, "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2,
                       "max_position_embeddings": 1024}, corpus, out)
     return out
+
+
+@pytest.fixture(scope="session")
+def standins(tmp_path_factory) -> dict[str, Path]:
+    """Stand-ins for the study's hub checkpoints (tests/standins.py): Mixtral-shaped with Mistral's
+    tokenizer, and one with code and a slow tokenizer in the checkpoint."""
+    from mlit.io import read_jsonl
+    from standins import build_mixtral_standin, build_remote_code_standin
+
+    texts = []
+    for lang in LANGS:
+        texts += [t for row in read_jsonl(DEMO_DATA.format(lang=lang)) for t in (row["instruction"], row["output"])]
+        texts += [t for row in read_jsonl(BENCH / lang / "question.jsonl") for t in row["turns"]]
+    root = tmp_path_factory.mktemp("standins")
+    return {"mixtral": build_mixtral_standin(root / "mixtral-8x7b-like"),
+            "remote": build_remote_code_standin(root / "polyglot-7b-like", texts)}

@@ -63,3 +63,31 @@ def test_cli_builds_partial_tables_from_cell_ids_with_latex(tmp_path):
     tex = (tmp_path / "t" / "main_table.tex").read_text()
     assert tex.startswith("\\begin{tabular}") and "m\\_\\_d\\_\\_EN" in tex and tex.rstrip().endswith("\\end{tabular}")
     assert "IT.jsonl" in (tmp_path / "t" / "README.md").read_text()
+
+
+def test_training_health_from_train_info_skips_older_models(tmp_path, capsys):
+    import json
+
+    report = {"DE": {"examples": 10, "truncated_examples": 2, "answer_tokens": 500, "answer_tokens_lost": 50,
+                     "answer_tokens_lost_fraction": 0.1},
+              "EN": {"examples": 10, "truncated_examples": 0, "answer_tokens": 400, "answer_tokens_lost": 0,
+                     "answer_tokens_lost_fraction": 0.0}}
+    new, old = tmp_path / "models" / "m__d__EN__10__seed1", tmp_path / "models" / "m__d__DE__10__seed1"
+    for directory, info in ((new, {"steps": 3, "truncation": report}), (old, {"steps": 3})):
+        directory.mkdir(parents=True)
+        (directory / "train_info.json").write_text(json.dumps(info))
+    files = [str(old / "train_info.json"), str(new / "train_info.json")]
+
+    tables = write_tables(fixture_files(tmp_path), CELLS, tmp_path / "tables", train_info_files=files)
+    printed = capsys.readouterr().out
+    assert f"{old / 'train_info.json'} has no truncation report" in printed  # skipped, with a note
+    health = pl.read_parquet(tmp_path / "tables" / "training_health.parquet")
+    assert health.columns == ["cell", "lang", "examples", "truncated_examples", "answer_tokens", "answer_tokens_lost",
+                              "answer_tokens_lost_fraction"]
+    assert health.rows(named=True) == [{"cell": new.name, "lang": lang, **stats} for lang, stats in report.items()]
+    assert tables["training_health"].equals(health)
+    assert pl.read_csv(tmp_path / "tables" / "training_health.csv").height == 2
+    assert "| m__d__EN__10__seed1 | DE | 10 | 2 | 500 | 50 | 0.1 |" in (tmp_path / "tables" / "training_health.md").read_text()
+
+    plain = write_tables(fixture_files(tmp_path), CELLS, tmp_path / "plain")  # without train-info: no table
+    assert "training_health" not in plain and not (tmp_path / "plain" / "training_health.csv").exists()

@@ -64,7 +64,8 @@ def test_every_step_leaves_its_outputs_and_logs(finished_run):
     judgments = read_jsonl(results / "judgments" / cell / "DE.jsonl")
     assert {j["prompt_name"] for j in judgments} == {"single-v1", "single-v1-multi-turn", "single-math-v1",
                                                      "single-math-v1-multi-turn"}
-    for rule in ("prepare_data", "train", "generate", "judge", "tables", "build_base_model", "train_judge"):
+    for rule in ("prepare_data", "train", "generate", "judge", "tables", "build_base_model", "prepare_base_model",
+                 "train_judge"):
         assert any((results / "logs" / rule).iterdir()), rule
 
 
@@ -84,15 +85,22 @@ def test_rerun_does_nothing_and_a_new_size_adds_only_its_cells(finished_run):
 def test_the_papers_grid_plans_every_job_without_gpu_or_network(tmp_path):
     counts = job_counts(snakemake(tmp_path, "-n", configfile=REPO / "config" / "paper.yaml").stdout)
     # 9 compositions x (Lima-X: full; Bactrian-X: 3 sizes) = 36 training sets; x 2 base models = 72 cells
+    # + Mixtral fetched once from the hub, both base models prepared (chat template, tokenizer) by local jobs
     assert counts == {"prepare_data": 36, "train": 72, "generate": 72, "judge": 72, "tables": 1, "all": 1,
-                      "total": 254}
+                      "fetch_base_model": 1, "prepare_base_model": 2, "total": 257}
+
+
+def test_the_one_gpu_smoke_config_plans_without_network(tmp_path):
+    counts = job_counts(snakemake(tmp_path, "-n", configfile=REPO / "config" / "smoke-gpu.yaml").stdout)
+    assert counts == {"fetch_base_model": 1, "prepare_base_model": 1, "prepare_data": 3, "train": 3, "generate": 3,
+                      "judge": 3, "tables": 1, "all": 1, "total": 16}
 
 
 def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_path):
     """`snakemake -n --profile profiles/slurm --configfile config/paper.yaml`: the plan, no cluster."""
     plan = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm"),
                      configfile=REPO / "config" / "paper.yaml").stdout
-    assert job_counts(plan)["total"] == 254
+    assert job_counts(plan)["total"] == 257
     blocks = re.split(r"\n(?=rule \w+:)", plan)
     jobs = [block for block in blocks if block.startswith("rule train:")]
     mixtral = [b for b in jobs if "cell=mixtral-8x7b__" in b]

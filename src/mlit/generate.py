@@ -15,8 +15,38 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from mlit.base_model import read_base_info
+from mlit.chat_format import with_system_message
 from mlit.io import append_jsonl, read_jsonl, write_jsonl
 from mlit.mtbench import TEMPERATURE, load_questions
+
+
+class ChatStop:
+    """Where an answer ends: the chat format's end-of-turn text (``</s>`` for opengptx), as a token id
+    where it is one token of the vocabulary, else as a stop string; plus the system messages of the
+    chat format. Read from the model's ``mlit_base.json`` (see ``mlit.base_model``)."""
+
+    def __init__(self, model_dir: str, tokenizer, eos_token_ids: list[int]):
+        info = read_base_info(model_dir)
+        chat = info["chat_format"]
+        self.trust_remote_code = bool(info.get("trust_remote_code"))
+        self.system_messages = chat.get("system_messages") or {}
+        self.end_of_turn = chat.get("end_of_turn") or None
+        token_id = info.get("end_of_turn_token_id")
+        self.stop_token_ids = sorted({*eos_token_ids, *([token_id] if token_id is not None else [])})
+        # a multi-token end of turn stops by its text
+        self.stop_strings = [self.end_of_turn] if self.end_of_turn and token_id is None else []
+
+    def cut(self, text: str) -> str:
+        if self.end_of_turn and self.end_of_turn in text:
+            text = text[:text.index(self.end_of_turn)]
+        return text.strip()
+
+
+def eos_ids(value) -> list[int]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 class Generator:
@@ -27,11 +57,14 @@ class Generator:
 
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        trust = bool(read_base_info(model_dir).get("trust_remote_code"))
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto").to(self.device).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust)
+        self.model = self.model.to(self.device).eval()
+        self.stop = ChatStop(model_dir, self.tokenizer, eos_ids(self.model.generation_config.eos_token_id))
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
         self.batch_size = batch_size
@@ -53,17 +86,19 @@ class Generator:
         self.torch.manual_seed(seed)
         sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature >= 1e-4 else \
             {"do_sample": False}
+        if self.stop.stop_strings:
+            sampling.update(stop_strings=self.stop.stop_strings, tokenizer=self.tokenizer)
         with self.torch.no_grad():
             output = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
                                          min_new_tokens=self.min_new_tokens or None,
                                          cache_implementation=self.cache_implementation,
+                                         eos_token_id=self.stop.stop_token_ids or None,
                                          pad_token_id=self.tokenizer.pad_token_id, **sampling)
         new_tokens = output[:, encoded["input_ids"].shape[1]:]
-        ends = self.model.generation_config.eos_token_id
-        ends = set(ends if isinstance(ends, list) else [ends]) | {self.tokenizer.pad_token_id}
+        ends = set(self.stop.stop_token_ids) | {self.tokenizer.pad_token_id}
         for row in new_tokens.tolist():
             self.generated_tokens += next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
-        return [text.strip() for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return [self.stop.cut(text) for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
 class VLLMGenerator:
@@ -76,8 +111,10 @@ class VLLMGenerator:
         from vllm import LLM
 
         settings = settings or {}
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        config = AutoConfig.from_pretrained(model_dir)
+        trust = bool(read_base_info(model_dir).get("trust_remote_code"))
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust)
+        self.stop = ChatStop(model_dir, self.tokenizer, eos_ids(getattr(config, "eos_token_id", None)))
         self.max_positions = getattr(config, "max_position_embeddings", None)
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
@@ -90,6 +127,7 @@ class VLLMGenerator:
         self.per_request_seed = torch.cuda.is_available()
         self.llm = LLM(model=model_dir, dtype=settings.get("vllm_dtype", "auto"), seed=settings.get("seed", 42),
                        max_model_len=self.max_positions, enforce_eager=settings.get("vllm_enforce_eager", False),
+                       trust_remote_code=trust,
                        gpu_memory_utilization=settings.get("vllm_gpu_memory_utilization", 0.85))
 
     def render(self, messages: list[dict]) -> str:
@@ -108,11 +146,13 @@ class VLLMGenerator:
                                  max_tokens=self.max_new_tokens,
                                  seed=seed + index if self.per_request_seed and not greedy else None,
                                  min_tokens=self.min_new_tokens,
+                                 stop_token_ids=self.stop.stop_token_ids or None,
+                                 stop=self.stop.stop_strings or None,
                                  skip_special_tokens=True)
                   for index in range(len(prompts))]
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         self.generated_tokens += sum(len(output.outputs[0].token_ids) for output in outputs)
-        return [self.tokenizer.decode(output.outputs[0].token_ids, skip_special_tokens=True).strip()
+        return [self.stop.cut(self.tokenizer.decode(output.outputs[0].token_ids, skip_special_tokens=True))
                 for output in outputs]
 
 
@@ -131,9 +171,18 @@ def batch_seed(seed: int, question_ids: list[str], turn: int) -> int:
     return int(digest[:8], 16)
 
 
+def first_turn(question: dict, lang: str, system_message: str, system_messages: dict[str, str]) -> list[dict]:
+    """Turn 1 of a question, with the system message of ``generation.system_message``
+    (question_language: MT-Bench-X's choice; english; none) where the chat format has them."""
+    policy = "own_language" if system_message == "question_language" else system_message
+    return with_system_message([{"role": "user", "content": question["turns"][0]}], lang, policy, system_messages)
+
+
 def answer_questions(generator: Generator, questions: list[dict], out_path: Path, model_id: str, seed: int,
-                     log=print) -> list[dict]:
+                     log=print, lang: str | None = None, system_message: str = "question_language") -> list[dict]:
     """Answer both turns of every question; resumable through ``<out_path>.partial``."""
+    lang = lang or out_path.stem
+    system_messages = generator.stop.system_messages
     partial = out_path.with_name(out_path.name + ".partial")
     done = {row["question_id"]: row for row in read_jsonl(partial, tolerate_torn_tail=True)} \
         if partial.exists() else {}
@@ -142,8 +191,8 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
         log(f"resuming {out_path}: {len(done)} of {len(questions)} questions already answered")
     todo = [q for q in questions if q["question_id"] not in done]
     if questions and not done:
-        log("rendered prompt of the first question:\n" + generator.render(
-            [{"role": "user", "content": questions[0]["turns"][0]}]))
+        log(f"rendered prompt of the first {lang} question:\n"
+            + generator.render(first_turn(questions[0], lang, system_message, system_messages)))
     groups: dict[float, list[dict]] = {}
     for question in todo:
         groups.setdefault(TEMPERATURE[question["category"]], []).append(question)
@@ -155,7 +204,7 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
         for start in range(0, len(group), generator.batch_size):
             batch = group[start : start + generator.batch_size]
             ids = [q["question_id"] for q in batch]
-            conversations = [[{"role": "user", "content": q["turns"][0]}] for q in batch]
+            conversations = [first_turn(q, lang, system_message, system_messages) for q in batch]
             first = generator.generate([generator.render(c) for c in conversations], temperature,
                                        batch_seed(seed, ids, 1))
             for conversation, answer, question in zip(conversations, first, batch):
@@ -184,5 +233,6 @@ def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: 
     for lang in languages:
         questions = load_questions(bench_dir, lang, settings.get("questions_per_category"))
         started = time.time()
-        rows = answer_questions(generator, questions, out_dir / f"{lang}.jsonl", model_id, settings.get("seed", 42))
+        rows = answer_questions(generator, questions, out_dir / f"{lang}.jsonl", model_id, settings.get("seed", 42),
+                                lang=lang, system_message=settings.get("system_message", "question_language"))
         print(f"{lang}: {len(rows)} questions answered in {time.time() - started:.1f} s")

@@ -112,8 +112,29 @@ def to_latex(frame: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+TRAINING_HEALTH_SCHEMA = {"cell": pl.String, "lang": pl.String, "examples": pl.Int64, "truncated_examples": pl.Int64,
+                          "answer_tokens": pl.Int64, "answer_tokens_lost": pl.Int64,
+                          "answer_tokens_lost_fraction": pl.Float64}
+
+
+def training_health(train_info_files: list[str]) -> pl.DataFrame:
+    """One row per cell x language from the fine-tuned models' ``train_info.json`` (the cell id is the
+    file's parent directory): examples cut at ``training.max_length`` and the answer tokens lost.
+    Files without a ``truncation`` report (models trained before it existed) are skipped with a note."""
+    records = []
+    for path in train_info_files:
+        info = json.loads(Path(path).read_text())
+        if "truncation" not in info:
+            print(f"training_health: {path} has no truncation report (an older model); skipped")
+            continue
+        for lang, stats in info["truncation"].items():
+            records.append({"cell": Path(path).parent.name, "lang": lang,
+                            **{column: stats[column] for column in list(TRAINING_HEALTH_SCHEMA)[2:]}})
+    return pl.DataFrame(records, schema=TRAINING_HEALTH_SCHEMA).sort(["cell", "lang"])
+
+
 def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_dir: Path,
-                 prices: dict | None = None) -> dict[str, pl.DataFrame]:
+                 prices: dict | None = None, train_info_files: list[str] | None = None) -> dict[str, pl.DataFrame]:
     long, missing = load_long(judgment_files, cells)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".scores_long.parquet.tmp"
@@ -124,6 +145,8 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
     tables["score_by_size"] = score_by_size(long)
     tables["size_effect"] = size_effect(long)
     tables["judge_health"] = judge_health(long, prices)
+    if train_info_files is not None:
+        tables["training_health"] = training_health(train_info_files)
     report = ["# MT-Bench-X results", ""]
     if missing:
         report += [f"**Partial results**: {len(missing)} judgment file(s) missing:", ""]

@@ -23,10 +23,13 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from mlit.base_model import BASE_INFO, read_base_info
 from mlit.batching import gradient_accumulation_steps
+from mlit.chat_format import with_system_message
 from mlit.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
                               staging_dir)
 from mlit.io import atomic_write_text, sha256_file, write_json
+from mlit.truncation import truncation_report
 
 
 class NoTrainableTokensError(RuntimeError):
@@ -80,6 +83,29 @@ class GuardedCollator:
                 f"batch {self.batches} has no trainable (assistant) token; check the data and the chat template"
             )
         return batch
+
+
+def with_system_messages(dataset, policy: str, system_messages: dict[str, str]):
+    """Training conversations with the system message of ``training.system_message`` (own_language:
+    the row's ``lang``; english; none), where the chat format has system messages."""
+    if policy == "none" or not system_messages:
+        return dataset
+    langs = dataset["lang"] if "lang" in dataset.column_names else [None] * len(dataset)
+    if policy == "own_language" and None in langs:
+        raise ValueError("training.system_message: own_language needs a 'lang' field in every training row")
+    messages = [with_system_message(m, lang, policy, system_messages) for m, lang in zip(dataset["messages"], langs)]
+    return dataset.remove_columns("messages").add_column("messages", messages)
+
+
+def log_rendered_examples(dataset, tokenizer) -> None:
+    """The first training conversation of each language as the model sees it (chat template applied)."""
+    langs = dataset["lang"] if "lang" in dataset.column_names else [None] * len(dataset)
+    first = {}
+    for index, lang in enumerate(langs):
+        first.setdefault(lang, index)
+    for lang, index in first.items():
+        rendered = tokenizer.apply_chat_template(dataset[index]["messages"], tokenize=False)
+        print(f"rendered training example ({lang or 'no language field'}):\n{rendered}", flush=True)
 
 
 def package_versions() -> dict[str, str]:
@@ -249,10 +275,19 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
     staging = prepare_staging(tmp, fingerprint) if state.is_main_process else None
     state.wait_for_everyone()
 
-    dataset = datasets.load_dataset("json", data_files=data_path, split="train")
+    base_info = read_base_info(base_model)
+    trust = bool(base_info.get("trust_remote_code"))
+    dataset = with_system_messages(datasets.load_dataset("json", data_files=data_path, split="train"),
+                                   settings.get("system_message", "own_language"),
+                                   base_info["chat_format"].get("system_messages") or {})
+    tokenizer = AutoTokenizer.from_pretrained(base_model, trust_remote_code=trust)
+    truncation = None
+    if state.is_main_process:
+        truncation = truncation_report(dataset.to_list(), tokenizer, args.max_length)
+        log_rendered_examples(dataset, tokenizer)
     dataset = dataset.select_columns(["messages"])
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype="auto")
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype="auto", trust_remote_code=trust)
+    router_logits = getattr(model.config, "output_router_logits", None)  # TRL turns it on for MoE training
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     trainable_tokens = check_trainable(dataset, trainer.train_dataset, tokenizer, data_path, args.max_length,
                                        args.packing)
@@ -270,12 +305,16 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
             print(f"SIGTERM: saved checkpoint-{preemption.stopped_at} in {tmp / 'checkpoints'}; rerun to resume",
                   flush=True)
         raise TrainingPreempted(143)
+    if router_logits is not None:  # saved as the base model had it: generation does not compute the aux loss
+        trainer.model.config.output_router_logits = router_logits
     trainer.save_model(str(tmp))  # every rank: ZeRO-3 gathers the 16-bit weights collectively
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
     parameters = verify_saved_weights(tmp, base_model)
     tokenizer.save_pretrained(str(tmp))
+    if (Path(base_model) / BASE_INFO).exists():  # chat format and trust_remote_code travel with the model
+        shutil.copy(Path(base_model) / BASE_INFO, tmp / BASE_INFO)
     atomic_write_text(tmp / "loss.csv", loss_csv(trainer.state.log_history))
     manifest = Path(data_path).with_name("manifest.json")
     info = {
@@ -293,6 +332,8 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
         "resumed_from_step": int(resume.name.split("-")[1]) if resume else None,
         "examples": len(dataset),
         "trainable_tokens_per_epoch": trainable_tokens,
+        "system_message": settings.get("system_message", "own_language"),
+        "truncation": truncation,
         "tokens_seen": int(trainer.state.num_input_tokens_seen),
         "parameters": parameters,
         "global_steps": trainer.state.global_step,

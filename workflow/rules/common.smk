@@ -1,5 +1,6 @@
 # Config validation and the grid. Everything below is expanded from `config` (the only source).
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -11,10 +12,15 @@ sys.path.insert(0, str(REPO / "src"))
 from mlit.config import ConfigError, Grid  # noqa: E402
 
 validate(config, schema=str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+# A dry run plans a grid whose local checkpoints are not here yet (a missing base_models[].path is then a
+# warning, an error otherwise). The executor is not known while the Snakefile is parsed: read the flag.
+DRY_RUN = any(arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in sys.argv)
 try:
-    GRID = Grid(config, repo_root=REPO)
+    GRID = Grid(config, repo_root=REPO, dry_run=DRY_RUN)
 except ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
+for warning in GRID.warnings:
+    print(f"config warning: {warning}", file=sys.stderr)
 
 RESULTS = "results"
 MLIT = f"{sys.executable} -m mlit"

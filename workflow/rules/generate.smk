@@ -35,5 +35,5 @@ rule generate:
     log:
         f"{RESULTS}/logs/generate/{{cell}}.log",
     shell:
-        "OMP_NUM_THREADS={threads} {GEN_PYTHON} -m mlit generate --model {input.model} --bench {BENCH} --langs {params.langs} "
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {GEN_PYTHON} -m mlit generate --model {input.model} --bench {BENCH} --langs {params.langs} "
         "--model-id {wildcards.cell} --settings {params.settings:q} --out-dir {params.out_dir} > {log} 2>&1"

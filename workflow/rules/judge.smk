@@ -43,7 +43,7 @@ if JUDGE_SERVED:
         log:
             f"{RESULTS}/logs/train_judge/train_judge.log",
         shell:
-            "OMP_NUM_THREADS={threads} {MLIT} train --base {params.base} --data {input.data} "
+            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {params.base} --data {input.data} "
             "--settings {params.settings:q} --out {output} > {log} 2>&1"
 
 

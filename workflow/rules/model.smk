@@ -3,7 +3,7 @@ rule build_base_model:
     input:
         corpus=GRID.tokenizer_corpus(),
     output:
-        directory(f"{RESULTS}/base_models/{{model}}"),
+        directory(f"{RESULTS}/built_models/{{model}}"),
     params:
         spec=lambda w: as_json(GRID.base_models[w.model]["build"]),
     log:
@@ -12,6 +12,44 @@ rule build_base_model:
         "{MLIT} build-model --spec {params.spec:q} --corpus {input.corpus} --out {output} > {log} 2>&1"
 
 
+rule fetch_base_model:
+    """A hub checkpoint, downloaded once where Snakemake runs (compute nodes often have no network)."""
+    output:
+        directory(f"{RESULTS}/hub_models/{{model}}"),
+    params:
+        hub=lambda w: GRID.base_models[w.model]["hub"],
+        revision=lambda w: GRID.base_models[w.model].get("revision") or "",
+    log:
+        f"{RESULTS}/logs/fetch_base_model/{{model}}.log",
+    shell:
+        "{MLIT} fetch-model --hub {params.hub:q} --revision {params.revision:q} --out {output} > {log} 2>&1"
+
+
+def base_model_source_input(wildcards):
+    """The built or fetched checkpoint; nothing for a local path (read where it is)."""
+    if GRID.builds_model(wildcards.model) or GRID.fetches_model(wildcards.model):
+        return [GRID.model_source(wildcards.model, RESULTS)]
+    return []
+
+
+rule prepare_base_model:
+    """What every job reads: the checkpoint linked, a fast tokenizer with the chat template and a pad
+    token, and mlit_base.json (chat format, end-of-turn token, trust_remote_code)."""
+    input:
+        source=base_model_source_input,
+        benchmark=GRID.benchmark_files(),
+    output:
+        directory(f"{RESULTS}/base_models/{{model}}"),
+    params:
+        spec=lambda w: as_json(GRID.base_model_spec(w.model, RESULTS)),
+        langs=" ".join(GRID.training_languages()),
+    log:
+        f"{RESULTS}/logs/prepare_base_model/{{model}}.log",
+    shell:
+        "HF_HUB_OFFLINE=1 {MLIT} prepare-model --spec {params.spec:q} --bench {BENCH} --langs {params.langs} "
+        "--out {output} > {log} 2>&1"
+
+
 def base_model_input(name):
-    """The built model directory for `build:` models; nothing for hub ids / existing paths."""
-    return [GRID.model_path(name, RESULTS)] if GRID.builds_model(name) else []
+    """The prepared base model directory every training job reads."""
+    return [GRID.model_path(name, RESULTS)]

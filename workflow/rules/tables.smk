@@ -4,7 +4,8 @@ JUDGMENT_FILES = [f"{RESULTS}/judgments/{cell}/{lang}.jsonl" for cell in GRID.ce
 rule tables:
     """Score tables per cell x language x category x turn, the study's averages, comparisons, plots."""
     input:
-        JUDGMENT_FILES,
+        judgments=JUDGMENT_FILES,
+        models=[f"{RESULTS}/models/{cell}" for cell in GRID.cells],
     output:
         long=f"{RESULTS}/tables/scores_long.parquet",
         main=report(f"{RESULTS}/tables/main_table.csv", caption="../report/main_table.rst", category="Tables"),
@@ -18,6 +19,9 @@ rule tables:
             f"{RESULTS}/tables/size_effect.csv", caption="../report/size_effect.rst", category="Tables"
         ),
         health=report(f"{RESULTS}/tables/judge_health.csv", caption="../report/judge_health.rst", category="Tables"),
+        training_health=report(
+            f"{RESULTS}/tables/training_health.csv", caption="../report/training_health.rst", category="Tables"
+        ),
         size_plot=report(
             f"{RESULTS}/tables/plots/score_by_size.png", caption="../report/score_by_size.rst", category="Plots"
         ),
@@ -30,11 +34,12 @@ rule tables:
     params:
         cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         prices=as_json(config["judge"].get("prices_per_1k", {})),
+        train_info=" ".join(f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells),
     log:
         f"{RESULTS}/logs/tables/tables.log",
     shell:
-        "{MLIT} tables --judgments {input} --cells {params.cells:q} --prices {params.prices:q} "
-        "--out-dir {RESULTS}/tables > {log} 2>&1"
+        "{MLIT} tables --judgments {input.judgments} --cells {params.cells:q} --prices {params.prices:q} "
+        "--train-info {params.train_info} --out-dir {RESULTS}/tables > {log} 2>&1"
 
 
 rule partial_tables:

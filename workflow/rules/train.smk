@@ -50,5 +50,5 @@ rule train:
     log:
         f"{RESULTS}/logs/train/{{cell}}.log",
     shell:
-        "OMP_NUM_THREADS=1 {params.per_node}{MLIT} train --base {params.base} --data {input.data} "
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 {params.per_node}{MLIT} train --base {params.base} --data {input.data} "
         "--settings {params.settings:q} --seed {params.seed} --out {output} > {log} 2>&1"

@@ -1,0 +1,214 @@
+"""The study's base checkpoints in shape (tests/standins.py): no chat template, no pad token, code and a
+slow tokenizer in the checkpoint. Prepared as the grid prepares them; asked in MT-Bench-X's `opengptx`
+format byte for byte; trained to stop at their end-of-turn text; bad base models stop the config."""
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlit.base_model import BaseModelError, prepare, sample_texts
+from mlit.config import ConfigError, Grid
+from mlit.io import read_jsonl, write_jsonl
+
+from conftest import BENCH, LANGS, REPO, snakemake
+
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+# MT-Bench-X (Modalities/MT-Bench-X, commit f8972dc): get_prompt_by_language_code, verbatim
+SYSTEM = {
+    "EN": "A chat between a human and an artificial intelligence assistant.The assistant gives helpful and polite "
+          "answers to the human's questions.",
+    "DE": "Ein Gespräch zwischen einem Menschen und einem Assistenten mit künstlicher Intelligenz. Der Assistent gibt "
+          "hilfreiche und höfliche Antworten auf die Fragen des Menschen.",
+    "FR": "Conversation entre un humain et un assistant doté d'une intelligence artificielle. L'assistant donne des "
+          "réponses utiles et polies aux questions de l'homme.",
+    "IT": "Una chat tra un umano e un assistente di intelligenza artificiale. L'assistente fornisce risposte utili ed "
+          "educate alle domande dell'uomo.",
+    "ES": "Una conversación entre un humano y un asistente de inteligencia artificial. El asistente da respuestas "
+          "útiles y amables a las preguntas del humano.",
+}
+
+
+def fastchat_colon_surround(system_message: str, messages: list[tuple[str, str | None]]) -> str:
+    """FastChat's SeparatorStyle.COLON_SURROUND with the opengptx template (roles User/Assistant,
+    sep "", sep2 "</s>"), rewritten from its definition: a message with text None is the open slot."""
+    seps = ["", "</s>"]
+    ret = "System: " + system_message
+    for index, (role, text) in enumerate(messages):
+        ret += "\n" + role + (": " + text + seps[index % 2] if text else ":")
+    return ret
+
+
+def spec(name, source, trust=False, template="opengptx"):
+    return {"name": name, "source": str(source), "chat_template": template, "chat_template_key": "chat_template",
+            "trust_remote_code": trust}
+
+
+@pytest.fixture(scope="session")
+def prepared(standins, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("prepared")
+    samples = sample_texts(BENCH, LANGS)
+    prepare(spec("mixtral", standins["mixtral"]), samples, root / "mixtral")
+    prepare(spec("remote", standins["remote"], trust=True), samples, root / "remote")
+    return {"mixtral": root / "mixtral", "remote": root / "remote"}
+
+
+def test_the_mixtral_standin_is_prepared_without_a_new_token(prepared, standins):
+    from transformers import AutoTokenizer
+
+    info = json.loads((prepared["mixtral"] / "mlit_base.json").read_text())
+    tokenizer = AutoTokenizer.from_pretrained(prepared["mixtral"])
+    assert AutoTokenizer.from_pretrained(standins["mixtral"]).chat_template is None  # as the hub checkpoint
+    assert len(tokenizer) == 32000 and info["vocabulary"] == 32000  # no vocabulary change
+    assert info["end_of_turn_token_id"] == tokenizer.eos_token_id == 2 and info["chat_format"]["end_of_turn"] == "</s>"
+    assert tokenizer.pad_token == "<unk>" and info["pad_token_from"] == "unk_token"
+    assert (prepared["mixtral"] / "model.safetensors").is_symlink()  # weights linked, not copied
+    # the end of every answer is trained: </s> closes each answer inside the assistant mask
+    messages = [{"role": "user", "content": "Wie spät ist es?"}, {"role": "assistant", "content": "Spät."},
+                {"role": "user", "content": "Und jetzt?"}, {"role": "assistant", "content": "Noch später."}]
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+    trained = [t for t, m in zip(encoded["input_ids"], encoded["assistant_masks"]) if m]
+    assert trained.count(2) == 2 and trained[-1] == 2
+    assert tokenizer.decode([t for t in trained if t != 2]).split() == ["Spät.", "Noch", "später."]
+
+
+def test_the_remote_code_standin_needs_the_flag_and_gets_a_checked_fast_tokenizer(prepared, standins, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with pytest.raises(BaseModelError, match=r"base_models\[remote\]\.trust_remote_code: .* auto_map"):
+        prepare(spec("remote", standins["remote"], trust=False), sample_texts(BENCH, LANGS), tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    slow = AutoTokenizer.from_pretrained(standins["remote"], trust_remote_code=True)
+    assert not slow.is_fast  # slow-only, code in the checkpoint
+    info = json.loads((prepared["remote"] / "mlit_base.json").read_text())
+    assert info["tokenizer_conversion"]["ids_checked_equal"] == {lang: 160 for lang in LANGS}
+    fast = AutoTokenizer.from_pretrained(prepared["remote"])
+    assert fast.is_fast and fast("Ein Gespräch über künstliche Intelligenz.")["input_ids"] == \
+        slow("Ein Gespräch über künstliche Intelligenz.")["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(prepared["remote"], trust_remote_code=True)
+    assert type(model).__name__ == "PolyglotForCausalLM"
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_prompts_equal_mt_bench_x_opengptx_rendering(prepared, lang):
+    from mlit.generate import Generator, first_turn
+
+    generator = Generator(str(prepared["mixtral"]), max_new_tokens=4, batch_size=1)
+    question = read_jsonl(BENCH / lang / "question.jsonl")[0]
+    q1, q2 = question["turns"]
+    turn1 = first_turn(question, lang, "question_language", generator.stop.system_messages)
+    expected1 = fastchat_colon_surround(SYSTEM[lang], [("User", q1), ("Assistant", None)])
+    assert generator.render(turn1) == "<s>" + expected1
+    turn2 = turn1 + [{"role": "assistant", "content": "Eine Antwort."}, {"role": "user", "content": q2}]
+    expected2 = fastchat_colon_surround(SYSTEM[lang], [("User", q1), ("Assistant", "Eine Antwort."), ("User", q2),
+                                                        ("Assistant", None)])
+    assert generator.render(turn2) == "<s>" + expected2
+    # and the token ids equal FastChat's `tokenizer([prompt])` (BOS added by the tokenizer)
+    for rendered, expected in ((generator.render(turn1), expected1), (generator.render(turn2), expected2)):
+        ours = generator.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        assert ours == generator.tokenizer(expected)["input_ids"]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("name", ["mixtral", "remote"])
+def test_a_trained_standin_stops_at_its_end_of_turn(prepared, tmp_path, name):
+    from mlit.generate import Generator, answer_questions
+    from mlit.train import train
+
+    rows = [{"lang": "DE", "messages": [{"role": "user", "content": f"Frage {i}: Kannst du mir helfen?"},
+                                        {"role": "assistant", "content": "Ja, gerne."}]} for i in range(16)]
+    write_jsonl(tmp_path / "train.jsonl", rows)
+    info = train(str(prepared[name]), str(tmp_path / "train.jsonl"), tmp_path / "model",
+                 {"learning_rate": 3e-3, "epochs": 25, "per_device_batch_size": 16, "max_length": 128,
+                  "logging_steps": 25, "save_steps": 10**6, "lr_scheduler": "constant"}, seed=0)
+    assert info["truncation"]["DE"]["truncated_examples"] == 0 and info["system_message"] == "own_language"
+    saved = json.loads((tmp_path / "model" / "mlit_base.json").read_text())
+    assert saved["chat_format"]["name"] == "opengptx"  # the format travels with the fine-tuned model
+    generator = Generator(str(tmp_path / "model"), max_new_tokens=24, batch_size=4)
+    questions = [{"question_id": f"{i}_DE", "category": "math", "turns": [f"Frage {i}: Kannst du mir helfen?",
+                                                                           "Noch einmal?"]} for i in range(4)]
+    answers = answer_questions(generator, questions, tmp_path / "DE.jsonl", "m", seed=0, lang="DE")
+    assert [row["choices"][0]["turns"][0] for row in answers] == ["Ja, gerne."] * 4
+    # it stopped at </s>: far fewer than 24 new tokens per answer
+    assert generator.generated_tokens < 8 * 24
+
+
+def write_config(tmp_path, config) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def grid_with(base_model: dict, **top) -> dict:
+    config = copy.deepcopy(DEMO)
+    config["base_models"] = [config["base_models"][0], base_model]
+    config.update(top)
+    return config
+
+
+def test_bad_base_models_are_config_errors_naming_the_key(standins, tmp_path):
+    no_template = tmp_path / "no_markers.jinja"
+    no_template.write_text("{% for m in messages %}{{ m['content'] }}{% endfor %}")
+    not_a_model = tmp_path / "empty"
+    not_a_model.mkdir()
+    cases = [
+        ({"name": "m", "path": str(tmp_path / "missing")}, r"base_models\[m\]\.path: .*missing' does not exist"),
+        ({"name": "m", "path": str(not_a_model)}, r"base_models\[m\]\.path: .* is not a model directory"),
+        ({"name": "m", "path": str(standins["remote"])}, r"base_models\[m\]\.trust_remote_code: .* auto_map"),
+        ({"name": "m", "path": str(standins["mixtral"]), "chat_template": str(no_template)},
+         r"base_models\[m\]\.chat_template: .* no \{% generation %\} markers"),
+        ({"name": "m", "path": str(standins["mixtral"]), "chat_template": "model"},
+         r"base_models\[m\]\.chat_template: .* has no chat template"),
+        ({"name": "m", "path": str(standins["mixtral"]), "chat_template": "chatml"},
+         r"base_models\[m\]\.chat_template: 'chatml' is neither a preset"),
+    ]
+    for model, message in cases:
+        with pytest.raises(ConfigError, match=message):
+            Grid(grid_with(model), repo_root=REPO)
+    with pytest.raises(ConfigError, match=r"^chat_template: .* no \{% generation %\} markers"):
+        Grid(grid_with({"name": "m", "path": str(standins["mixtral"])}, chat_template=str(no_template)), repo_root=REPO)
+    # a dry run plans a grid whose checkpoint is not here yet, with a warning
+    grid = Grid(grid_with({"name": "m", "path": str(tmp_path / "missing")}), repo_root=REPO, dry_run=True)
+    assert "base_models[m].path" in grid.warnings[0]
+    # the real workflow stops before any job, naming the key
+    result = snakemake(tmp_path, "--cores", "1", configfile=write_config(tmp_path, grid_with(
+        {"name": "m", "path": str(standins["remote"])})), check=False)
+    assert result.returncode != 0 and "base_models[m].trust_remote_code" in result.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def test_packing_with_an_effective_batch_is_refused():
+    config = copy.deepcopy(DEMO)
+    config["training"]["packing"] = True
+    with pytest.raises(ConfigError, match=r"base_models\[tiny-llama\]\.training\.packing: .*packed rows, not examples"):
+        Grid(config, repo_root=REPO)
+
+
+def test_a_hub_model_is_fetched_once_by_a_local_job_and_jobs_run_offline(tmp_path):
+    config = grid_with({"name": "hubbed", "hub": "mistralai/Mixtral-8x7B-v0.1", "revision": "main"})
+    plan = snakemake(tmp_path, "-n", "-p", configfile=write_config(tmp_path, config)).stdout
+    assert "mlit fetch-model --hub mistralai/Mixtral-8x7B-v0.1 --revision main --out results/hub_models/hubbed" in plan
+    assert "--out results/base_models/hubbed" in plan
+    assert all("HF_HUB_OFFLINE=1" in line for line in plan.splitlines() if " -m mlit train " in line
+               or " -m mlit generate " in line)
+    localrules = (REPO / "Snakefile").read_text()
+    assert "fetch_base_model," in localrules and "prepare_base_model," in localrules
+
+
+def test_a_multi_token_end_of_turn_stops_by_its_text(tiny_base_model, tmp_path):
+    """The demo's tokenizer has no `</s>` token: under opengptx the answer ends at the *text* `</s>`
+    (a stop string in generate), and the answer is cut there."""
+    from mlit.generate import Generator
+
+    info = prepare(spec("tiny", tiny_base_model), sample_texts(BENCH, LANGS), tmp_path / "tiny")
+    assert info["end_of_turn_token_id"] is None and info["chat_format"]["end_of_turn"] == "</s>"
+    generator = Generator(str(tmp_path / "tiny"), max_new_tokens=6, batch_size=2)
+    assert generator.stop.stop_strings == ["</s>"] and generator.stop.cut(" Hallo</s>\nUser: x") == "Hallo"
+    prompt = generator.render([{"role": "user", "content": "Hallo?"}])
+    assert prompt == "User: Hallo?\nAssistant:"  # this tokenizer adds no BOS, so neither does the template
+    answers = generator.generate([prompt, prompt], temperature=0.0, seed=1)
+    assert len(answers) == 2 and not any("</s>" in answer for answer in answers)
