@@ -9,8 +9,18 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 if not workflow.overwrite_configfiles:
+    DEFAULT_CONFIG = Path(workflow.basedir) / "config" / "config.yaml"
+    # Snakemake's own message for a YAML syntax error names no line; this one does. (A --configfile is
+    # read before this file runs: there, `snakemake --verbose` shows the line and column.)
+    import yaml
 
-    configfile: str(Path(workflow.basedir) / "config" / "config.yaml")
+    try:
+        with DEFAULT_CONFIG.open(encoding="utf-8") as handle:
+            yaml.compose(handle, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as error:
+        raise WorkflowError(f"config file {DEFAULT_CONFIG} is not valid YAML: {error}") from None
+
+    configfile: str(DEFAULT_CONFIG)
 
 
 report: "workflow/report/workflow.rst"

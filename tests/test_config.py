@@ -67,3 +67,81 @@ def test_snakemake_stops_before_any_job(tmp_path, change, expected):
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+# --- where a broken file is: file, line, column -----------------------------------------------------
+
+def local_files(tmp_path, german: bytes) -> dict:
+    (tmp_path / "items_EN.jsonl").write_text('{"id": 1, "text": "a"}\n\n{"id": 2, "text": "b"}\n')
+    (tmp_path / "items_DE.jsonl").write_bytes(german)
+    return {"local": str(tmp_path / "items_{lang}.jsonl"), "id_field": "id"}
+
+
+def test_local_dataset_counts_parallel_items(tmp_path):
+    from mlit.config import count_local_items
+
+    spec = local_files(tmp_path, '{"id": 2, "text": "ä"}\n\n{"id": 3}\n'.encode())
+    assert count_local_items(spec, ("EN", "DE")) == 1
+    assert count_local_items({"local": spec["local"]}, ("EN", "DE")) == 2  # no id_field: by position
+
+
+def test_a_broken_json_line_in_a_local_dataset_names_file_line_and_fix(tmp_path):
+    from mlit.config import count_local_items
+
+    spec = local_files(tmp_path, b'{"id": 1}\n\n{"id": 2, "text": "b\n')  # a torn line
+    with pytest.raises(ConfigError) as raised:
+        count_local_items(spec, ("EN", "DE"))
+    assert str(raised.value) == (
+        f"datasets: local file for language DE (template '{spec['local']}'): {tmp_path / 'items_DE.jsonl'}:3: "
+        "not valid JSON (Unterminated string starting at column 19); fix or remove that line "
+        "(one JSON object per line)")
+    (tmp_path / "items_DE.jsonl").write_text('{"id": 1}\n{"text": "no id"}\n')
+    with pytest.raises(ConfigError, match=r"items_DE.jsonl:2: no field 'id' \(the dataset's id_field\)"):
+        count_local_items(spec, ("EN", "DE"))
+
+
+def test_a_non_utf8_byte_in_a_local_dataset_names_file_line_and_fix(tmp_path):
+    from mlit.config import count_local_items
+
+    spec = local_files(tmp_path, '{"id": 1}\n{"id": 2, "text": "Stra\u00dfe"}\n'.encode("latin-1"))
+    with pytest.raises(ConfigError) as raised:
+        count_local_items(spec, ("EN", "DE"))
+    assert str(raised.value) == (
+        f"datasets: local file for language DE (template '{spec['local']}'): {tmp_path / 'items_DE.jsonl'}:2: "
+        "byte 0xdf at column 24 is not UTF-8; save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)")
+
+
+def run_snakemake(snakefile, workdir, *args):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(workdir), *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_a_yaml_syntax_error_in_the_default_config_names_line_and_column(tmp_path):
+    import shutil
+
+    workflow = tmp_path / "workflow_copy"
+    shutil.copytree(REPO / "config", workflow / "config")
+    shutil.copy(REPO / "Snakefile", workflow / "Snakefile")
+    with (workflow / "config" / "config.yaml").open("a") as handle:
+        handle.write("\nsizes: [40\n")
+    lines = (workflow / "config" / "config.yaml").read_text().splitlines()
+    result = run_snakemake(workflow / "Snakefile", tmp_path / "work", "-n")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert f"config file {workflow / 'config' / 'config.yaml'} is not valid YAML" in output
+    assert f'in "{workflow / "config" / "config.yaml"}", line {len(lines)}, column 8' in output, output
+
+
+def test_snakemake_names_line_and_column_of_a_configfile_only_with_verbose(tmp_path):
+    """A --configfile is read by Snakemake before the Snakefile runs, so the workflow cannot check it;
+    Snakemake's message names no line, but `--verbose` shows the YAML parser's file, line and column."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("judge:\n  model: gpt-4\nsizes: [40\nseeds: [1]\n")
+    result = run_snakemake(REPO / "Snakefile", tmp_path / "work", "-n", "--verbose", "--configfile", str(bad))
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "Config file is not valid JSON or YAML" in output
+    assert f'in "{bad}", line 4, column 6' in output, output[-3000:]
+    assert not (tmp_path / "work" / "results").exists()

@@ -58,3 +58,30 @@ def test_a_killed_job_resumes_with_the_unanswered_questions(tmp_path, generator)
     assert sum(n for n, _ in generator.calls) == 2 * (len(questions) - 3)  # only the rest was generated
     assert rows[:3] == done and len(rows) == len(questions)
     assert read_jsonl(out) == rows
+
+
+class RecordingGenerator(Generator):
+    """Records every prompt and answers with a marker naming the call and the row."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prompts = []
+
+    def generate(self, prompts, temperature, seed):
+        self.prompts.append(list(prompts))
+        return [f"ANSWER-{len(self.prompts)}-{index}" for index in range(len(prompts))]
+
+
+def test_turn_two_is_asked_after_the_whole_turn_one_conversation(tmp_path, tiny_base_model):
+    recorder = RecordingGenerator(str(tiny_base_model), max_new_tokens=4, batch_size=3)
+    questions = [q for q in load_questions(BENCH, "DE") if q["category"] == "writing"][:3]
+    rows = answer_questions(recorder, questions, tmp_path / "DE.jsonl", "m", seed=1, lang="DE")
+    assert len(recorder.prompts) == 2  # one batch: turn 1, then turn 2
+    ordered = sorted(questions, key=lambda q: len(q["turns"][0]))  # the batch order (similar lengths)
+    for index, (question, first, second) in enumerate(zip(ordered, *recorder.prompts)):
+        q1, q2 = question["turns"]
+        assert q1 in first and q2 not in first
+        # turn 2 holds the question, the model's own turn-1 answer, then the second question, in order
+        assert second.index(q1) < second.index(f"ANSWER-1-{index}") < second.index(q2)
+    answered = {row["question_id"]: row["choices"][0]["turns"] for row in rows}
+    assert all(turns[0].startswith("ANSWER-1-") and turns[1].startswith("ANSWER-2-") for turns in answered.values())

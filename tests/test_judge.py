@@ -153,3 +153,184 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
             assert german["answer_lang"] == "DE" and german["on_language"] and german["score"] == 7.0
             empty = rows[questions[1]["question_id"], 2]
             assert empty["answer_lang"] is None and empty["on_language"]
+
+
+# --- secrets and keys -------------------------------------------------------------------------------
+
+def test_redaction_removes_the_key_bearer_and_sk_tokens():
+    from mlit.redact import redact
+
+    key = 'vllm-token-"x/y\\z"-42'
+    text = f"bad key {key} (sent as Bearer {key}); escaped in JSON: {json.dumps(key)}; " \
+           "other: sk-proj-abcdef0123456789 and bearer abc.def-ghi"
+    redacted = redact(text, [key])
+    for secret in (key, json.dumps(key)[1:-1], "sk-proj-abcdef0123456789", "abc.def-ghi"):
+        assert secret not in redacted
+    assert redacted.count("[REDACTED]") == 5 and redacted.startswith("bad key [REDACTED] (sent as Bearer [REDACTED])")
+    assert redact("a 401 from x", ["x"]) == "a 401 from x"  # too short to be a key: the text stays readable
+
+
+def key_echoing_server(code: int) -> OpenAIServer:
+    """An OpenAIServer whose every POST is answered with ``code`` and an error body that echoes the
+    request's key, bare and as 'Bearer <key>' (as some endpoints do)."""
+    server = OpenAIServer()
+
+    class Echoing(server.httpd.RequestHandlerClass):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with server.lock:
+                server.headers.append({k.lower(): v for k, v in self.headers.items()})
+            sent = self.headers.get("Authorization", "")
+            message = f"Incorrect API key provided: {sent.removeprefix('Bearer ')}. You sent header '{sent}'."
+            self.send_json({"error": {"message": message, "type": "invalid_request_error"}}, code)
+
+    server.httpd.RequestHandlerClass = Echoing
+    return server
+
+
+@pytest.mark.parametrize("code, key, mode", [
+    (401, PLANTED_KEY, "online"),
+    (500, PLANTED_KEY, "online"),
+    (401, "local-token-PLANTED-4242", "online"),  # not sk-shaped: found as the value of judge.api_key_env
+    (500, "local-token-PLANTED-4242", "batch"),
+])
+def test_an_endpoint_echoing_the_key_leaks_it_nowhere(tmp_path, code, key, mode):
+    """The judge step as the workflow runs it (``mlit judge ... > log 2>&1``) against an endpoint
+    whose errors echo the key: the key is in no file written, no row, no log, no output."""
+    import os
+    import subprocess
+    import sys
+
+    answers, _ = write_answers(tmp_path)
+    log = tmp_path / "logs" / "judge" / "cell.log"
+    log.parent.mkdir(parents=True)
+    with key_echoing_server(code) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "mode": mode, "batch_poll_s": 0.01}
+        with log.open("w") as handle:
+            result = subprocess.run(
+                [sys.executable, "-m", "mlit", "judge", "--answers", f"EN={answers}", "--bench", str(BENCH),
+                 "--judge", json.dumps(judge), "--cache", str(tmp_path / "cache"),
+                 "--out-dir", str(tmp_path / "judgments")],
+                stdout=handle, stderr=subprocess.STDOUT, env={**os.environ, "MLIT_TEST_KEY": key}, timeout=120)
+        assert server.headers and all(h["authorization"] == f"Bearer {key}" for h in server.headers)
+    output = log.read_text()
+    assert key not in output and key[-12:] not in output, output[-3000:]
+    assert result.returncode != 0 and "JudgeEndpointError" in output and "[REDACTED]" in output
+    if mode == "online":
+        rows = read_jsonl(tmp_path / "judgments" / "EN.jsonl")
+        assert rows and all("[REDACTED]" in row["error"] and key not in row["error"] for row in rows)
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert log in written
+    for path in written:
+        assert key not in path.read_text(errors="replace"), f"API key leaked into {path}"
+
+
+def test_an_error_raised_with_the_key_is_redacted(tmp_path, monkeypatch, capsys):
+    """An error that escapes the judge (not recorded per request) is raised redacted."""
+    import mlit.judge
+    from mlit.judge import JudgeEndpointError
+
+    monkeypatch.setenv("MLIT_TEST_KEY", "local-token-PLANTED-4242")
+
+    def leaking(*args, **kwargs):
+        raise RuntimeError("upstream said: local-token-PLANTED-4242 / Bearer local-token-PLANTED-4242")
+
+    monkeypatch.setattr(mlit.judge, "judge_all", leaking)
+    answers, _ = write_answers(tmp_path)
+    with pytest.raises(JudgeEndpointError) as raised:
+        judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", {**JUDGE, "base_url": "http://127.0.0.1:9/v1"},
+                   str(tmp_path / "cache"))
+    assert "PLANTED" not in str(raised.value) and "RuntimeError: upstream said: [REDACTED]" in str(raised.value)
+    assert raised.value.__suppress_context__
+    assert "PLANTED" not in "".join(capsys.readouterr())
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_a_remote_endpoint_without_a_key_stops_before_any_request(tmp_path, monkeypatch, value):
+    from mlit.judge_client import MissingAPIKeyError
+
+    if value is None:
+        monkeypatch.delenv("MLIT_TEST_KEY", raising=False)
+    else:
+        monkeypatch.setenv("MLIT_TEST_KEY", value)
+    answers, _ = write_answers(tmp_path)
+    # an unroutable address: a request would hang until the timeout instead of failing at once
+    judge = {**JUDGE, "base_url": "http://192.0.2.1:8000/v1", "timeout_s": 60}
+    with pytest.raises(MissingAPIKeyError) as raised:
+        judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+    assert str(raised.value) == (
+        "the judge endpoint http://192.0.2.1:8000/v1 is not on this machine, but the variable $MLIT_TEST_KEY "
+        "(named by judge.api_key_env) is unset or empty; export the key in $MLIT_TEST_KEY, or set "
+        "judge.api_key_env to the variable that holds it. Nothing was sent.")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_local_endpoint_runs_without_a_key_and_a_cached_run_needs_none(tmp_path, monkeypatch):
+    from mlit.judge_client import is_loopback
+
+    monkeypatch.delenv("MLIT_TEST_KEY", raising=False)
+    answers, _ = write_answers(tmp_path)
+    with OpenAIServer() as server:
+        judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", {**JUDGE, "base_url": server.base_url},
+                   str(tmp_path / "cache"))
+        assert server.headers and all(h["authorization"] == "Bearer EMPTY" for h in server.headers)
+    assert all(row["score"] == 7.0 for row in read_jsonl(tmp_path / "out" / "EN.jsonl"))
+    # everything is cached: a remote endpoint without a key is not needed, so nothing stops the run
+    remote = {**JUDGE, "base_url": "https://api.example.com/v1"}
+    counts = judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "again", remote, str(tmp_path / "cache"))
+    assert counts["cached"] == counts["requests"] == 16
+    for url in ("http://127.0.0.1:8000/v1", "http://127.3.2.1/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
+                "http://LOCALHOST/v1"):
+        assert is_loopback(url), url
+    for url in ("https://api.openai.com/v1", "http://10.0.0.5:8000/v1", "http://0.0.0.0:8000/v1",
+                "http://localhost.example.com/v1", "http://[::2]/v1", "api.openai.com/v1", ""):
+        assert not is_loopback(url), url
+
+
+def test_answers_missing_questions_stop_the_judge_before_any_request(tmp_path):
+    import subprocess
+    import sys
+
+    questions = load_questions(BENCH, "EN", per_category=1)  # generation.questions_per_category: 1 -> 8
+    cut = tmp_path / "EN.jsonl"
+    write_jsonl(cut, [answer_row(q) for q in questions[:3]])
+    complete, _ = write_answers(tmp_path, "DE")
+    missing = ", ".join(q["question_id"] for q in questions[3:])
+    with OpenAIServer() as server:
+        judge = {**JUDGE, "base_url": server.base_url}
+        # the complete DE file comes first: still nothing is sent, every file is checked before the first request
+        with pytest.raises(ValueError, match=rf"{cut}: 5 of 8 expected EN questions have no answer "
+                                             rf"\(generation.questions_per_category: 1\): {missing}"):
+            judge_cell({"DE": str(complete), "EN": str(cut)}, str(BENCH), tmp_path / "out", judge,
+                       str(tmp_path / "cache"), questions_per_category=1)
+        result = subprocess.run([sys.executable, "-m", "mlit", "judge", "--answers", f"EN={cut}", "--bench", str(BENCH),
+                                 "--questions-per-category", "1", "--judge", json.dumps(judge), "--cache",
+                                 str(tmp_path / "cache"), "--out-dir", str(tmp_path / "out")],
+                                capture_output=True, text=True)
+        assert result.returncode != 0 and f"{cut}: 5 of 8 expected EN questions have no answer" in result.stderr
+        assert "nothing was sent to the judge" in result.stderr
+        assert len(server.requests) == 0  # nothing sent, nothing paid
+    assert not (tmp_path / "out").exists()
+
+
+def test_duplicated_unknown_or_unselected_answers_stop_the_judge(tmp_path):
+    questions = load_questions(BENCH, "EN")
+    selected = load_questions(BENCH, "EN", per_category=1)
+    unselected = next(q for q in questions if q not in selected)
+    rows = [answer_row(q) for q in selected] + [answer_row(selected[2]), answer_row(unselected),
+                                               {**answer_row(selected[0]), "question_id": "999_EN"}]
+    path = tmp_path / "EN.jsonl"
+    write_jsonl(path, rows)
+    with OpenAIServer() as server:
+        with pytest.raises(ValueError) as error:
+            judge_cell({"EN": str(path)}, str(BENCH), tmp_path / "out", {**JUDGE, "base_url": server.base_url},
+                       str(tmp_path / "cache"), questions_per_category=1)
+        assert len(server.requests) == 0
+    message = str(error.value)
+    assert f"{path}:9: question_id '{selected[2]['question_id']}' is answered twice (first on line 3)" in message
+    assert (f"{path}:10: question_id '{unselected['question_id']}' is not one of the 8 expected EN questions "
+            "(generation.questions_per_category: 1)") in message
+    assert f"{path}:11: question_id '999_EN' is not an MT-Bench-X EN question" in message
+    # all 80 questions expected (questions_per_category null): the 9 answered ones are not enough
+    with pytest.raises(ValueError, match=rf"{path}: 71 of 80 expected EN questions have no answer: "):
+        requests_for(path, BENCH, "EN", questions_per_category=None)

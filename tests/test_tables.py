@@ -1,7 +1,15 @@
-import polars as pl
+import json
+import subprocess
+import sys
 
-from mlit.io import write_jsonl
-from mlit.tables import load_long, write_tables
+import polars as pl
+import pytest
+
+from mlit.io import DataFileError, write_jsonl
+from mlit.mtbench import load_questions
+from mlit.tables import load_long, validate_judgments, write_tables
+
+from conftest import BENCH
 
 CELLS = {
     "m__d__EN__10__seed1": {"cell": "m__d__EN__10__seed1", "base_model": "m", "dataset": "d", "composition": "EN",
@@ -47,17 +55,20 @@ def test_partial_results_say_what_is_missing(tmp_path):
     files = fixture_files(tmp_path) + [str(tmp_path / "FR.jsonl")]
     long, missing = load_long(files, CELLS)
     assert missing == [str(tmp_path / "FR.jsonl")] and long.height == 6
-    write_tables(files, CELLS, tmp_path / "tables")
+    with pytest.raises(DataFileError, match=r"FR.jsonl: missing"):  # the tables rule: every file is expected
+        write_tables(files, CELLS, tmp_path / "tables")
+    write_tables(files, CELLS, tmp_path / "tables", partial=True)
     assert "Partial results" in (tmp_path / "tables" / "README.md").read_text()
 
 
 def test_cli_builds_partial_tables_from_cell_ids_with_latex(tmp_path):
-    import subprocess
-    import sys
-
-    files = fixture_files(tmp_path) + [str(tmp_path / "IT.jsonl")]
-    subprocess.run([sys.executable, "-m", "mlit", "tables", "--judgments", *files, "--out-dir", str(tmp_path / "t")],
-                   check=True, capture_output=True)
+    (tmp_path / "EN.jsonl").write_text("".join(json.dumps(row) + "\n" for row in complete_rows("EN")))
+    files = [str(tmp_path / "EN.jsonl"), str(tmp_path / "IT.jsonl")]
+    tables = [sys.executable, "-m", "mlit", "tables", "--judgments", *files, "--questions-per-category", "1",
+              "--out-dir", str(tmp_path / "t")]
+    refused = subprocess.run(tables, capture_output=True, text=True)
+    assert refused.returncode != 0 and f"{tmp_path / 'IT.jsonl'}: missing" in refused.stderr
+    subprocess.run(tables + ["--partial"], check=True, capture_output=True)
     main = pl.read_parquet(tmp_path / "t" / "main_table.parquet").row(0, named=True)
     assert (main["base_model"], main["composition"], main["size"], main["seed"]) == ("m", "EN", "10", 1)
     tex = (tmp_path / "t" / "main_table.tex").read_text()
@@ -91,3 +102,113 @@ def test_training_health_from_train_info_skips_older_models(tmp_path, capsys):
 
     plain = write_tables(fixture_files(tmp_path), CELLS, tmp_path / "plain")  # without train-info: no table
     assert "training_health" not in plain and not (tmp_path / "plain" / "training_health.csv").exists()
+
+
+# Checks against what the config expects: generation.questions_per_category 1 -> 8 questions x 2 turns.
+def complete_rows(lang, score=7):
+    """A judgment file as judge.py writes it (one row per question and turn, also with judge.samples > 1)."""
+    return [judgment(q["question_id"], lang, q["category"], turn, score)
+            for q in load_questions(BENCH, lang, 1) for turn in (1, 2)]
+
+
+def write_lines(path, rows):
+    """Rows as JSON lines, as they are (a string score stays a string)."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def checked_tables(files, out, partial=False):
+    return write_tables(files, CELLS, out, bench_dir=BENCH, questions_per_category=1, partial=partial)
+
+
+def probe(rows):
+    """The probes of the issue "silent garbage in the tables": (rows, line, problem)."""
+    cut = rows[:6]
+    big, text, lang, twice = ([dict(r) for r in rows] for _ in range(4))
+    big[3]["score"] = 420
+    text[4]["score"] = "7"
+    lang[5]["lang"] = "DE"
+    twice[7] = dict(twice[6])
+    flag = [dict(r) for r in rows]
+    flag[2]["score"] = True
+    unknown = [dict(r) for r in rows]
+    unknown[9]["question_id"] = "999_EN"
+    null = [dict(r) for r in rows]
+    null[1]["error"] = None
+    null[1]["score"] = None
+    second = rows[6]["question_id"]
+    return {
+        "cut": (cut, None, rf"EN.jsonl: 10 of the 16 expected rows missing \(6 rows, last line 6\).*: "
+                           rf"{rows[6]['question_id']} turns 1 and 2"),
+        "score 420": (big, 4, r"score 420 is outside 1-10"),
+        "score '7'": (text, 5, r'score "7" is a JSON string, not a number'),
+        "score true": (flag, 3, r"score true is a JSON boolean, not a number"),
+        "wrong lang": (lang, 6, r"lang 'DE' differs from the file's language EN"),
+        "duplicate": (twice, 8, rf"question_id '{second}' turn 1 is judged twice \(first on line 7\)"),
+        "unknown id": (unknown, 10, r"question_id '999_EN' is not one of the 8 expected EN questions"),
+        "null without error": (null, 2, r"score null without an error"),
+    }
+
+
+@pytest.mark.parametrize("name", ["cut", "score 420", "score '7'", "score true", "wrong lang", "duplicate",
+                                  "unknown id", "null without error"])
+def test_an_invalid_judgment_file_stops_the_tables_naming_file_and_row(tmp_path, name):
+    rows, line, problem = probe(complete_rows("EN"))[name]
+    en = write_lines(tmp_path / "EN.jsonl", rows)
+    de = write_lines(tmp_path / "DE.jsonl", complete_rows("DE"))
+    where = f"{en}: " if line is None else f"{en}:{line}: "
+    with pytest.raises(DataFileError, match=problem) as error:
+        checked_tables([en, de], tmp_path / "tables")
+    assert where in str(error.value)
+    assert not (tmp_path / "tables").exists()  # no table, no average over garbage
+    if name != "cut":  # an invalid row is an error in partial tables too
+        with pytest.raises(DataFileError, match=problem):
+            checked_tables([en, de], tmp_path / "partial", partial=True)
+
+
+def test_the_cli_stops_on_a_bad_score_naming_file_and_row(tmp_path):
+    rows = complete_rows("EN")
+    rows[3]["score"] = 420
+    en = write_lines(tmp_path / "EN.jsonl", rows)
+    result = subprocess.run([sys.executable, "-m", "mlit", "tables", "--judgments", en, "--bench", str(BENCH),
+                             "--questions-per-category", "1", "--out-dir", str(tmp_path / "t")],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and f"{en}:4: score 420 is outside 1-10" in result.stderr
+    assert not (tmp_path / "t" / "main_table.csv").exists()
+
+
+def test_a_complete_file_with_a_recorded_judge_failure_is_accepted_and_counted(tmp_path):
+    rows = complete_rows("EN", score=6)
+    rows[0].update(score=None, judgment=None, error="RateLimitError: status 429 after 3 retries")
+    rows[1]["score"] = 9.5  # a median of samples may be a half point
+    en = write_lines(tmp_path / "EN.jsonl", rows)
+    assert validate_judgments([en], BENCH, 1) == {"files": [], "rows": []}
+    main = checked_tables([en], tmp_path / "tables")["main_table"].row(0, named=True)
+    assert main["n_failed"] == 1 and main["EN"] == round((9.5 + 6 * 14) / 15, 3)
+
+
+def test_samples_still_give_one_row_per_question_and_turn(tmp_path):
+    rows = [{**row, "samples": 3, "sample_scores": [4.0, 9.0, 5.0], "score": 5.0, "score_spread": 5.0}
+            for row in complete_rows("EN")]
+    checked_tables([write_lines(tmp_path / "EN.jsonl", rows)], tmp_path / "tables")
+    with pytest.raises(DataFileError, match="judged twice"):
+        checked_tables([write_lines(tmp_path / "EN.jsonl", rows + rows)], tmp_path / "twice")
+
+
+def test_partial_tables_list_missing_files_and_question_ids(tmp_path):
+    rows = complete_rows("EN")
+    cut = [row for row in rows if not (row["question_id"] == rows[4]["question_id"]
+                                       or (row["question_id"] == rows[10]["question_id"] and row["turn"] == 2))]
+    en = write_lines(tmp_path / "EN.jsonl", cut)
+    fr = str(tmp_path / "FR.jsonl")
+    tables = checked_tables([en, fr], tmp_path / "tables", partial=True)
+    assert tables["main_table"]["EN"].to_list() == [7.0]
+    readme = (tmp_path / "tables" / "README.md").read_text()
+    assert "**Partial results**: 1 judgment file(s) missing, 3 judgment row(s) missing from 1 file(s)." in readme
+    assert f"- {tmp_path.name}, FR: {fr} (all 8 questions)" in readme
+    assert (f"- m__d__EN__10__seed1, EN: {rows[4]['question_id']} (turns 1, 2), {rows[10]['question_id']} (turn 2)"
+            f" — {en}") in readme
+    assert json.loads((tmp_path / "tables" / "missing.json").read_text()) == [fr]
+    with pytest.raises(DataFileError, match=rf"{rows[4]['question_id']} turns 1 and 2, "
+                                            rf"{rows[10]['question_id']} turn 2"):
+        checked_tables([en], tmp_path / "strict")

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 from mlit.chat_format import ChatFormatError, check_markers, chat_format, resolve_template_setting
 from mlit.io import write_json
+from mlit.safe_paths import checked, fresh_dir, publish_dir, remove_tree
 
 BASE_INFO = "mlit_base.json"
 # files of the checkpoint's tokenizer: replaced by the prepared tokenizer
@@ -82,12 +82,10 @@ def fetch(repo_id: str, revision: str | None, out_dir: Path) -> Path:
     """Download a hub checkpoint once into ``out_dir`` (written to ``<out>.tmp``, then renamed)."""
     from huggingface_hub import snapshot_download
 
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = checked(out_dir).with_name(out_dir.name + ".tmp")
     snapshot_download(repo_id, revision=revision, local_dir=str(tmp))  # resumes a partial download
-    shutil.rmtree(tmp / ".cache", ignore_errors=True)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return out_dir
+    remove_tree(tmp / ".cache")
+    return publish_dir(tmp, out_dir)
 
 
 # --- preparation -------------------------------------------------------------------------------------
@@ -143,7 +141,7 @@ def convert_to_fast(slow, sample_texts: dict[str, list[str]], source: str | Path
     fast = TokenizersBackend(
         tokenizer_object=backend, bos_token=slow.bos_token, eos_token=slow.eos_token, unk_token=slow.unk_token,
         pad_token=slow.pad_token, model_max_length=slow.model_max_length)
-    checked = {}
+    counts = {}
     for lang, texts in sample_texts.items():
         for text in texts:
             expected, got = slow(text)["input_ids"], fast(text)["input_ids"]
@@ -151,8 +149,8 @@ def convert_to_fast(slow, sample_texts: dict[str, list[str]], source: str | Path
                 raise BaseModelError(
                     f"{source}: the converted fast tokenizer differs from the slow one on a {lang} text "
                     f"({text[:60]!r}...: slow {expected[:12]}..., fast {got[:12]}...); provide a tokenizer.json")
-        checked[lang] = len(texts)
-    return fast, checked
+        counts[lang] = len(texts)
+    return fast, counts
 
 
 def sample_texts(bench_dir: str | Path, languages: list[str]) -> dict[str, list[str]]:
@@ -184,6 +182,7 @@ def prepare(spec: dict, sample_texts: dict[str, list[str]], out_dir: Path) -> di
     into ``out_dir``; returns what ``mlit_base.json`` records."""
     from transformers import AutoConfig
 
+    checked(out_dir)
     key = f"base_models[{spec['name']}]"
     source = Path(spec["source"])
     trust = bool(spec.get("trust_remote_code", False))
@@ -191,8 +190,8 @@ def prepare(spec: dict, sample_texts: dict[str, list[str]], out_dir: Path) -> di
     tokenizer = load_tokenizer(source, trust, key)
     conversion = None
     if not tokenizer.is_fast:
-        tokenizer, checked = convert_to_fast(tokenizer, sample_texts, source)
-        conversion = {"from": "slow", "ids_checked_equal": checked}
+        tokenizer, ids_checked = convert_to_fast(tokenizer, sample_texts, source)
+        conversion = {"from": "slow", "ids_checked_equal": ids_checked}
     fmt = chat_format(spec["chat_template"], spec["chat_template_key"], tokenizer)
     tokenizer.chat_template = fmt.template
     pad_from = None
@@ -202,8 +201,7 @@ def prepare(spec: dict, sample_texts: dict[str, list[str]], out_dir: Path) -> di
         pad_from = "unk_token" if tokenizer.unk_token and tokenizer.unk_token != tokenizer.eos_token else "eos_token"
         tokenizer.pad_token = getattr(tokenizer, pad_from)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    fresh_dir(tmp)
     linked = link_checkpoint(source, tmp)
     tokenizer.save_pretrained(str(tmp))
     AutoConfig.from_pretrained(str(tmp), trust_remote_code=trust)  # the linked checkpoint loads
@@ -212,8 +210,7 @@ def prepare(spec: dict, sample_texts: dict[str, list[str]], out_dir: Path) -> di
             "pad_token": tokenizer.pad_token, "pad_token_from": pad_from, "tokenizer_conversion": conversion,
             "linked_files": linked, "vocabulary": len(tokenizer)}
     write_json(tmp / BASE_INFO, info)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    publish_dir(tmp, out_dir)
     return info
 
 

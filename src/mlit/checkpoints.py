@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
 from pathlib import Path
 
 from mlit.io import write_json
+from mlit.safe_paths import remove_tree
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 INCOMPLETE_MARKER = "checkpoint-is-incomplete.txt"
@@ -44,10 +44,10 @@ def prepare_staging(tmp: Path, fingerprint: str) -> str:
             previous = None
         if previous == fingerprint:
             return "kept"
-        shutil.rmtree(tmp)
+        remove_tree(tmp)
         outcome = "discarded (different run)"
     elif tmp.exists():
-        shutil.rmtree(tmp)
+        remove_tree(tmp)
         outcome = "discarded (no run file)"
     else:
         outcome = "new"

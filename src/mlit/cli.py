@@ -15,6 +15,15 @@ def _json(text: str) -> dict:
         raise argparse.ArgumentTypeError(f"not valid JSON: {error}") from None
 
 
+def _per_category(text: str) -> int | None:
+    """``generation.questions_per_category``: a positive number, or ``all`` (null: every question)."""
+    if text in ("all", "null", "None"):
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive number or 'all'")
+    return int(text)
+
+
 def cmd_prepare_data(args) -> None:
     from mlit.data import prepare
 
@@ -71,7 +80,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_judge(args) -> None:
-    from mlit.judge import judge_cell, judge_endpoint, write_dry_run
+    from mlit.judge import ANSWERED, check_answers, judge_cell, judge_endpoint, write_dry_run
 
     if args.lang:
         if len(args.answers) != 1:
@@ -79,10 +88,11 @@ def cmd_judge(args) -> None:
         answers = {args.lang: args.answers[0]}
     else:
         answers = dict(item.split("=", 1) for item in args.answers)
+    per_category = getattr(args, "questions_per_category", ANSWERED)  # omitted: the answered questions
     if args.dry_run:
         if not args.out:
             raise SystemExit("mlit judge --dry-run: give --out FILE for the requests")
-        estimate = write_dry_run(answers, args.bench, Path(args.out), args.judge, args.cache)
+        estimate = write_dry_run(answers, args.bench, Path(args.out), args.judge, args.cache, per_category)
         print(f"{estimate['requests']} judge requests written to {args.out}; nothing was sent")
         print(f"estimate: {estimate['to_send']} calls to pay ({estimate['samples']} sample(s) per request, "
               f"not yet in the cache), ~{estimate['estimated_prompt_tokens']} prompt tokens, cost "
@@ -90,8 +100,10 @@ def cmd_judge(args) -> None:
         return
     if not (args.judge and args.cache and args.out_dir):
         raise SystemExit("mlit judge: --judge, --cache and --out-dir are needed (or --dry-run)")
+    for lang, path in answers.items():  # before a local judge is started or anything is sent
+        check_answers(path, args.bench, lang, per_category)
     with judge_endpoint(args.judge, args.judge_model, Path(args.server_log)) as endpoint:
-        judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint)
+        judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint, per_category)
 
 
 def cmd_import_judgments(args) -> None:
@@ -144,7 +156,9 @@ def cmd_annotation_agreement(args) -> None:
 def cmd_tables(args) -> None:
     from mlit.tables import write_tables
 
-    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), args.prices, args.train_info)
+    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), args.prices, args.train_info,
+                          bench_dir=args.bench, questions_per_category=args.questions_per_category,
+                          partial=args.partial)
     print(tables["main_table"])
 
 
@@ -216,6 +230,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="judge cache directory")
     p.add_argument("--server-log", default="results/logs/judge_server.log")
     p.add_argument("--out-dir", help="one judgment file per language goes here")
+    p.add_argument("--questions-per-category", type=_per_category, default=argparse.SUPPRESS,
+                   help="generation.questions_per_category (N or 'all'): each answers file must answer exactly "
+                        "these questions (checked before anything is sent); omitted: the answered ones")
     p.add_argument("--dry-run", action="store_true", help="write the requests that would be sent; send none")
     p.add_argument("--out", help="with --dry-run: JSONL of the requests")
     p.set_defaults(func=cmd_judge)
@@ -243,12 +260,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_annotation_agreement)
 
-    p = steps.add_parser("tables", help="result tables from the judgments that exist")
+    p = steps.add_parser("tables", help="result tables from the judgments, checked against the questions")
     p.add_argument("--judgments", nargs="+", required=True)
     p.add_argument("--cells", type=_json, help="JSON: cell id -> cell fields (default: read from the cell ids)")
     p.add_argument("--prices", type=_json, help='JSON: {"prompt_per_1k": x, "completion_per_1k": y} for the cost')
     p.add_argument("--train-info", nargs="+", help="train_info.json files of the fine-tuned models (their directory "
                    "names are the cell ids): the training_health table of truncated examples")
+    p.add_argument("--bench", default=str(Path(__file__).resolve().parents[2] / "data" / "mt_bench_x"),
+                   help="MT-Bench-X directory: the questions each <LANG>.jsonl judgment file must hold")
+    p.add_argument("--questions-per-category", type=_per_category, default=None,
+                   help="generation.questions_per_category (N or 'all', the default): the questions answered")
+    p.add_argument("--partial", action="store_true",
+                   help="list missing judgment files and rows in README.md instead of stopping (partial_tables)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
     return main

@@ -8,6 +8,7 @@ raises ``ConfigError`` naming the key, the value and what is allowed. Nothing ru
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,18 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key, the value and the fix."""
+
+
+# Names that become paths, wildcards and parts of cell ids (datasets, base models): letters and digits,
+# single '.', '-' or '_' between them. No '/', '..', spaces, quotes or shell characters, and no '_' (cell ids
+# join their fields with '__').
+SAFE_NAME = re.compile(r"^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$")
+
+
+def check_name(key: str, name: str) -> None:
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
+        raise ConfigError(f"{key}: {name!r} is not a safe name; use letters and digits with single '.', '-' or '_' "
+                          "between them (e.g. 'bactrian-x', 'mixtral-8x7b')")
 
 
 def resolve_path(path: str, repo_root: Path = REPO_ROOT) -> Path:
@@ -84,9 +97,28 @@ def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = 
             )
         id_field = spec.get("id_field")
         lang_ids = set()
-        with path.open(encoding="utf-8") as handle:
-            for index, line in enumerate(line for line in handle if line.strip()):
-                lang_ids.add(str(json.loads(line)[id_field]) if id_field else str(index))
+        index = 0
+        where = f"datasets: local file for language {lang} (template '{spec['local']}'): {path}"
+        with path.open("rb") as handle:  # bytes: a bad byte is reported with its line
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                except UnicodeDecodeError as error:
+                    raise ConfigError(
+                        f"{where}:{number}: byte 0x{raw[error.start]:02x} at column {error.start + 1} is not UTF-8; "
+                        "save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ConfigError(f"{where}:{number}: not valid JSON ({error.msg.removesuffix(' at')} at column "
+                                      f"{error.colno}); fix or remove that line (one JSON object per line)") from None
+                if id_field and not (isinstance(row, dict) and id_field in row):
+                    raise ConfigError(f"{where}:{number}: no field '{id_field}' (the dataset's id_field); add it to "
+                                      "every line, or change id_field")
+                lang_ids.add(str(row[id_field]) if id_field else str(index))
+                index += 1
         ids = lang_ids if ids is None else ids & lang_ids
     return len(ids or ())
 
@@ -111,6 +143,7 @@ class Grid:
         for index, model in enumerate(config["base_models"]):
             if model["name"] in self.base_models:
                 raise ConfigError(f"base_models[{index}].name: '{model['name']}' is used twice; names must be unique")
+            check_name(f"base_models[{index}].name", model["name"])
             self.base_models[model["name"]] = model
             self._check_base_model(model)
         self.datasets = config["datasets"]
@@ -118,6 +151,7 @@ class Grid:
         self.data_cells: dict[str, DataCell] = {}
         self.dataset_items: dict[str, int | None] = {}
         for name, spec in self.datasets.items():
+            check_name(f"datasets.{name}", name)
             sizes_key = f"datasets.{name}.sizes" if "sizes" in spec else "sizes"
             sizes = spec.get("sizes", config["sizes"])
             if spec.get("composed_configs") and any(size != "full" for size in sizes):

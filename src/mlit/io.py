@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -15,10 +15,25 @@ class DataFileError(ValueError):
     """A data file that cannot be read; the message names the file and the line."""
 
 
+def _create_temp(path: Path) -> tuple[int, Path]:
+    """A new, empty temp file beside ``path``. Created with mode 0666 under the umask like a plain
+    ``open()`` would (``mkstemp`` gives 0600, which collaborators cannot read), so the final file
+    gets that mode too."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name beside {path}")
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``: readers see
+    the old file or the new one, never a part. The new file's mode is what ``open()`` would give."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = _create_temp(path)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

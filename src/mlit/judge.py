@@ -14,23 +14,61 @@ import time
 from pathlib import Path
 
 from mlit.io import read_jsonl, sha256_file, write_jsonl
-from mlit.judge_client import JudgeCache, JudgeSettings, judge_all
+from mlit.judge_client import JudgeCache, JudgeSettings, judge_all, redact_error
 from mlit.judge_prompts import build_requests, parse_rating
 from mlit.langcheck import detect_language
 from mlit.mtbench import load_judge_prompts, load_questions, load_references
 
 
-def requests_for(answers_path: str | Path, bench_dir: str | Path, lang: str):
-    """(answer row, JudgeRequest) pairs for every answered question of one language."""
+# ``questions_per_category`` when the expected questions are not known (a hand-made answers file):
+# the answered ones are taken as expected; unknown and duplicated question ids are still errors.
+ANSWERED = "answered"
+
+
+def check_answers(answers_path: str | Path, bench_dir: str | Path, lang: str,
+                  questions_per_category: int | None | str = ANSWERED) -> list[dict]:
+    """The rows of an answers file, checked against the questions the generation step answers
+    (``load_questions(bench_dir, lang, questions_per_category)``; None: all of them): a missing
+    question, a duplicated or an unknown question id raises ValueError naming the file, the lines and
+    the missing ids, before anything is sent to the judge."""
+    questions = {q["question_id"] for q in load_questions(bench_dir, lang)}
+    selected = None if questions_per_category == ANSWERED else \
+        [q["question_id"] for q in load_questions(bench_dir, lang, questions_per_category)]
+    note = f" (generation.questions_per_category: {questions_per_category})" if selected is not None and \
+        questions_per_category is not None else ""
+    rows = read_jsonl(answers_path)
+    problems, seen = [], {}
+    for index, answer in enumerate(rows, start=1):
+        question_id = answer.get("question_id")
+        if not isinstance(question_id, str) or question_id not in questions:
+            problems.append(f"{answers_path}:{index}: question_id {question_id!r} is not an MT-Bench-X {lang} question")
+        elif selected is not None and question_id not in selected:
+            problems.append(f"{answers_path}:{index}: question_id {question_id!r} is not one of the {len(selected)} "
+                            f"expected {lang} questions{note}")
+        elif question_id in seen:
+            problems.append(f"{answers_path}:{index}: question_id {question_id!r} is answered twice (first on line "
+                            f"{seen[question_id]})")
+        else:
+            seen[question_id] = index
+    missing = [question_id for question_id in selected or [] if question_id not in seen]
+    if missing:
+        problems.append(f"{answers_path}: {len(missing)} of {len(selected)} expected {lang} questions have no "
+                        f"answer{note}: {', '.join(missing)}")
+    if problems:
+        raise ValueError("\n".join(problems + ["nothing was sent to the judge"]))
+    return rows
+
+
+def requests_for(answers_path: str | Path, bench_dir: str | Path, lang: str,
+                 questions_per_category: int | None | str = ANSWERED):
+    """(answer row, JudgeRequest) pairs for every answered question of one language, after
+    ``check_answers``."""
     questions = {q["question_id"]: q for q in load_questions(bench_dir, lang)}
     references = load_references(bench_dir, lang)
     prompts = load_judge_prompts(bench_dir, lang)
     pairs = []
-    for index, answer in enumerate(read_jsonl(answers_path), start=1):
-        question = questions.get(answer.get("question_id"))
-        if question is None:
-            raise ValueError(f"{answers_path}:{index}: question_id {answer.get('question_id')!r} is not an "
-                             f"MT-Bench-X {lang} question")
+    for index, answer in enumerate(check_answers(answers_path, bench_dir, lang, questions_per_category), start=1):
+        question = questions[answer["question_id"]]
         turns = answer.get("choices", [{}])[0].get("turns")
         if not isinstance(turns, list) or len(turns) != 2:
             raise ValueError(f"{answers_path}:{index}: choices[0].turns must hold the two answer turns")
@@ -40,12 +78,13 @@ def requests_for(answers_path: str | Path, bench_dir: str | Path, lang: str):
 
 
 def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge: dict | None = None,
-                  cache_dir: str | None = None) -> dict:
+                  cache_dir: str | None = None, questions_per_category: int | None | str = ANSWERED) -> dict:
     """The requests a judge run would send, one JSON line each; calls nothing. Returns a cost
     estimate: requests not yet in the cache (with ``judge`` and ``cache_dir``), prompt tokens
     estimated as characters / 4, completion tokens as a typical judgment (200) and at most
     ``judge.max_tokens``, priced with ``judge.prices_per_1k``."""
-    requests = [request for lang, path in answer_files.items() for _, request in requests_for(path, bench_dir, lang)]
+    requests = [request for lang, path in answer_files.items()
+                for _, request in requests_for(path, bench_dir, lang, questions_per_category)]
     write_jsonl(out, [{"question_id": r.question_id, "turn": r.turn, "prompt_name": r.prompt_name,
                        "system_prompt": r.system_prompt, "user_prompt": r.user_prompt} for r in requests])
     judge = judge or {}
@@ -105,8 +144,12 @@ class JudgeEndpointError(RuntimeError):
 
 
 def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judge: dict, cache_dir: str,
-               endpoint: tuple[str, dict] | None = None) -> dict:
-    """Judge every language of a cell; returns counts. ``endpoint`` is (base_url, settings overrides)."""
+               endpoint: tuple[str, dict] | None = None,
+               questions_per_category: int | None | str = ANSWERED) -> dict:
+    """Judge every language of a cell; returns counts. ``endpoint`` is (base_url, settings overrides).
+    Every answers file is checked (``check_answers``) before the first request is sent."""
+    requests_by_lang = {lang: requests_for(path, bench_dir, lang, questions_per_category)
+                        for lang, path in answer_files.items()}
     base_url, overrides = endpoint or (None, {})
     settings = JudgeSettings.from_config(judge, base_url, **overrides)
     cache = JudgeCache(cache_dir)
@@ -114,27 +157,33 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     spent = {"prompt_tokens": 0, "completion_tokens": 0}
     first_api_error = None
     samples = int(judge.get("samples", 1))
-    for lang, answers_path in answer_files.items():
-        pairs = requests_for(answers_path, bench_dir, lang)
+    for lang, pairs in requests_by_lang.items():
         requests = [request for _, request in pairs for _ in range(samples)]
         sample_ids = list(range(samples)) * len(pairs)
-        if judge.get("mode") == "batch":
-            from mlit.judge_batch import judge_all_batch
+        try:
+            if judge.get("mode") == "batch":
+                from mlit.judge_batch import judge_all_batch
 
-            results = judge_all_batch(requests, settings, cache, sample_ids, judge.get("batch_poll_s", 60))
-        else:
-            results = judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
+                results = judge_all_batch(requests, settings, cache, sample_ids, judge.get("batch_poll_s", 60))
+            else:
+                results = judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
+        except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
+            detail = f"{type(error).__name__}: {error}"
+            if redact_error(detail, settings) != detail:
+                raise JudgeEndpointError(redact_error(detail, settings)) from None
+            raise
         rows = []
         for index, (answer, request) in enumerate(pairs):
             repeated = results[index * samples:(index + 1) * samples]
             row = judged_row(answer, request, repeated, lang, settings.model, judge.get("off_language"))
+            row["error"] = redact_error(row["error"], settings) if row["error"] else None
             rows.append(row)
             counts["requests"] += 1
             counts["cached"] += all(r["cached"] for r in repeated)
             counts["failed"] += row["error"] is not None
             api_failed = all(r["api_error"] for r in repeated)
             counts["api_errors"] += api_failed
-            first_api_error = first_api_error or (repeated[0]["error"] if api_failed else None)
+            first_api_error = first_api_error or (redact_error(repeated[0]["error"], settings) if api_failed else None)
             for r in repeated:
                 for name in ("prompt_tokens", "completion_tokens"):
                     spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)

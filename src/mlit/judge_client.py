@@ -4,12 +4,13 @@ Every completion is cached on disk under a key of (judge model, prompt name, sys
 prompt, sampling settings) with the raw reply, so a rerun pays nothing twice and parsing can be
 redone without a call. A request that still fails after its retries is returned with its error and
 not cached: the next run retries only the failures. The API key is read from the environment and
-never written anywhere.
+never written anywhere: every error text is redacted (``mlit.redact``) before it is stored or shown.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +21,7 @@ from tqdm import tqdm
 
 from mlit.io import write_json
 from mlit.judge_prompts import JudgeRequest
+from mlit.redact import redact, secret_values
 
 
 @dataclass(frozen=True)
@@ -72,11 +74,51 @@ class JudgeCache:
         write_json(self.path(key), entry)
 
 
+class MissingAPIKeyError(RuntimeError):
+    """A judge endpoint on another machine, and no key in the variable ``judge.api_key_env`` names."""
+
+
+def is_loopback(base_url: str) -> bool:
+    """Whether ``base_url`` points at this machine (127.0.0.0/8, ::1, localhost)."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(base_url).hostname
+    except ValueError:
+        return False
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def api_key(settings: JudgeSettings) -> str:
+    """The key from ``$judge.api_key_env``. A local endpoint (vllm, transformers serve) may run without
+    one ('EMPTY' is sent); any other endpoint without a key stops here, before a request is sent."""
+    key = os.environ.get(settings.api_key_env, "").strip()
+    if key:
+        return key
+    if is_loopback(settings.base_url):
+        return "EMPTY"
+    raise MissingAPIKeyError(
+        f"the judge endpoint {settings.base_url} is not on this machine, but the variable "
+        f"${settings.api_key_env} (named by judge.api_key_env) is unset or empty; export the key in "
+        f"${settings.api_key_env}, or set judge.api_key_env to the variable that holds it. Nothing was sent.")
+
+
 def make_client(settings: JudgeSettings):
     from openai import OpenAI
 
-    api_key = os.environ.get(settings.api_key_env) or "EMPTY"
-    return OpenAI(base_url=settings.base_url, api_key=api_key, max_retries=0, timeout=settings.timeout_s)
+    return OpenAI(base_url=settings.base_url, api_key=api_key(settings), max_retries=0, timeout=settings.timeout_s)
+
+
+def redact_error(text: str, settings: JudgeSettings) -> str:
+    """Error text with the key of ``$judge.api_key_env`` and any bearer / sk- token removed."""
+    return redact(text, secret_values(settings.api_key_env))
 
 
 def retry_after_s(error: BaseException) -> float | None:
@@ -123,8 +165,9 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
               desc: str = "judge", samples: list[int] | None = None) -> list[dict]:
     """One result per request, in order: ``{judgment, error, cached, usage}``. ``samples`` gives
     each request's sample index (repeated judging); default all 0."""
-    client = make_client(settings)
-    call = _retrying_call(client, settings)
+    items = list(zip(requests, samples or [0] * len(requests)))
+    uncached = any(cache.get(cache.key(settings, request, sample)) is None for request, sample in items)
+    call = _retrying_call(make_client(settings), settings) if uncached else None  # no key needed when cached
 
     def one(item) -> dict:
         request, sample = item
@@ -141,6 +184,7 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
         except Exception as error:  # recorded, not raised: the job completes with the rest
             body = getattr(error, "body", None)
             detail = f"{type(error).__name__}: {error}" + (f" {json.dumps(body)}" if body else "")
+            detail = redact_error(detail, settings)  # an endpoint may echo the key; redacted before cut
             return {"judgment": None, "error": detail[:500], "api_error": True, "cached": False, "usage": None}
         usage = completion.usage.model_dump() if completion.usage else None
         cache.put(key, {"model": settings.model, "prompt_name": request.prompt_name, "judgment": text,
@@ -148,5 +192,4 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
         return {"judgment": text, "error": None, "api_error": False, "cached": False, "usage": usage}
 
     with ThreadPoolExecutor(max_workers=settings.parallel) as pool:
-        items = list(zip(requests, samples or [0] * len(requests)))
         return list(tqdm(pool.map(one, items), total=len(items), desc=desc, unit="request"))

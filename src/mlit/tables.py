@@ -1,6 +1,8 @@
 """Result tables (polars): judgments in long format (parquet) and the study's aggregates as CSV and
 Markdown. Means use parsed ratings only; failed judgments are counted in ``n_failed`` and listed,
-never averaged as a number. Cells whose judgments do not exist yet are listed as missing.
+never averaged as a number. Every judgment file is first checked against what the config expects
+(``validate_judgments``): a missing or duplicated row, an unknown question or a bad score stops the
+step; partial tables list the missing files and rows instead.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ import polars as pl
 
 from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
                            score_by_size, size_effect)
-from mlit.io import atomic_write_text, read_jsonl
+from mlit.io import DataFileError, atomic_write_text, read_jsonl
+from mlit.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
 
@@ -53,6 +56,116 @@ def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -
               "prompt_tokens": pl.Int64,
               "completion_tokens": pl.Int64, "score_spread": pl.Float64}
     return pl.DataFrame(records, schema=schema), missing
+
+
+def _read_numbered(path: Path) -> list[tuple[int, object]]:
+    """(1-based line number, parsed JSON) for each non-blank line of a JSONL file."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as error:
+                raise DataFileError(f"{path}:{number}: not valid JSON ({error.msg})") from None
+    return rows
+
+
+def _row_problem(row, lang: str, expected: set[str] | None, expected_note: str) -> str | None:
+    """What is wrong with one judgment row, or None."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    absent = [field for field in ("question_id", "model", "turn", "score", "lang", "category") if field not in row]
+    if absent:
+        return f"no {', '.join(absent)}"
+    if row["lang"] != lang:
+        return f"lang {row['lang']!r} differs from the file's language {lang}"
+    if not isinstance(row["question_id"], str):
+        return f"question_id {json.dumps(row['question_id'])} is not a string"
+    if expected is not None and row["question_id"] not in expected:
+        return f"question_id {row['question_id']!r} is not one of the {len(expected)} expected {lang} questions" \
+               f"{expected_note}"
+    if isinstance(row["turn"], bool) or row["turn"] not in (1, 2):
+        return f"turn {row['turn']!r} is not 1 or 2"
+    score = row["score"]
+    if score is None:  # a recorded judge failure (judge.py: score null, the error kept): counted, never averaged
+        return None if isinstance(row.get("error"), str) and row["error"] else \
+            "score null without an error (not a recorded judge failure)"
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        kind = {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(score), type(score).__name__)
+        return f"score {json.dumps(score)} is a JSON {kind}, not a number"
+    if not 1 <= score <= 10:
+        return f"score {json.dumps(score)} is outside 1-10"
+    return None
+
+
+def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None = None,
+                       questions_per_category: int | None = None, partial: bool = False) -> dict:
+    """Check the judgment files against what the config expects; return what is missing.
+
+    A file ``<LANG>.jsonl`` holds one row per (question, turn): the questions the generation step
+    answers (``mtbench.load_questions(bench_dir, LANG, questions_per_category)``) x turns 1 and 2 —
+    one row per request also with ``judge.samples`` > 1 (the row's score is the samples' median).
+    Each row has the file's ``lang``, turn 1 or 2, and a score that is a JSON number in 1..10 — or is a
+    recorded judge failure (score null with its ``error``: counted in ``n_failed``, never averaged).
+    An invalid row, a duplicated (question, turn) or an unknown question id raises DataFileError
+    naming file, line and problem. Missing files and rows raise too, unless ``partial``: then they are
+    returned as ``{"files": [{cell, lang, file, questions}], "rows": [{cell, lang, file, question_id, turns}]}``.
+    Without ``bench_dir``, question ids are not checked against the benchmark (unknown or missing)."""
+    problems, missing = [], {"files": [], "rows": []}
+    selections: dict[str, list[str]] = {}
+    lines: dict[str, tuple[int, int]] = {}  # file -> (rows, last line)
+    note = "" if questions_per_category is None else f" (generation.questions_per_category: {questions_per_category})"
+    for path in map(Path, judgment_files):
+        lang = path.stem
+        expected = None
+        if bench_dir is not None:
+            if not (Path(bench_dir) / lang / "question.jsonl").exists():
+                problems.append(f"{path}: the file name says language {lang!r}, which {bench_dir} has no questions for")
+                continue
+            if lang not in selections:
+                selections[lang] = [q["question_id"] for q in load_questions(bench_dir, lang, questions_per_category)]
+            expected = selections[lang]
+        expected_ids = None if expected is None else set(expected)
+        if not path.exists():
+            missing["files"].append({"cell": path.parent.name, "lang": lang, "file": str(path),
+                                     "questions": None if expected is None else len(expected)})
+            continue
+        seen: dict[tuple, int] = {}  # (question_id, turn) -> line, invalid rows too (reported once, not as missing)
+        cell = path.parent.name
+        numbered = _read_numbered(path)
+        lines[str(path)] = (len(numbered), numbered[-1][0] if numbered else 0)
+        for number, row in numbered:
+            problem = _row_problem(row, lang, expected_ids, note)
+            key = (str(row.get("question_id")), row.get("turn")) if isinstance(row, dict) else None
+            if problem is None and key in seen:
+                problem = f"question_id {key[0]!r} turn {key[1]} is judged twice (first on line {seen[key]})"
+            if problem:
+                problems.append(f"{path}:{number}: {problem}")
+            elif isinstance(row.get("model"), str):
+                cell = row["model"]
+            if key is not None and isinstance(key[1], int):
+                seen.setdefault(key, number)
+        if expected is not None:
+            for question_id in expected:
+                turns = [turn for turn in (1, 2) if (question_id, turn) not in seen]
+                if turns:
+                    missing["rows"].append({"cell": cell, "lang": lang, "file": str(path), "question_id": question_id,
+                                            "turns": turns})
+    if not partial:
+        problems += [f"{m['file']}: missing (the tables step expects every judgment file)" for m in missing["files"]]
+        by_file: dict[str, list[str]] = {}
+        for m in missing["rows"]:
+            by_file.setdefault(m["file"], []).append(f"{m['question_id']} turn{'s' * (len(m['turns']) > 1)} "
+                                                      f"{' and '.join(map(str, m['turns']))}")
+        for file, items in by_file.items():
+            rows, last = lines[file]
+            absent = sum(len(m["turns"]) for m in missing["rows"] if m["file"] == file)
+            problems.append(f"{file}: {absent} of the {2 * len(selections[Path(file).stem])} expected rows missing "
+                            f"({rows} rows, last line {last}){note}: " + ", ".join(items))
+    if problems:
+        shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
+        raise DataFileError(f"{len(problems)} problem(s) in the judgments:\n" + "\n".join(shown))
+    return missing
 
 
 def _aggregate(frame: pl.DataFrame, by: list[str]) -> pl.DataFrame:
@@ -134,7 +247,12 @@ def training_health(train_info_files: list[str]) -> pl.DataFrame:
 
 
 def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_dir: Path,
-                 prices: dict | None = None, train_info_files: list[str] | None = None) -> dict[str, pl.DataFrame]:
+                 prices: dict | None = None, train_info_files: list[str] | None = None, *,
+                 bench_dir: str | Path | None = None, questions_per_category: int | None = None,
+                 partial: bool = False) -> dict[str, pl.DataFrame]:
+    """The tables, after ``validate_judgments``: an invalid judgment file stops here. With ``partial``
+    (partial_tables), missing files and rows are listed in README.md instead of stopping."""
+    expected = validate_judgments(judgment_files, bench_dir, questions_per_category, partial)
     long, missing = load_long(judgment_files, cells)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / ".scores_long.parquet.tmp"
@@ -148,9 +266,24 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
     if train_info_files is not None:
         tables["training_health"] = training_health(train_info_files)
     report = ["# MT-Bench-X results", ""]
-    if missing:
-        report += [f"**Partial results**: {len(missing)} judgment file(s) missing:", ""]
-        report += [f"- {path}" for path in missing] + [""]
+    if expected["files"] or expected["rows"]:
+        files = sorted({m["file"] for m in expected["rows"]})
+        report += [f"**Partial results**: {len(expected['files'])} judgment file(s) missing, "
+                   f"{sum(len(m['turns']) for m in expected['rows'])} judgment row(s) missing from "
+                   f"{len(files)} file(s).", ""]
+        if expected["files"]:
+            report += ["Missing judgment files (cell, language: file):", ""]
+            report += [f"- {m['cell']}, {m['lang']}: {m['file']}"
+                       + ("" if m["questions"] is None else f" (all {m['questions']} questions)")
+                       for m in expected["files"]] + [""]
+        if expected["rows"]:
+            report += ["Missing judgments (cell, language: question ids and turns):", ""]
+            for file in files:
+                items = [m for m in expected["rows"] if m["file"] == file]
+                report.append(f"- {items[0]['cell']}, {items[0]['lang']}: " + ", ".join(
+                    f"{m['question_id']} (turn{'s' * (len(m['turns']) > 1)} {', '.join(map(str, m['turns']))})"
+                    for m in items) + f" — {file}")
+            report.append("")
     for name, table in tables.items():  # parquet is the source; CSV, Markdown and LaTeX are renderings
         table.write_parquet(out_dir / f".{name}.parquet.tmp")
         (out_dir / f".{name}.parquet.tmp").replace(out_dir / f"{name}.parquet")

@@ -4,11 +4,11 @@ tokenizer trained locally on the shipped text (instruction data and MT-Bench-X).
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from mlit.chat_template import CHAT_TEMPLATE, END_OF_TURN, SPECIAL_TOKENS
+from mlit.safe_paths import checked, publish_dir, remove_tree
 
 DEFAULTS = {"vocab_size": 4000, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
             "num_attention_heads": 4, "max_position_embeddings": 2048, "seed": 0}
@@ -55,6 +55,7 @@ def build_base_model(spec: dict, corpus_files: list[str], out_dir: Path) -> None
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
 
+    checked(out_dir)  # before any work: the output must be a plain child of its directory
     spec = {**DEFAULTS, **spec}
     tokenizer = train_tokenizer(list(corpus_texts(corpus_files)), spec["vocab_size"])
     tokenizer.model_max_length = spec["max_position_embeddings"]
@@ -73,10 +74,9 @@ def build_base_model(spec: dict, corpus_files: list[str], out_dir: Path) -> None
                                                eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
     tmp = out_dir.with_name(out_dir.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
+    remove_tree(tmp)
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    publish_dir(tmp, out_dir)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"built {out_dir}: {n_params:,} parameters, vocabulary {len(tokenizer)}")

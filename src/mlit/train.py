@@ -30,6 +30,7 @@ from mlit.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_stagin
                               staging_dir)
 from mlit.io import atomic_write_text, sha256_file, write_json
 from mlit.truncation import truncation_report
+from mlit.safe_paths import checked, publish_dir, remove_tree
 
 
 class NoTrainableTokensError(RuntimeError):
@@ -267,7 +268,7 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
 
     started = time.time()
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    tmp = staging_dir(out_dir)
+    tmp = staging_dir(checked(out_dir))
     data_sha256 = sha256_file(data_path)
     fingerprint = run_fingerprint(base_model, data_sha256, settings, seed, world_size)
     args = sft_config(settings, tmp / "checkpoints", seed, world_size)  # sets up the process group
@@ -345,10 +346,9 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
         "packages": package_versions(),
     }
     write_json(tmp / "train_info.json", info)
-    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-    (tmp / RUN_FILE).unlink(missing_ok=True)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
+    remove_tree(tmp / "checkpoints")
+    remove_tree(tmp / RUN_FILE)
+    publish_dir(tmp, out_dir)
     print(json.dumps({k: info[k] for k in ("examples", "world_size", "global_steps", "last_logged_loss",
                                            "tokens_seen", "wall_time_s")}), flush=True)
     return info

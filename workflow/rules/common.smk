@@ -1,6 +1,7 @@
 # Config validation and the grid. Everything below is expanded from `config` (the only source).
 import json
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +24,7 @@ for warning in GRID.warnings:
     print(f"config warning: {warning}", file=sys.stderr)
 
 RESULTS = "results"
-MLIT = f"{sys.executable} -m mlit"
+MLIT = f"{shlex.quote(sys.executable)} -m mlit"
 EVAL_LANGS = GRID.eval_languages
 BENCH = str(GRID.benchmark_dir())
 JUDGE_SERVED = config["judge"].get("base_url") is None

@@ -10,4 +10,4 @@ rule prepare_data:
     log:
         f"{RESULTS}/logs/prepare_data/{{data_id}}.log",
     shell:
-        "{MLIT} prepare-data --spec {params.spec:q} --out {output.data} --manifest {output.manifest} > {log} 2>&1"
+        "{MLIT} prepare-data --spec {params.spec:q} --out {output.data:q} --manifest {output.manifest:q} > {log:q} 2>&1"

@@ -25,7 +25,7 @@ rule generate:
     params:
         settings=as_json(config["generation"]),
         out_dir=lambda w: f"{RESULTS}/answers/{w.cell}",
-        langs=" ".join(EVAL_LANGS),
+        langs=EVAL_LANGS,
     threads: 1
     resources:
         runtime=GENERATE_RESOURCES["runtime"],
@@ -35,5 +35,6 @@ rule generate:
     log:
         f"{RESULTS}/logs/generate/{{cell}}.log",
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {GEN_PYTHON} -m mlit generate --model {input.model} --bench {BENCH} --langs {params.langs} "
-        "--model-id {wildcards.cell} --settings {params.settings:q} --out-dir {params.out_dir} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {GEN_PYTHON:q} -m mlit generate --model {input.model:q} "
+        "--bench {BENCH:q} --langs {params.langs:q} --model-id {wildcards.cell:q} --settings {params.settings:q} "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -16,14 +16,14 @@ if JUDGE_SERVED:
         output:
             f"{RESULTS}/judge/sft.jsonl",
         params:
-            langs=" ".join(EVAL_LANGS),
-            pool=" ".join(f"{lang}={path}" for lang, path in GRID.answer_pool().items()),
+            langs=EVAL_LANGS,
+            pool=[f"{lang}={path}" for lang, path in GRID.answer_pool().items()],
             variants=config["judge"]["serve"].get("variants_per_question", 2),
         log:
             f"{RESULTS}/logs/judge_data/judge_data.log",
         shell:
-            "{MLIT} judge-data --bench {BENCH} --langs {params.langs} --pool {params.pool} "
-            "--variants {params.variants} --out {output} > {log} 2>&1"
+            "{MLIT} judge-data --bench {BENCH:q} --langs {params.langs:q} --pool {params.pool:q} "
+            "--variants {params.variants:q} --out {output:q} > {log:q} 2>&1"
 
     rule train_judge:
         """Fine-tune the demo judge on judge-format examples (same training code as the grid)."""
@@ -43,8 +43,8 @@ if JUDGE_SERVED:
         log:
             f"{RESULTS}/logs/train_judge/train_judge.log",
         shell:
-            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {params.base} --data {input.data} "
-            "--settings {params.settings:q} --out {output} > {log} 2>&1"
+            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {params.base:q} --data {input.data:q} "
+            "--settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule judge:
@@ -55,10 +55,11 @@ rule judge:
     output:
         [f"{RESULTS}/judgments/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
     params:
-        answers=lambda w: " ".join(f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl" for lang in EVAL_LANGS),
+        answers=lambda w: [f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl" for lang in EVAL_LANGS],
         judge=as_json(config["judge"]),
-        judge_model=f"--judge-model {JUDGE_MODEL_DIR}" if JUDGE_SERVED else "",
+        judge_model=["--judge-model", JUDGE_MODEL_DIR] if JUDGE_SERVED else [],
         out_dir=lambda w: f"{RESULTS}/judgments/{w.cell}",
+        questions_per_category=config["generation"].get("questions_per_category") or "all",
     threads: 1
     resources:
         openai_api=1,  # a global cap on concurrent judge jobs (--resources openai_api=N in the profiles)
@@ -68,6 +69,7 @@ rule judge:
         judge=f"{RESULTS}/logs/judge/{{cell}}.log",
         server=f"{RESULTS}/logs/judge/{{cell}}.server.log",
     shell:
-        "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers} --bench {BENCH} "
-        "--judge {params.judge:q} {params.judge_model} --cache {RESULTS}/judge_cache "
-        "--server-log {log.server} --out-dir {params.out_dir} > {log.judge} 2>&1"
+        "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {BENCH:q} "
+        "--questions-per-category {params.questions_per_category:q} "
+        "--judge {params.judge:q} {params.judge_model:q} --cache {RESULTS}/judge_cache "
+        "--server-log {log.server:q} --out-dir {params.out_dir:q} > {log.judge:q} 2>&1"

@@ -9,7 +9,7 @@ rule build_base_model:
     log:
         f"{RESULTS}/logs/build_base_model/{{model}}.log",
     shell:
-        "{MLIT} build-model --spec {params.spec:q} --corpus {input.corpus} --out {output} > {log} 2>&1"
+        "{MLIT} build-model --spec {params.spec:q} --corpus {input.corpus:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule fetch_base_model:
@@ -22,7 +22,7 @@ rule fetch_base_model:
     log:
         f"{RESULTS}/logs/fetch_base_model/{{model}}.log",
     shell:
-        "{MLIT} fetch-model --hub {params.hub:q} --revision {params.revision:q} --out {output} > {log} 2>&1"
+        "{MLIT} fetch-model --hub {params.hub:q} --revision {params.revision:q} --out {output:q} > {log:q} 2>&1"
 
 
 def base_model_source_input(wildcards):
@@ -42,12 +42,12 @@ rule prepare_base_model:
         directory(f"{RESULTS}/base_models/{{model}}"),
     params:
         spec=lambda w: as_json(GRID.base_model_spec(w.model, RESULTS)),
-        langs=" ".join(GRID.training_languages()),
+        langs=GRID.training_languages(),
     log:
         f"{RESULTS}/logs/prepare_base_model/{{model}}.log",
     shell:
-        "HF_HUB_OFFLINE=1 {MLIT} prepare-model --spec {params.spec:q} --bench {BENCH} --langs {params.langs} "
-        "--out {output} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 {MLIT} prepare-model --spec {params.spec:q} --bench {BENCH:q} --langs {params.langs:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 def base_model_input(name):

@@ -1,3 +1,5 @@
+# Every judgment file must hold the questions the generation step answers, x 2 turns (checked by `mlit tables`).
+QUESTIONS_PER_CATEGORY = config["generation"].get("questions_per_category") or "all"
 JUDGMENT_FILES = [f"{RESULTS}/judgments/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS]
 
 
@@ -34,12 +36,14 @@ rule tables:
     params:
         cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         prices=as_json(config["judge"].get("prices_per_1k", {})),
-        train_info=" ".join(f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells),
+        train_info=[f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells],
+        questions_per_category=QUESTIONS_PER_CATEGORY,
     log:
         f"{RESULTS}/logs/tables/tables.log",
     shell:
-        "{MLIT} tables --judgments {input.judgments} --cells {params.cells:q} --prices {params.prices:q} "
-        "--train-info {params.train_info} --out-dir {RESULTS}/tables > {log} 2>&1"
+        "{MLIT} tables --judgments {input.judgments:q} --cells {params.cells:q} --prices {params.prices:q} "
+        "--train-info {params.train_info:q} --bench {BENCH:q} "
+        "--questions-per-category {params.questions_per_category:q} --out-dir {RESULTS}/tables > {log:q} 2>&1"
 
 
 rule partial_tables:
@@ -50,14 +54,16 @@ rule partial_tables:
     output:
         f"{RESULTS}/tables_partial/main_table.csv",
     params:
-        expected=" ".join(JUDGMENT_FILES),
+        expected=JUDGMENT_FILES,
         cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         prices=as_json(config["judge"].get("prices_per_1k", {})),
+        questions_per_category=QUESTIONS_PER_CATEGORY,
     log:
         f"{RESULTS}/logs/tables/partial_tables.log",
     shell:
-        "{MLIT} tables --judgments {params.expected} --cells {params.cells:q} --prices {params.prices:q} "
-        "--out-dir {RESULTS}/tables_partial > {log} 2>&1"
+        "{MLIT} tables --judgments {params.expected:q} --cells {params.cells:q} --prices {params.prices:q} "
+        "--bench {BENCH:q} --questions-per-category {params.questions_per_category:q} --partial "
+        "--out-dir {RESULTS}/tables_partial > {log:q} 2>&1"
 
 
 rule annotation_sheets:
@@ -67,11 +73,11 @@ rule annotation_sheets:
     output:
         [f"{RESULTS}/annotation/sheet_{lang}.csv" for lang in EVAL_LANGS],
     params:
-        answers=" ".join(f"{lang}={RESULTS}/answers/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS),
+        answers=[f"{lang}={RESULTS}/answers/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS],
         per_language=config.get("annotation", {}).get("per_language", 50),
         seed=config.get("annotation", {}).get("seed", 0),
     log:
         f"{RESULTS}/logs/annotation_sheets/annotation_sheets.log",
     shell:
-        "{MLIT} annotation-export --answers {params.answers} --bench {BENCH} --per-language {params.per_language} "
-        "--seed {params.seed} --out-dir {RESULTS}/annotation > {log} 2>&1"
+        "{MLIT} annotation-export --answers {params.answers:q} --bench {BENCH:q} "
+        "--per-language {params.per_language:q} --seed {params.seed:q} --out-dir {RESULTS}/annotation > {log:q} 2>&1"

@@ -31,7 +31,8 @@ rule train:
         base=lambda w: GRID.model_path(GRID.cells[w.cell].base_model, RESULTS),
         settings=lambda w: as_json(train_settings(w)),
         seed=lambda w: GRID.cells[w.cell].data.seed,
-        # several nodes: one launcher per node (the plugin does not wrap `mpi` jobs in srun)
+        # several nodes: one launcher per node (the plugin does not wrap `mpi` jobs in srun); built from
+        # integers only, so it is the one placeholder left unquoted in a shell command
         per_node=lambda w: (f"srun --nodes={train_settings(w)['nodes']} --ntasks-per-node=1 "
                             if multi_node(w) else ""),
     threads: train_processes
@@ -50,5 +51,5 @@ rule train:
     log:
         f"{RESULTS}/logs/train/{{cell}}.log",
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 {params.per_node}{MLIT} train --base {params.base} --data {input.data} "
-        "--settings {params.settings:q} --seed {params.seed} --out {output} > {log} 2>&1"
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 {params.per_node}{MLIT} train --base {params.base:q} --data {input.data:q} "
+        "--settings {params.settings:q} --seed {params.seed:q} --out {output:q} > {log:q} 2>&1"

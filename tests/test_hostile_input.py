@@ -1,0 +1,124 @@
+"""Careless and hostile config values: no command runs from a config value, names that become paths
+are safe, and nothing outside a step's own output is ever deleted."""
+
+import copy
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlit.config import ConfigError, Grid
+from mlit.safe_paths import UnsafePathError, publish_dir, remove_tree
+
+from conftest import REPO, snakemake
+
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def write_config(workdir: Path, config: dict) -> Path:
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("name", ["x$(touch pwned)", "..", "a b", "it's", "a/b", "a__b", "_lead", ""])
+def test_unsafe_names_are_refused(name, tmp_path):
+    config = copy.deepcopy(DEMO)
+    config["base_models"][0]["name"] = name
+    config["judge"]["serve"]["base_model"] = name
+    with pytest.raises(ConfigError, match=r"base_models\[0\]\.name: .* is not a safe name"):
+        Grid(config, repo_root=REPO)
+    config = copy.deepcopy(DEMO)
+    config["datasets"] = {name: config["datasets"]["demo"]}
+    with pytest.raises(ConfigError, match=r"is not a safe name"):
+        Grid(config, repo_root=REPO)
+
+
+def test_the_schema_refuses_unsafe_names_before_any_job(tmp_path):
+    config = copy.deepcopy(DEMO)
+    config["datasets"] = {"x$(touch pwned)": config["datasets"]["demo"]}
+    result = snakemake(tmp_path, "--cores", "1", configfile=write_config(tmp_path, config), check=False)
+    assert result.returncode != 0 and "x$(touch pwned)" in result.stderr
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "results").exists()
+    config = copy.deepcopy(DEMO)
+    config["base_models"][0]["name"] = ".."
+    config["judge"]["serve"]["base_model"] = ".."
+    result = snakemake(tmp_path, "--cores", "1", configfile=write_config(tmp_path, config), check=False)
+    assert result.returncode != 0 and "'..'" in result.stderr
+
+
+def test_paths_with_shell_characters_run_no_command(tmp_path, tiny_base_model):
+    """A dataset file and a base model directory whose paths hold `$(touch ...)`: the data and
+    model steps run on them, and no command from the path ever runs."""
+    data_dir = tmp_path / "d$(touch pwned-data) 'x'"
+    data_dir.mkdir()
+    for lang in ("EN", "DE"):
+        shutil.copy(REPO / "data" / "demo" / f"instructions_{lang}.jsonl", data_dir / f"instructions_{lang}.jsonl")
+    model_dir = tmp_path / "m$(touch pwned-model)"
+    shutil.copytree(tiny_base_model, model_dir)
+    config = copy.deepcopy(DEMO)
+    config.update(compositions=["EN", "DE"], sizes=[8], eval_languages=["EN"])
+    config["datasets"]["demo"]["local"] = str(data_dir / "instructions_{lang}.jsonl")
+    config["base_models"] = [{"name": "local-model", "path": str(model_dir), "chat_template": "model"}]
+    config["judge"] = {"model": "x", "base_url": "http://127.0.0.1:9/v1"}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    snakemake(workdir, "--cores", "1", "results/data/demo__EN__8__seed1/train.jsonl",
+              "results/base_models/local-model", configfile=write_config(workdir, config))
+    assert (workdir / "results" / "base_models" / "local-model" / "mlit_base.json").exists()
+    assert (workdir / "results" / "data" / "demo__EN__8__seed1" / "train.jsonl").read_text().count("\n") == 8
+    for where in (tmp_path, workdir, Path.cwd(), data_dir.parent):
+        assert not list(where.glob("pwned*")), where
+
+
+def test_nothing_outside_a_steps_own_output_is_deleted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    results = tmp_path / "results"
+    (results / "base_models").mkdir(parents=True)
+    (results / "judge_cache").mkdir()
+    (results / "judge_cache" / "paid.json").write_text("{}")
+    for unsafe in ("results/base_models/..", str(results / "base_models" / ".."), ".", str(tmp_path), "/"):
+        with pytest.raises(UnsafePathError):
+            remove_tree(unsafe)
+    escape = results / "base_models" / "evil"
+    escape.symlink_to(results)  # a model directory that is a symlink leading out of its parent
+    with pytest.raises(UnsafePathError, match="outside"):
+        remove_tree(escape)
+    with pytest.raises(UnsafePathError, match="outside"):
+        publish_dir(results / "base_models" / "new.tmp", escape)
+    with pytest.raises(UnsafePathError):
+        publish_dir(results / "base_models" / "new.tmp", results / "base_models" / "..")
+    assert (results / "judge_cache" / "paid.json").exists()
+    (results / "base_models" / "ok").mkdir()
+    remove_tree(results / "base_models" / "ok")
+    assert not (results / "base_models" / "ok").exists() and (results / "judge_cache").exists()
+
+
+def test_the_model_builder_cannot_remove_results(tmp_path, monkeypatch):
+    from mlit.tiny_model import build_base_model
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results" / "judge_cache").mkdir(parents=True)
+    with pytest.raises(UnsafePathError):
+        build_base_model({"vocab_size": 300}, [str(REPO / "data" / "demo" / "instructions_EN.jsonl")],
+                         Path("results/base_models/.."))
+    assert (tmp_path / "results" / "judge_cache").is_dir()
+    assert os.listdir(tmp_path / "results") == ["judge_cache"]
+
+
+def test_every_value_in_a_shell_command_is_quoted():
+    """A static check of the rule files: every placeholder of a shell command that can hold a config
+    value or a path ends in `:q` (the srun prefix, built from integers, is the one exception)."""
+    import re
+
+    unquoted = []
+    for rule_file in sorted((REPO / "workflow" / "rules").glob("*.smk")):
+        text = rule_file.read_text()
+        for block in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", text):
+            for placeholder in re.findall(r"\{([^{}]+)\}", block):
+                if placeholder in ("MLIT", "RESULTS", "threads", "params.per_node") or placeholder.endswith(":q"):
+                    continue
+                unquoted.append(f"{rule_file.name}: {{{placeholder}}}")
+    assert not unquoted, unquoted
