@@ -18,7 +18,9 @@ if not workflow.overwrite_configfiles:
         with DEFAULT_CONFIG.open(encoding="utf-8") as handle:
             yaml.compose(handle, Loader=yaml.SafeLoader)
     except yaml.YAMLError as error:
-        raise WorkflowError(f"config file {DEFAULT_CONFIG} is not valid YAML: {error}") from None
+        raise WorkflowError(
+            f"config file {DEFAULT_CONFIG} is not valid YAML: {error}"
+        ) from None
 
     configfile: str(DEFAULT_CONFIG)
 
@@ -49,6 +51,6 @@ localrules:
 
 
 rule all:
+    default_target: True
     input:
         rules.tables.output,
-    default_target: True

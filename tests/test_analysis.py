@@ -3,7 +3,7 @@ import pytest
 
 from mlit.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
                            score_by_size, size_effect)
-from mlit.tables import write_tables
+from mlit.judge_client import judge_cost
 
 import numpy as np
 
@@ -15,7 +15,8 @@ def long_frame(rows):
                           "score": s, "failed": s is None, "judgment": None, "prompt_tokens": 100, "on_language": q != "q2",
                           "examples_per_language": int(n) if n.isdigit() else None,
                           "completion_tokens": 10,
-                          "error": None if s is not None else "no parsable rating [[1-10]] in the judge's reply"}
+                          "error": None if s is not None else "no parsable rating [[1-10]] in the judge's reply",
+                          "failure": None if s is not None else "unparsable"}
                          for c, n, lang, q, t, s in rows])
 
 
@@ -63,6 +64,7 @@ def test_judge_health_counts_failures_and_tokens(tmp_path):
     assert (de10["judged_turns"], de10["failed"], de10["unparsable_replies"], de10["api_errors"]) == (4, 1, 1, 0)
     assert de10["off_language_answers"] == 2
     assert de10["prompt_tokens"] == 400 and de10["completion_tokens"] == 40
+    assert de10["cost"] is None  # no prices: unknown, not free
     paths = plot_category_bars(long_frame(ROWS), tmp_path / "bars")
     assert all(p.stat().st_size > 1000 for p in paths)
 
@@ -89,9 +91,28 @@ def test_gain_resamples_seeds_when_there_are_several():
 
 
 def test_cost_from_prices():
-    health = judge_health(long_frame(ROWS), {"prompt_per_1k": 0.03, "completion_per_1k": 0.06})
+    prices = {"prompt_per_1k": 0.03, "completion_per_1k": 0.06}
+    health = judge_health(long_frame(ROWS), prices)
     de10 = health.filter(pl.col("cell") == "m__d__DE__10__seed1").row(0, named=True)
     assert de10["cost"] == pytest.approx((400 * 0.03 + 40 * 0.06) / 1000)
+    assert de10["cost"] == round(judge_cost(400, 40, prices), 4)  # the judge's own cost function
+
+
+def test_judge_cost_is_one_function_for_estimate_spend_and_tables():
+    prices = {"prompt_per_1k": 0.03, "completion_per_1k": 0.06}
+    assert judge_cost(1000, 500, prices) == pytest.approx(0.03 + 0.03)
+    assert judge_cost(0, 0, prices) == 0.0
+    assert judge_cost(2000, 1000, {"prompt_per_1k": 0.01}) == pytest.approx(0.02)  # a price left out is free
+    assert judge_cost(1000, 500, None) is None and judge_cost(1000, 500, {}) is None  # no prices: unknown
+
+
+def test_judge_health_counts_the_failure_kind_not_the_error_text():
+    rows = [("DE", "10", "DE", "q1", 1, None), ("DE", "10", "DE", "q1", 2, None), ("DE", "10", "DE", "q2", 1, None),
+            ("DE", "10", "DE", "q2", 2, 5.0)]
+    frame = long_frame(rows).with_columns(  # every error text says "no parsable rating"
+        pl.Series("failure", ["api_error", "unparsable", "api_error", None]))
+    health = judge_health(frame).row(0, named=True)
+    assert (health["failed"], health["unparsable_replies"], health["api_errors"]) == (3, 1, 2)
 
 
 def test_size_effect_compares_across_datasets_by_examples():

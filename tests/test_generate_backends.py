@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -53,7 +52,7 @@ def generate(python, model, bench, out_dir, backend, batch_size=8, **popen):
     if popen:
         return subprocess.Popen(command, env=env, start_new_session=True, **popen)
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, "\n".join(l for l in result.stderr.splitlines() if "rror" in l)[-4000:]
+    assert result.returncode == 0, "\n".join(line for line in result.stderr.splitlines() if "rror" in line)[-4000:]
     return result
 
 

@@ -36,6 +36,7 @@ def test_unsafe_names_are_refused(name, tmp_path):
         Grid(config, repo_root=REPO)
 
 
+@pytest.mark.workflow
 def test_the_schema_refuses_unsafe_names_before_any_job(tmp_path):
     config = copy.deepcopy(DEMO)
     config["datasets"] = {"x$(touch pwned)": config["datasets"]["demo"]}
@@ -49,6 +50,7 @@ def test_the_schema_refuses_unsafe_names_before_any_job(tmp_path):
     assert result.returncode != 0 and "'..'" in result.stderr
 
 
+@pytest.mark.workflow
 def test_paths_with_shell_characters_run_no_command(tmp_path, tiny_base_model):
     """A dataset file and a base model directory whose paths hold `$(touch ...)`: the data and
     model steps run on them, and no command from the path ever runs."""
@@ -110,7 +112,7 @@ def test_the_model_builder_cannot_remove_results(tmp_path, monkeypatch):
 
 def test_every_value_in_a_shell_command_is_quoted():
     """A static check of the rule files: every placeholder of a shell command that can hold a config
-    value or a path ends in `:q` (the srun prefix, built from integers, is the one exception)."""
+    value or a path ends in `:q`."""
     import re
 
     unquoted = []
@@ -118,7 +120,7 @@ def test_every_value_in_a_shell_command_is_quoted():
         text = rule_file.read_text()
         for block in re.findall(r"shell:\n((?:\s+\".*\"\n)+)", text):
             for placeholder in re.findall(r"\{([^{}]+)\}", block):
-                if placeholder in ("MLIT", "RESULTS", "threads", "params.per_node") or placeholder.endswith(":q"):
+                if placeholder in ("MLIT", "RESULTS", "threads") or placeholder.endswith(":q"):
                     continue
                 unquoted.append(f"{rule_file.name}: {{{placeholder}}}")
     assert not unquoted, unquoted

@@ -2,10 +2,12 @@ import json
 
 import pytest
 
+from mlit.analysis import judge_health
 from mlit.io import read_jsonl, write_jsonl
-from mlit.judge import judge_cell, requests_for
+from mlit.judge import FAILURE_KINDS, judge_cell, judged_row, requests_for
 from mlit.judge_prompts import build_requests, parse_rating, prompt_name
 from mlit.mtbench import load_judge_prompts, load_questions, load_references
+from mlit.tables import load_long
 
 from conftest import BENCH, LANGS
 from openai_server import OpenAIServer
@@ -95,6 +97,14 @@ def test_failures_are_recorded_retried_and_never_paid_twice(tmp_path, monkeypatc
         assert failed == {(garbage, 1), (garbage, 2), (broken, 1), (broken, 2)}
         assert all(r["error"] for r in rows if r["score"] is None)
         assert "no parsable rating" in next(r for r in rows if r["question_id"] == garbage and r["turn"] == 1)["error"]
+        # the kind is written as a field: a reply without a rating, a 500 after the retries, none for a score
+        assert {(r["question_id"], r["turn"]): r["failure"] for r in rows if r["score"] is None} == {
+            (garbage, 1): "unparsable", (garbage, 2): "unparsable", (broken, 1): "api_error", (broken, 2): "api_error"}
+        assert all(r["failure"] is None for r in rows if r["score"] is not None)
+        assert counts["failed"] == 4 and counts["api_errors"] == 2
+        long, _ = load_long([str(tmp_path / "out" / "EN.jsonl")], {"m": {"cell": "m"}})
+        health = judge_health(long).row(0, named=True)  # and read back from it
+        assert (health["failed"], health["unparsable_replies"], health["api_errors"]) == (4, 2, 2)
         assert all(r["score"] == 6.0 for r in rows if r["score"] is not None)
         assert server.headers[0]["authorization"] == f"Bearer {PLANTED_KEY}"
         first_run = len(server.requests)
@@ -148,11 +158,31 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
             rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / rule / "DE.jsonl")}
             english = rows[questions[0]["question_id"], 2]
             assert english["answer_lang"] == "EN" and english["on_language"] is False
-            assert english["score"] == english_score
+            assert english["score"] == english_score and english["failure"] is None  # a score, not a failure
             german = rows[questions[0]["question_id"], 1]
             assert german["answer_lang"] == "DE" and german["on_language"] and german["score"] == 7.0
             empty = rows[questions[1]["question_id"], 2]
             assert empty["answer_lang"] is None and empty["on_language"]
+
+
+def test_repeated_samples_fail_as_unparsable_if_any_reply_arrived_else_as_api_error():
+    question = load_questions(BENCH, "EN", per_category=1)[0]
+    answer = answer_row(question, ("The answer is here, in English.", "And a second one, also English."))
+    request = build_requests(question, answer, load_judge_prompts(BENCH, "EN"), None)[0]
+    reply = {"judgment": "I refuse.", "error": None, "failure": None, "usage": None}
+    lost = {"judgment": None, "error": "InternalServerError: 500", "failure": "api_error", "usage": None}
+    rated = {**reply, "judgment": "Rating: [[7]]"}
+
+    def row(*repeated, off_language="report"):
+        return judged_row(answer, request, list(repeated), "EN", "gpt-4", off_language)
+
+    assert (row(reply)["failure"], row(lost)["failure"], row(rated)["failure"]) == ("unparsable", "api_error", None)
+    mixed = row(lost, reply, lost)
+    assert mixed["failure"] == "unparsable" and mixed["score"] is None
+    assert "2 of 3 samples failed" in mixed["error"] and "InternalServerError" in mixed["error"]
+    assert row(lost, lost)["failure"] == "api_error" and row(lost, rated)["score"] == 7.0
+    assert row(lost, rated)["failure"] is None
+    assert set(FAILURE_KINDS) == {"unparsable", "api_error"}
 
 
 # --- secrets and keys -------------------------------------------------------------------------------

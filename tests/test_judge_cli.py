@@ -45,3 +45,22 @@ def test_import_judgments_matches_fastchat_means_and_counts_failures(tmp_path):
     assert float(table["a", "2"]["mean_score"]) == 4.0 and table["a", "2"]["failed"] == "1"  # -1 is not averaged
     assert float(table["a", "all"]["mean_score"]) == 6.0 and table["a", "all"]["n"] == "3"
     assert float(table["b", "all"]["mean_score"]) == 10.0 and table["b", "all"]["failed"] == "1"
+
+
+def test_import_judgments_reads_mlit_rows_failure_kind_not_text(tmp_path):
+    rows = [{"model": "a", "turn": 1, "score": 8.0, "failure": None, "error": None},
+            {"model": "a", "turn": 1, "score": None, "failure": "api_error",
+             "error": "no parsable rating [[1-10]] in the judge's reply"},
+            {"model": "a", "turn": 2, "score": None, "failure": "unparsable", "error": "status 500"},
+            {"model": "a", "turn": 2, "score": 4.0, "failure": None, "error": "no parsable rating"}]
+    write_jsonl(tmp_path / "EN.jsonl", rows)
+    mlit("import-judgments", str(tmp_path / "EN.jsonl"), "--out", str(tmp_path / "out"))
+    with open(tmp_path / "out" / "scores.csv") as handle:
+        table = {(r["model"], r["turn"]): r for r in csv.DictReader(handle)}
+    assert float(table["a", "1"]["mean_score"]) == 8.0 and table["a", "1"]["failed"] == "1"
+    assert float(table["a", "2"]["mean_score"]) == 4.0 and table["a", "2"]["failed"] == "1"
+    assert table["a", "all"]["n"] == "2" and table["a", "all"]["failed"] == "2"
+    write_jsonl(tmp_path / "bad.jsonl", [{"model": "a", "turn": 1, "score": None, "failure": "timeout", "error": "x"}])
+    refused = subprocess.run([sys.executable, "-m", "mlit", "import-judgments", str(tmp_path / "bad.jsonl"),
+                              "--out", str(tmp_path / "bad")], capture_output=True, text=True)
+    assert refused.returncode != 0 and "failure 'timeout' is not null or one of" in refused.stderr

@@ -39,6 +39,8 @@ def test_batch_mode_collects_by_custom_id_and_retries_the_error_file(tmp_path, m
         failed = {(r["question_id"], r["turn"]) for r in rows if r["score"] is None}
         assert failed == {(broken, 1), (broken, 2)} and counts["failed"] == 2
         assert "status 400" in next(r for r in rows if r["question_id"] == broken)["error"]
+        assert {r["failure"] for r in rows if r["score"] is None} == {"api_error"}  # a batch request that failed
+        assert all(r["failure"] is None for r in rows if r["score"] is not None)
         for row in rows:  # each result landed on its own request (custom_id), not in file order
             if row["score"] is not None:
                 assert row["score"] == 3 + len(row["user_prompt"]) % 5
@@ -112,3 +114,5 @@ def test_dry_run_estimates_what_is_left_to_pay(tmp_path):
     again = write_dry_run({"EN": str(answers)}, str(BENCH), tmp_path / "req.jsonl",
                           {**judge, "base_url": server.base_url}, str(tmp_path / "c"))
     assert again["to_send"] == 0 and again["estimated_cost"] == 0
+    unpriced = write_dry_run({"EN": str(answers)}, str(BENCH), tmp_path / "req.jsonl", JUDGE)
+    assert unpriced["estimated_cost"] is None and unpriced["estimated_cost_at_most"] is None  # unknown, not free

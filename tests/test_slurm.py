@@ -3,12 +3,10 @@ placeholder GPU GRES) started by tests/slurm/up.sh. Needs root and Debian's slur
 installs it where it can)."""
 
 import copy
-import json
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -97,11 +95,14 @@ def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cl
     for name in ("loss.csv",):
         assert (on_slurm / "results" / "models" / CELL / name).read_text() == \
             (local / "results" / "models" / CELL / name).read_text()
-    answers = lambda root: [(a["question_id"], a["choices"]) for a in
-                            read_jsonl(root / "results" / "answers" / CELL / "EN.jsonl")]
+    def answers(root):
+        return [(a["question_id"], a["choices"]) for a in read_jsonl(root / "results" / "answers" / CELL / "EN.jsonl")]
+
+    def scores(root):
+        return [(j["question_id"], j["turn"], j["score"]) for j in
+                read_jsonl(root / "results" / "judgments" / CELL / "EN.jsonl")]
+
     assert answers(on_slurm) == answers(local)
-    scores = lambda root: [(j["question_id"], j["turn"], j["score"]) for j in
-                           read_jsonl(root / "results" / "judgments" / CELL / "EN.jsonl")]
     assert scores(on_slurm) == scores(local)
     assert (on_slurm / "results" / "tables" / "main_table.csv").read_text() == \
         (local / "results" / "tables" / "main_table.csv").read_text()

@@ -21,7 +21,8 @@ def judgment(qid, lang, category, turn, score):
     return {"question_id": qid, "model": "m__d__EN__10__seed1", "judge": ["gpt-4", "single-v1"],
             "user_prompt": "...", "judgment": None if score is None else f"Rating: [[{score}]]", "score": score,
             "turn": turn, "category": category, "lang": lang, "prompt_name": "single-v1",
-            "error": None if score is not None else "no parsable rating [[1-10]] in the judge's reply"}
+            "error": None if score is not None else "no parsable rating [[1-10]] in the judge's reply",
+            "failure": None if score is not None else "unparsable"}
 
 
 def fixture_files(tmp_path):
@@ -45,7 +46,7 @@ def test_means_exclude_failures_and_count_them(tmp_path):
     assert math2["mean_score"] is None and math2["n_scored"] == 0 and math2["n_failed"] == 1
     by_turn = tables["scores_by_cell_lang_turn"].filter(pl.col("lang") == "EN")
     assert dict(zip(by_turn["turn"], by_turn["mean_score"])) == {"1": 5.5, "2": 6.0, "all": round(17 / 3, 3)}
-    assert len(tables["judge_failures"]) == 1
+    assert tables["judge_failures"].select("question_id", "turn", "failure").rows() == [("2", 2, "unparsable")]
     for name in ("main_table.md", "main_table.csv", "scores_long.parquet", "README.md"):
         assert (tmp_path / "tables" / name).exists()
     assert pl.read_parquet(tmp_path / "tables" / "scores_long.parquet").height == 6
@@ -136,6 +137,15 @@ def probe(rows):
     null = [dict(r) for r in rows]
     null[1]["error"] = None
     null[1]["score"] = None
+    old = [dict(r) for r in rows]  # a failure written before rows recorded its kind
+    old[2].update(score=None, error="no parsable rating [[1-10]] in the judge's reply")
+    del old[2]["failure"]
+    kindless = [dict(r) for r in rows]
+    kindless[3].update(score=None, error="APIError: boom", failure=None)
+    scored = [dict(r) for r in rows]
+    scored[4]["failure"] = "api_error"
+    odd = [dict(r) for r in rows]
+    odd[5].update(score=None, error="timeout", failure="timeout")
     second = rows[6]["question_id"]
     return {
         "cut": (cut, None, rf"EN.jsonl: 10 of the 16 expected rows missing \(6 rows, last line 6\).*: "
@@ -147,11 +157,16 @@ def probe(rows):
         "duplicate": (twice, 8, rf"question_id '{second}' turn 1 is judged twice \(first on line 7\)"),
         "unknown id": (unknown, 10, r"question_id '999_EN' is not one of the 8 expected EN questions"),
         "null without error": (null, 2, r"score null without an error"),
+        "null without failure field": (old, 3, r"score null without a failure kind .*re-run the judge step"),
+        "null with failure null": (kindless, 4, r"score null with failure null"),
+        "score with a failure": (scored, 5, r'score 7 with failure "api_error": a failed judgment has score null'),
+        "unknown failure kind": (odd, 6, r'failure "timeout" is not null or one of "unparsable", "api_error"'),
     }
 
 
 @pytest.mark.parametrize("name", ["cut", "score 420", "score '7'", "score true", "wrong lang", "duplicate",
-                                  "unknown id", "null without error"])
+                                  "unknown id", "null without error", "null without failure field",
+                                  "null with failure null", "score with a failure", "unknown failure kind"])
 def test_an_invalid_judgment_file_stops_the_tables_naming_file_and_row(tmp_path, name):
     rows, line, problem = probe(complete_rows("EN"))[name]
     en = write_lines(tmp_path / "EN.jsonl", rows)
@@ -179,12 +194,44 @@ def test_the_cli_stops_on_a_bad_score_naming_file_and_row(tmp_path):
 
 def test_a_complete_file_with_a_recorded_judge_failure_is_accepted_and_counted(tmp_path):
     rows = complete_rows("EN", score=6)
-    rows[0].update(score=None, judgment=None, error="RateLimitError: status 429 after 3 retries")
+    rows[0].update(score=None, judgment=None, error="RateLimitError: status 429 after 3 retries", failure="api_error")
     rows[1]["score"] = 9.5  # a median of samples may be a half point
     en = write_lines(tmp_path / "EN.jsonl", rows)
     assert validate_judgments([en], BENCH, 1) == {"files": [], "rows": []}
     main = checked_tables([en], tmp_path / "tables")["main_table"].row(0, named=True)
     assert main["n_failed"] == 1 and main["EN"] == round((9.5 + 6 * 14) / 15, 3)
+
+
+def test_failure_kinds_are_read_from_the_field_never_from_the_error_text(tmp_path):
+    rows = complete_rows("EN", score=6)
+    # the texts say the opposite of the kinds: the kind counts, the text is for people
+    rows[0].update(score=None, judgment=None, failure="api_error",
+                   error="no parsable rating [[1-10]] in the judge's reply")
+    rows[1].update(score=None, judgment="I refuse.", failure="unparsable", error="APIError: status 500")
+    rows[2].update(score=None, judgment=None, failure="api_error", error="InternalServerError: 500")
+    tables = checked_tables([write_lines(tmp_path / "EN.jsonl", rows)], tmp_path / "tables")
+    health = tables["judge_health"].row(0, named=True)
+    assert (health["failed"], health["unparsable_replies"], health["api_errors"]) == (3, 1, 2)
+    failures = tables["judge_failures"]
+    assert failures["failure"].to_list().count("api_error") == 2 and failures.height == 3
+    assert pl.read_csv(tmp_path / "tables" / "judge_failures.csv")["failure"].sort().to_list() == \
+        ["api_error", "api_error", "unparsable"]
+    long = pl.read_parquet(tmp_path / "tables" / "scores_long.parquet")
+    assert long.filter(pl.col("failed"))["failure"].null_count() == 0
+    assert long.filter(~pl.col("failed"))["failure"].null_count() == long.height - 3
+
+
+def test_load_long_refuses_a_failure_without_its_kind(tmp_path):
+    rows = complete_rows("EN")
+    rows[2].update(score=None, error="no parsable rating [[1-10]] in the judge's reply")
+    del rows[2]["failure"]
+    with pytest.raises(DataFileError, match=r"EN.jsonl:3: score null with failure null .*re-run the judge step"):
+        load_long([write_lines(tmp_path / "EN.jsonl", rows)], CELLS)
+    del rows[2]  # a scored row without the field (an older file) reads as no failure
+    for row in rows:
+        row.pop("failure")
+    long, _ = load_long([write_lines(tmp_path / "EN.jsonl", rows)], CELLS)
+    assert long["failure"].null_count() == long.height and not long["failed"].any()
 
 
 def test_samples_still_give_one_row_per_question_and_turn(tmp_path):

@@ -1,6 +1,7 @@
 """The real workflow, end to end, on a small grid (the demo's pipeline with fewer cells)."""
 
 import copy
+import json
 import re
 
 import polars as pl
@@ -80,6 +81,58 @@ def test_rerun_does_nothing_and_a_new_size_adds_only_its_cells(finished_run):
     counts = job_counts(snakemake(workdir, "-n", configfile=bigger).stdout)
     assert counts == {"prepare_data": 2, "train": 2, "generate": 2, "judge": 2, "tables": 1, "all": 1,
                       "total": 10}
+
+
+EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_settings.EXECUTION_KEYS)
+    "training.save_steps": 7, "training.save_total_limit": 3, "training.logging_steps": 1,
+    "training.main_process_port": 29999, "training.processes_per_node": 2, "training.gpus_per_node": 4,
+    "training.deepspeed": "zero3", "training.activation_checkpointing": True,
+    "training.per_device_batch_size": 8, "training.nodes": 2,
+    "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
+    "generation.vllm_enforce_eager": True,
+    "judge.parallel": 1, "judge.timeout_s": 5, "judge.prices_per_1k": {"prompt_per_1k": 0.01},
+    "judge.batch_poll_s": 1, "judge.max_retries": 9, "judge.retry_initial_s": 0.5, "judge.api_key_env": "OTHER_KEY",
+}
+
+
+def changed(configfile, workdir, name, dotted_key, value):
+    config = yaml.safe_load(configfile.read_text())
+    section, key = dotted_key.split(".")
+    processes = {"nodes": value, "gpus_per_node": value, "processes_per_node": value}.get(key) \
+        if section == "training" else None
+    if processes:  # the same effective batch of 16, split over more processes (itself an execution key)
+        config["training"]["per_device_batch_size"] = 16 // processes
+        config["judge"]["serve"]["training"]["per_device_batch_size"] = 8 // processes  # the demo judge's 8
+    config[section][key] = value
+    path = workdir / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("dotted_key", sorted(EXECUTION_CHANGES))
+def test_an_execution_setting_reruns_nothing(finished_run, dotted_key):
+    workdir, configfile = finished_run
+    path = changed(configfile, workdir, "execution", dotted_key, EXECUTION_CHANGES[dotted_key])
+    result = snakemake(workdir, "-n", configfile=path)
+    assert "Nothing to be done" in result.stdout + result.stderr, job_counts(result.stdout)
+    section, key = dotted_key.split(".")
+    written = json.loads((workdir / "results" / "execution_settings.json").read_text())
+    where = written["training"]["tiny-llama"] if section == "training" else written[section]
+    assert where[key] == EXECUTION_CHANGES[dotted_key]  # it reaches the jobs through this file
+
+
+@pytest.mark.parametrize(("dotted_key", "value", "expected"), [
+    # the demo judge is fine-tuned with the grid's training settings too: it reruns with them
+    ("training.learning_rate", 1e-3, {"train": 2, "train_judge": 1, "generate": 2, "judge": 2}),
+    ("generation.max_new_tokens", 12, {"generate": 2, "judge": 2}),
+    ("judge.temperature", 0.5, {"judge": 2}),
+    ("judge.off_language", "score_1", {"judge": 2}),
+])
+def test_an_experiment_setting_reruns_exactly_what_depends_on_it(finished_run, dotted_key, value, expected):
+    workdir, configfile = finished_run
+    counts = job_counts(snakemake(workdir, "-n", configfile=changed(configfile, workdir, "experiment", dotted_key,
+                                                                     value)).stdout)
+    assert counts == {**expected, "tables": 1, "all": 1, "total": sum(expected.values()) + 2}
 
 
 def test_the_papers_grid_plans_every_job_without_gpu_or_network(tmp_path):

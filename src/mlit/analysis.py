@@ -16,10 +16,16 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from mlit.judge import FAILURE_KINDS
+from mlit.judge_client import judge_cost
 from mlit.langs import parse_composition
 from mlit.plotting import pyplot, save_figure
 
 GROUP = ["base_model", "dataset", "size"]
+
+# judge_health's count column for each failure kind of a judgment row (mlit.judge.FAILURE_KINDS)
+FAILURE_COLUMNS = {"unparsable": "unparsable_replies", "api_error": "api_errors"}
+assert set(FAILURE_COLUMNS) == set(FAILURE_KINDS), "every failure kind needs a judge_health column"
 
 
 def question_scores(long: pl.DataFrame, by_seed: bool = False) -> pl.DataFrame:
@@ -225,21 +231,20 @@ def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
 
 
 def judge_health(long: pl.DataFrame, prices: dict | None = None) -> pl.DataFrame:
-    """Per cell: judged turns, failed ones split into unparsable replies and API errors, answers not in
-    the question's language, the judge's tokens and their cost (``prices`` per 1k tokens)."""
-    unparsable = pl.col("error").fill_null("").str.contains("no parsable rating")
+    """Per cell: judged turns, failed ones counted by their recorded ``failure`` kind (unparsable replies,
+    API errors; never by error text), answers not in the question's language, the judge's tokens and
+    their cost (``judge_cost`` at ``prices`` per 1k tokens; null without prices)."""
     if "score_spread" not in long.columns:  # judgments without repeated judging
         long = long.with_columns(pl.lit(None, dtype=pl.Float64).alias("score_spread"))
-    return (long.group_by(["cell"])
-            .agg(pl.len().alias("judged_turns"), pl.col("failed").sum().alias("failed"),
-                 (pl.col("failed") & unparsable).sum().alias("unparsable_replies"),
-                 (pl.col("failed") & ~unparsable).sum().alias("api_errors"),
-                 (~pl.col("on_language")).sum().alias("off_language_answers"),
-                 pl.col("prompt_tokens").sum().alias("prompt_tokens"),
-                 pl.col("completion_tokens").sum().alias("completion_tokens"),
-                 pl.col("score_spread").mean().round(3).alias("mean_score_spread"),
-                 pl.col("score_spread").max().alias("max_score_spread"))
-            .with_columns(((pl.col("prompt_tokens") * (prices or {}).get("prompt_per_1k", 0.0)
-                            + pl.col("completion_tokens") * (prices or {}).get("completion_per_1k", 0.0)) / 1000)
-                          .round(4).alias("cost"))
-            .sort("cell"))
+    health = (long.group_by(["cell"])
+              .agg(pl.len().alias("judged_turns"), pl.col("failed").sum().alias("failed"),
+                   *[(pl.col("failure") == kind).sum().alias(column) for kind, column in FAILURE_COLUMNS.items()],
+                   (~pl.col("on_language")).sum().alias("off_language_answers"),
+                   pl.col("prompt_tokens").sum().alias("prompt_tokens"),
+                   pl.col("completion_tokens").sum().alias("completion_tokens"),
+                   pl.col("score_spread").mean().round(3).alias("mean_score_spread"),
+                   pl.col("score_spread").max().alias("max_score_spread"))
+              .sort("cell"))
+    costs = [judge_cost(p, c, prices) for p, c in zip(health["prompt_tokens"], health["completion_tokens"])]
+    return health.with_columns(pl.Series("cost", [None if x is None else round(x, 4) for x in costs],
+                                         dtype=pl.Float64))

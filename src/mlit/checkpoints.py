@@ -15,8 +15,6 @@ CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 INCOMPLETE_MARKER = "checkpoint-is-incomplete.txt"
 RUN_FILE = "run.json"
 
-# settings that change how a run is executed but not what it learns (they may differ on resume)
-EXECUTION_ONLY = {"save_steps", "save_total_limit", "logging_steps", "main_process_port"}
 
 
 def staging_dir(out_dir: Path) -> Path:
@@ -25,11 +23,14 @@ def staging_dir(out_dir: Path) -> Path:
 
 
 def run_fingerprint(base_model: str, data_sha256: str, settings: dict, seed: int, world_size: int) -> str:
-    """Hash of what a checkpoint depends on. World size is part of it: ZeRO optimizer shards are
-    saved per rank and cannot be loaded by a different number of processes."""
-    learned = {key: value for key, value in settings.items() if key not in EXECUTION_ONLY}
+    """Hash of what a checkpoint depends on: the experiment settings (the train rule's params, see
+    mlit.run_settings), plus the checkpoint's format: world size and DeepSpeed config (ZeRO optimizer
+    shards are saved per rank and stage, and load only into the same layout)."""
+    from mlit.run_settings import experiment_part
+
+    learned = experiment_part("training", settings)
     payload = json.dumps({"base_model": base_model, "data_sha256": data_sha256, "settings": learned, "seed": seed,
-                          "world_size": world_size}, sort_keys=True)
+                          "world_size": world_size, "deepspeed": settings.get("deepspeed")}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -52,7 +52,9 @@ def cmd_prepare_model(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from mlit.launch import run_training
+    from mlit.launch import relaunch_per_node, run_training
+
+    relaunch_per_node(args.settings)  # several nodes: one launcher per node through srun (does not return)
 
     status = run_training(args.base, args.data, Path(args.out), args.settings, json.dumps(args.settings), args.seed)
     if status:
@@ -94,9 +96,11 @@ def cmd_judge(args) -> None:
             raise SystemExit("mlit judge --dry-run: give --out FILE for the requests")
         estimate = write_dry_run(answers, args.bench, Path(args.out), args.judge, args.cache, per_category)
         print(f"{estimate['requests']} judge requests written to {args.out}; nothing was sent")
+        cost = (f"cost ~{estimate['estimated_cost']} (at most {estimate['estimated_cost_at_most']}) at "
+                "judge.prices_per_1k" if estimate["estimated_cost"] is not None
+                else "cost unknown (set judge.prices_per_1k)")
         print(f"estimate: {estimate['to_send']} calls to pay ({estimate['samples']} sample(s) per request, "
-              f"not yet in the cache), ~{estimate['estimated_prompt_tokens']} prompt tokens, cost "
-              f"~{estimate['estimated_cost']} (at most {estimate['estimated_cost_at_most']}) at judge.prices_per_1k")
+              f"not yet in the cache), ~{estimate['estimated_prompt_tokens']} prompt tokens, {cost}")
         return
     if not (args.judge and args.cache and args.out_dir):
         raise SystemExit("mlit judge: --judge, --cache and --out-dir are needed (or --dry-run)")
@@ -156,10 +160,31 @@ def cmd_annotation_agreement(args) -> None:
 def cmd_tables(args) -> None:
     from mlit.tables import write_tables
 
-    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), args.prices, args.train_info,
+    prices = args.prices
+    if args.execution:  # the judge's prices: an execution setting (a price change reruns nothing)
+        from mlit.run_settings import merged
+
+        prices = merged({}, args.execution, "judge").get("prices_per_1k") or prices
+    tables = write_tables(args.judgments, args.cells, Path(args.out_dir), prices, args.train_info,
                           bench_dir=args.bench, questions_per_category=args.questions_per_category,
                           partial=args.partial)
     print(tables["main_table"])
+
+
+def add_execution_arguments(p: argparse.ArgumentParser, settings_dest: str) -> None:
+    """``--execution FILE --execution-section S``: how the job runs (results/execution_settings.json,
+    written by the Snakefile), merged into the experiment settings given in ``settings_dest``."""
+    p.add_argument("--execution", help="execution settings file (see mlit.run_settings)")
+    p.add_argument("--execution-section", help="its section for this job, e.g. training/<model>, generation, judge")
+    p.set_defaults(execution_into=settings_dest)
+
+
+def merge_execution(args) -> None:
+    from mlit.run_settings import merged
+
+    dest = getattr(args, "execution_into", None)
+    if dest and getattr(args, "execution", None):
+        setattr(args, dest, merged(getattr(args, dest) or {}, args.execution, args.execution_section))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -202,6 +227,7 @@ def parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--out", required=True)
         p.set_defaults(func=func)
+        add_execution_arguments(p, "settings")
 
     p = steps.add_parser("judge-data", help="training data for the demo's tiny judge")
     p.add_argument("--bench", required=True)
@@ -220,6 +246,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=_json, required=True)
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_generate)
+    add_execution_arguments(p, "settings")
 
     p = steps.add_parser("judge", help="single-answer grading of one cell's answers")
     p.add_argument("--answers", nargs="+", required=True, help="LANG=answers.jsonl ..., or one FILE with --lang")
@@ -236,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="write the requests that would be sent; send none")
     p.add_argument("--out", help="with --dry-run: JSONL of the requests")
     p.set_defaults(func=cmd_judge)
+    add_execution_arguments(p, "judge")
 
     p = steps.add_parser("import-judgments", help="FastChat / MT-Bench-X judgment file -> DIR/scores.csv")
     p.add_argument("file")
@@ -264,6 +292,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--judgments", nargs="+", required=True)
     p.add_argument("--cells", type=_json, help="JSON: cell id -> cell fields (default: read from the cell ids)")
     p.add_argument("--prices", type=_json, help='JSON: {"prompt_per_1k": x, "completion_per_1k": y} for the cost')
+    p.add_argument("--execution", help="execution settings file: its judge.prices_per_1k price the cost column")
     p.add_argument("--train-info", nargs="+", help="train_info.json files of the fine-tuned models (their directory "
                    "names are the cell ids): the training_health table of truncated examples")
     p.add_argument("--bench", default=str(Path(__file__).resolve().parents[2] / "data" / "mt_bench_x"),
@@ -279,6 +308,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    merge_execution(args)
     args.func(args)
     return 0
 

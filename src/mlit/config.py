@@ -341,6 +341,18 @@ class Grid:
             settings["deepspeed"] = str(resolve_path(settings["deepspeed"], self.repo_root))
         return settings
 
+    def train_slurm_resources(self, name: str) -> dict:
+        """How a training job of base model ``name`` maps onto Slurm (profiles/slurm): ``nodes``; GPUs per
+        node as ``gres`` (gres is per node, `gpu` would be per job); on several nodes one task (one
+        launcher, started by `mlit train` through srun) per node as an ``mpi`` job, with
+        ``tasks_per_gpu: 0`` so that the plugin does not turn ``tasks`` into --ntasks-per-gpu."""
+        settings = self.training_settings(name)
+        nodes = int(settings.get("nodes", 1))
+        gpus = settings.get("gpus_per_node", 1)
+        several = nodes > 1
+        return {"nodes": nodes, "gres": f"gpu:{gpus}" if gpus else None, "tasks": nodes if several else None,
+                "tasks_per_gpu": 0 if several else None, "mpi": "srun" if several else None}
+
     def job_resources(self, step: str, model: str | None = None) -> dict:
         """Cluster resources of one step (train, generate, judge): config `resources`, overridden per
         base model by `base_models[].resources`."""
@@ -379,6 +391,18 @@ class Grid:
                     if path.exists():
                         pool.setdefault(lang, str(path))
         return pool
+
+    def execution_settings(self) -> dict:
+        """How each step runs (mlit.run_settings): written to results/execution_settings.json."""
+        from mlit.run_settings import execution_part
+
+        settings = {"training": {name: execution_part("training", self.training_settings(name))
+                                 for name in self.base_models},
+                    "generation": execution_part("generation", self.config["generation"]),
+                    "judge": execution_part("judge", self.config["judge"])}
+        if self.config["judge"].get("base_url") is None and self.config["judge"].get("serve"):
+            settings["judge_training"] = execution_part("training", self.judge_training_settings())
+        return settings
 
     def training_languages(self) -> list[str]:
         """Languages of any composition (a slow tokenizer's conversion is checked on each)."""

@@ -1,9 +1,9 @@
 """The judge step: MT-Bench-X single-answer grading of one grid cell's answers in each language.
 
 Writes one judgment file per language with FastChat's judgment fields (``question_id, model, judge,
-user_prompt, judgment, score, turn``) plus ``category, lang, prompt_name, error``. A reply without a
-parsable 1-10 rating has ``score: null`` and an ``error``: it is counted as failed in the tables,
-never averaged as a number.
+user_prompt, judgment, score, turn``) plus ``category, lang, prompt_name, error, failure``. A failed
+judgment has ``score: null``, an ``error`` (the text, for people) and a ``failure`` kind (one of
+``FAILURE_KINDS``, for programs): it is counted as failed in the tables, never averaged as a number.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from mlit.io import read_jsonl, sha256_file, write_jsonl
-from mlit.judge_client import JudgeCache, JudgeSettings, judge_all, redact_error
+from mlit.judge_client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
 from mlit.judge_prompts import build_requests, parse_rating
 from mlit.langcheck import detect_language
 from mlit.mtbench import load_judge_prompts, load_questions, load_references
@@ -23,6 +23,17 @@ from mlit.mtbench import load_judge_prompts, load_questions, load_references
 # ``questions_per_category`` when the expected questions are not known (a hand-made answers file):
 # the answered ones are taken as expected; unknown and duplicated question ids are still errors.
 ANSWERED = "answered"
+
+# The ``failure`` of a judgment row: null for a parsed score; otherwise one of these kinds, set where
+# the failure happens and read by the tables (validate_judgments, judge_health, judge_failures) and
+# import_judgments; the ``error`` text is for people and is never matched on.
+#   "unparsable": the judge replied (at least one sample), but no reply holds a parsable [[1-10]] rating;
+#                 the replies are cached, so a rerun does not change it.
+#   "api_error":  no reply: every sample's request failed after its retries (online or Batch API);
+#                 not cached, so a rerun retries it.
+# An off-language answer rated 1 (judge.off_language: score_1) is a score, not a failure (null).
+FAILURE_KINDS = ("unparsable", "api_error")
+UNPARSABLE = "no parsable rating [[1-10]] in the judge's reply"
 
 
 def check_answers(answers_path: str | Path, bench_dir: str | Path, lang: str,
@@ -95,44 +106,50 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
         cache = JudgeCache(cache_dir)
         to_send = [(r, k) for r, k in to_send if cache.get(cache.key(settings, r, k)) is None]
     prompt_tokens = sum((len(r.system_prompt) + len(r.user_prompt)) // 4 for r, _ in to_send)
-    typical = {"prompt_tokens": prompt_tokens, "completion_tokens": 200 * len(to_send)}
-    worst = {"prompt_tokens": prompt_tokens, "completion_tokens": int(judge.get("max_tokens", 2048)) * len(to_send)}
     discount = 0.5 if judge.get("mode") == "batch" else 1.0  # the Batch API's price
+
+    def estimate(completion_tokens: int) -> float | None:  # None without judge.prices_per_1k
+        total = judge_cost(prompt_tokens, completion_tokens, judge.get("prices_per_1k"))
+        return None if total is None else round(total * discount, 4)
+
     return {"requests": len(requests), "samples": samples, "to_send": len(to_send),
             "estimated_prompt_tokens": prompt_tokens,
-            "estimated_cost": round(cost(typical, judge.get("prices_per_1k")) * discount, 4),
-            "estimated_cost_at_most": round(cost(worst, judge.get("prices_per_1k")) * discount, 4)}
-
-
-def cost(tokens: dict, prices: dict | None) -> float:
-    prices = prices or {}
-    return (tokens["prompt_tokens"] * prices.get("prompt_per_1k", 0.0)
-            + tokens["completion_tokens"] * prices.get("completion_per_1k", 0.0)) / 1000
+            "estimated_cost": estimate(200 * len(to_send)),
+            "estimated_cost_at_most": estimate(int(judge.get("max_tokens", 2048)) * len(to_send))}
 
 
 def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_model: str,
                off_language: str | None) -> dict:
     """One judgment row from one or more judge replies to the same request. With several (repeated
-    judging), the score is the median of the parsable ratings and their spread is recorded."""
+    judging), the score is the median of the parsable ratings and their spread is recorded. Without a
+    parsable rating, ``failure`` says why (``FAILURE_KINDS``): "unparsable" if any reply arrived,
+    "api_error" if none did."""
     parsed = [parse_rating(r["judgment"]) if r["judgment"] is not None else None for r in repeated]
     ratings = sorted(x for x in parsed if x is not None)
     score = None
     if ratings:
         middle = len(ratings) // 2
         score = ratings[middle] if len(ratings) % 2 else (ratings[middle - 1] + ratings[middle]) / 2
-    errors = [r["error"] for r in repeated if r["error"]]
-    error = None if ratings else (errors[0] if errors else "no parsable rating [[1-10]] in the judge's reply")
+    errors = [r["error"] for r in repeated if r["failure"] is not None]
+    if ratings:
+        error, failure = None, None
+    elif len(errors) == len(repeated):
+        error, failure = errors[0], "api_error"
+    else:
+        error, failure = UNPARSABLE + (f" ({len(errors)} of {len(repeated)} samples failed after their retries: "
+                                       f"{errors[0]})" if errors else ""), "unparsable"
     answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
     on_language = answer_lang is None or answer_lang == lang
     if not on_language and off_language == "score_1":
-        score, error = 1.0, None  # the Finnish MT-Bench rule: an answer in another language gets 1
+        # the Finnish MT-Bench rule: an answer in another language gets 1, a score (not a failure)
+        score, error, failure = 1.0, None, None
     usage = {name: sum((r["usage"] or {}).get(name, 0) for r in repeated)
              for name in ("prompt_tokens", "completion_tokens")} if any(r["usage"] for r in repeated) else None
     row = {"question_id": request.question_id, "model": answer["model_id"], "judge": [judge_model, request.prompt_name],
            "user_prompt": request.user_prompt, "judgment": repeated[0]["judgment"], "score": score,
            "turn": request.turn, "tstamp": time.time(), "category": request.category, "lang": lang,
-           "prompt_name": request.prompt_name, "error": error, "usage": usage, "answer_lang": answer_lang,
-           "on_language": on_language}
+           "prompt_name": request.prompt_name, "error": error, "failure": failure, "usage": usage,
+           "answer_lang": answer_lang, "on_language": on_language}
     if len(repeated) > 1:
         row.update(samples=len(repeated), sample_scores=parsed, sample_judgments=[r["judgment"] for r in repeated],
                    score_spread=(ratings[-1] - ratings[0]) if ratings else None)
@@ -180,8 +197,8 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
             rows.append(row)
             counts["requests"] += 1
             counts["cached"] += all(r["cached"] for r in repeated)
-            counts["failed"] += row["error"] is not None
-            api_failed = all(r["api_error"] for r in repeated)
+            counts["failed"] += row["failure"] is not None
+            api_failed = all(r["failure"] == "api_error" for r in repeated)  # no reply at all
             counts["api_errors"] += api_failed
             first_api_error = first_api_error or (redact_error(repeated[0]["error"], settings) if api_failed else None)
             for r in repeated:
@@ -190,8 +207,9 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
         write_jsonl(out_dir / f"{lang}.jsonl", rows)
     print(f"judged {counts['requests']} turns: {counts['cached']} from the cache, {counts['failed']} failed "
           f"({counts['api_errors']} API errors)")
+    paid = judge_cost(spent["prompt_tokens"], spent["completion_tokens"], judge.get("prices_per_1k"))
     print(f"spent: {spent['prompt_tokens']} prompt + {spent['completion_tokens']} completion tokens "
-          f"= {cost(spent, judge.get('prices_per_1k')):.4f} (judge.prices_per_1k) on calls not in the cache")
+          f"= {'(no judge.prices_per_1k)' if paid is None else f'{paid:.4f}'} on calls not in the cache")
     counts["spent"] = spent
     if counts["requests"] and counts["api_errors"] == counts["requests"]:
         raise JudgeEndpointError(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from tqdm import tqdm
 
@@ -144,9 +143,9 @@ def judge_all_batch(requests: list[JudgeRequest], settings: JudgeSettings, cache
     for key in keys:
         entry = cache.get(key)
         if entry is not None:
-            results.append({"judgment": entry["judgment"], "error": None, "api_error": False,
+            results.append({"judgment": entry["judgment"], "error": None, "failure": None,
                             "cached": key in cached_before, "usage": entry.get("usage")})
         else:
-            results.append({"judgment": None, "error": errors.get(key, "no batch result")[:500], "api_error": True,
-                            "cached": False, "usage": None})
+            results.append({"judgment": None, "error": errors.get(key, "no batch result")[:500],
+                            "failure": "api_error", "cached": False, "usage": None})
     return results

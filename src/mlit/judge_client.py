@@ -116,6 +116,16 @@ def make_client(settings: JudgeSettings):
     return OpenAI(base_url=settings.base_url, api_key=api_key(settings), max_retries=0, timeout=settings.timeout_s)
 
 
+def judge_cost(prompt_tokens: float, completion_tokens: float, prices: dict | None) -> float | None:
+    """The judge's cost of these tokens at ``judge.prices_per_1k`` (``{prompt_per_1k, completion_per_1k}``,
+    a missing one is free); None without prices (unknown, not free). The one cost function of the
+    judge's estimate and spend (``mlit.judge``) and of the tables' ``judge_health`` cost column."""
+    if not prices:
+        return None
+    return (prompt_tokens * prices.get("prompt_per_1k", 0.0)
+            + completion_tokens * prices.get("completion_per_1k", 0.0)) / 1000
+
+
 def redact_error(text: str, settings: JudgeSettings) -> str:
     """Error text with the key of ``$judge.api_key_env`` and any bearer / sk- token removed."""
     return redact(text, secret_values(settings.api_key_env))
@@ -163,8 +173,9 @@ def _retrying_call(client, settings: JudgeSettings):
 
 def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: JudgeCache,
               desc: str = "judge", samples: list[int] | None = None) -> list[dict]:
-    """One result per request, in order: ``{judgment, error, cached, usage}``. ``samples`` gives
-    each request's sample index (repeated judging); default all 0."""
+    """One result per request, in order: ``{judgment, error, failure, cached, usage}``; ``failure`` is
+    None for a reply, "api_error" for a request that failed after its retries (``mlit.judge.FAILURE_KINDS``).
+    ``samples`` gives each request's sample index (repeated judging); default all 0."""
     items = list(zip(requests, samples or [0] * len(requests)))
     uncached = any(cache.get(cache.key(settings, request, sample)) is None for request, sample in items)
     call = _retrying_call(make_client(settings), settings) if uncached else None  # no key needed when cached
@@ -174,7 +185,7 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
         key = cache.key(settings, request, sample)
         entry = cache.get(key)
         if entry is not None:
-            return {"judgment": entry["judgment"], "error": None, "api_error": False, "cached": True,
+            return {"judgment": entry["judgment"], "error": None, "failure": None, "cached": True,
                     "usage": entry.get("usage")}
         try:
             completion = call(request, sample)
@@ -185,11 +196,11 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
             body = getattr(error, "body", None)
             detail = f"{type(error).__name__}: {error}" + (f" {json.dumps(body)}" if body else "")
             detail = redact_error(detail, settings)  # an endpoint may echo the key; redacted before cut
-            return {"judgment": None, "error": detail[:500], "api_error": True, "cached": False, "usage": None}
+            return {"judgment": None, "error": detail[:500], "failure": "api_error", "cached": False, "usage": None}
         usage = completion.usage.model_dump() if completion.usage else None
         cache.put(key, {"model": settings.model, "prompt_name": request.prompt_name, "judgment": text,
                         "usage": usage, "temperature": settings.temperature, "max_tokens": settings.max_tokens})
-        return {"judgment": text, "error": None, "api_error": False, "cached": False, "usage": usage}
+        return {"judgment": text, "error": None, "failure": None, "cached": False, "usage": usage}
 
     with ThreadPoolExecutor(max_workers=settings.parallel) as pool:
         return list(tqdm(pool.map(one, items), total=len(items), desc=desc, unit="request"))

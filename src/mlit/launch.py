@@ -76,6 +76,27 @@ def plan_layout(settings: dict, env: dict | None = None, gpus: int | None = None
     return Layout(nodes, int(per_node), int(env["SLURM_PROCID"]), slurm_hostnames(env["SLURM_JOB_NODELIST"])[0], port)
 
 
+PER_NODE_LAUNCHER = "MLIT_PER_NODE_LAUNCHER"
+
+
+def per_node_command(settings: dict, env: dict) -> list[str]:
+    """The srun prefix that starts one launcher per node of a multi-node Slurm job (the executor
+    plugin does not wrap `mpi` jobs in srun), or [] on one node or when already inside it."""
+    nodes = int(settings.get("nodes", 1))
+    if nodes <= 1 or env.get(PER_NODE_LAUNCHER):
+        return []
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1"]
+
+
+def relaunch_per_node(settings: dict) -> None:
+    """On several nodes, replace this process by srun running the same command once per node."""
+    prefix = per_node_command(settings, os.environ)
+    if prefix and "SLURM_JOB_ID" in os.environ:  # outside Slurm, plan_layout says what is needed
+        command = [*prefix, sys.executable, "-m", "mlit", *sys.argv[1:]]
+        print(f"one launcher per node: {shlex.join(command)}", flush=True)
+        os.execvpe(prefix[0], command, {**os.environ, PER_NODE_LAUNCHER: "1"})
+
+
 def deepspeed_config(settings: dict) -> Path | None:
     """``training.deepspeed``: null, a preset name in config/deepspeed/ (zero2, zero3,
     zero3_offload) or a path to a DeepSpeed JSON config."""

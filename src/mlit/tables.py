@@ -1,6 +1,7 @@
 """Result tables (polars): judgments in long format (parquet) and the study's aggregates as CSV and
 Markdown. Means use parsed ratings only; failed judgments are counted in ``n_failed`` and listed,
-never averaged as a number. Every judgment file is first checked against what the config expects
+never averaged as a number; a failure's kind is its row's ``failure`` (``mlit.judge.FAILURE_KINDS``),
+never read from its error text. Every judgment file is first checked against what the config expects
 (``validate_judgments``): a missing or duplicated row, an unknown question or a bad score stops the
 step; partial tables list the missing files and rows instead.
 """
@@ -14,7 +15,8 @@ import polars as pl
 
 from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
                            score_by_size, size_effect)
-from mlit.io import DataFileError, atomic_write_text, read_jsonl
+from mlit.io import DataFileError, atomic_write_text
+from mlit.judge import FAILURE_KINDS
 from mlit.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
@@ -31,20 +33,29 @@ def cell_fields(cell_id: str) -> dict:
 
 def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -> tuple[pl.DataFrame, list[str]]:
     """All judgments as one row per (cell, language, question, turn); and the missing files.
-    Without ``cells``, cell fields are read from the cell ids."""
+    Without ``cells``, cell fields are read from the cell ids. ``failure`` is the row's recorded kind
+    (``FAILURE_KINDS``; null for a score), ``failed`` is ``failure`` not null; a row without the field
+    (written before it existed) reads as null when it has a score, and stops here without one (re-run
+    the judge step), as in ``validate_judgments``."""
     records, missing = [], []
     for path in judgment_files:
         if not Path(path).exists():
             missing.append(path)
             continue
-        for row in read_jsonl(path):
+        for number, row in _read_numbered(Path(path)):
+            failure = row.get("failure")
+            if (failure not in FAILURE_KINDS) if row["score"] is None else (failure is not None):
+                raise DataFileError(f"{path}:{number}: score {json.dumps(row['score'])} with failure "
+                                    f"{json.dumps(failure)} is not a score nor a recorded judge failure "
+                                    f"({', '.join(FAILURE_KINDS)}); re-run the judge step for this file")
             cell = cells.get(row["model"]) if cells is not None else cell_fields(row["model"])
             if cell is None:
                 raise ValueError(f"{path}: model '{row['model']}' is not a cell of the grid")
             records.append({**cell, "examples_per_language": cell.get("examples_per_language"), "lang": row["lang"], "question_id": row["question_id"],
                             "category": row["category"], "turn": int(row["turn"]),
                             "score": None if row["score"] is None else float(row["score"]),
-                            "failed": row["score"] is None, "error": row.get("error"),
+                            "failed": failure is not None, "failure": failure,
+                            "error": row.get("error"),
                             "judgment": row.get("judgment"), "on_language": row.get("on_language", True),
                             "prompt_tokens": (row.get("usage") or {}).get("prompt_tokens", 0),
                             "completion_tokens": (row.get("usage") or {}).get("completion_tokens", 0),
@@ -52,8 +63,8 @@ def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -
     schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "examples_per_language": pl.Int64,
               "lang": pl.String,
               "question_id": pl.String, "category": pl.String, "turn": pl.Int64, "score": pl.Float64,
-              "failed": pl.Boolean, "error": pl.String, "judgment": pl.String, "on_language": pl.Boolean,
-              "prompt_tokens": pl.Int64,
+              "failed": pl.Boolean, "failure": pl.String, "error": pl.String, "judgment": pl.String,
+              "on_language": pl.Boolean, "prompt_tokens": pl.Int64,
               "completion_tokens": pl.Int64, "score_spread": pl.Float64}
     return pl.DataFrame(records, schema=schema), missing
 
@@ -86,10 +97,20 @@ def _row_problem(row, lang: str, expected: set[str] | None, expected_note: str) 
                f"{expected_note}"
     if isinstance(row["turn"], bool) or row["turn"] not in (1, 2):
         return f"turn {row['turn']!r} is not 1 or 2"
-    score = row["score"]
-    if score is None:  # a recorded judge failure (judge.py: score null, the error kept): counted, never averaged
-        return None if isinstance(row.get("error"), str) and row["error"] else \
-            "score null without an error (not a recorded judge failure)"
+    score, failure = row["score"], row.get("failure")
+    if failure is not None and failure not in FAILURE_KINDS:
+        return f"failure {json.dumps(failure)} is not null or one of {', '.join(map(json.dumps, FAILURE_KINDS))}"
+    if score is None:  # a recorded judge failure (judge.py: score null, its error and failure kind): counted
+        if not (isinstance(row.get("error"), str) and row["error"]):
+            return "score null without an error (not a recorded judge failure)"
+        if "failure" not in row:
+            return "score null without a failure kind (a judgment file written before rows recorded one): " \
+                   "re-run the judge step for this file (successful calls are cached)"
+        if failure is None:
+            return "score null with failure null (not a recorded judge failure)"
+        return None
+    if failure is not None:
+        return f"score {json.dumps(score)} with failure {json.dumps(failure)}: a failed judgment has score null"
     if isinstance(score, bool) or not isinstance(score, (int, float)):
         kind = {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(score), type(score).__name__)
         return f"score {json.dumps(score)} is a JSON {kind}, not a number"
@@ -106,7 +127,9 @@ def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None =
     answers (``mtbench.load_questions(bench_dir, LANG, questions_per_category)``) x turns 1 and 2 —
     one row per request also with ``judge.samples`` > 1 (the row's score is the samples' median).
     Each row has the file's ``lang``, turn 1 or 2, and a score that is a JSON number in 1..10 — or is a
-    recorded judge failure (score null with its ``error``: counted in ``n_failed``, never averaged).
+    recorded judge failure (score null with its ``error`` and a ``failure`` kind of ``FAILURE_KINDS``:
+    counted in ``n_failed``, never averaged); a score with a ``failure`` kind, a kind not in
+    ``FAILURE_KINDS``, or score null without one (a file from before the field: re-run the judge) is invalid.
     An invalid row, a duplicated (question, turn) or an unknown question id raises DataFileError
     naming file, line and problem. Missing files and rows raise too, unless ``partial``: then they are
     returned as ``{"files": [{cell, lang, file, questions}], "rows": [{cell, lang, file, question_id, turns}]}``.
@@ -196,7 +219,7 @@ def aggregates(long: pl.DataFrame) -> dict[str, pl.DataFrame]:
         "scores_by_cell": overall.rename({"turn_label": "turn"}),
         "main_table": main,
         "judge_failures": (long.filter(pl.col("failed"))
-                           .select(cell + ["lang", "question_id", "turn", "error"]).sort(cell + ["lang"])),
+                           .select(cell + ["lang", "question_id", "turn", "failure", "error"]).sort(cell + ["lang"])),
     }
 
 

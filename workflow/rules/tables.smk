@@ -1,6 +1,10 @@
 # Every judgment file must hold the questions the generation step answers, x 2 turns (checked by `mlit tables`).
 QUESTIONS_PER_CATEGORY = config["generation"].get("questions_per_category") or "all"
-JUDGMENT_FILES = [f"{RESULTS}/judgments/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS]
+JUDGMENT_FILES = [
+    f"{RESULTS}/judgments/{cell}/{lang}.jsonl"
+    for cell in GRID.cells
+    for lang in EVAL_LANGS
+]
 
 
 rule tables:
@@ -8,76 +12,116 @@ rule tables:
     input:
         judgments=JUDGMENT_FILES,
         models=[f"{RESULTS}/models/{cell}" for cell in GRID.cells],
+        benchmark=GRID.benchmark_files(),
     output:
         long=f"{RESULTS}/tables/scores_long.parquet",
-        main=report(f"{RESULTS}/tables/main_table.csv", caption="../report/main_table.rst", category="Tables"),
+        main=report(
+            f"{RESULTS}/tables/main_table.csv",
+            caption="../report/main_table.rst",
+            category="Tables",
+        ),
         detail=report(
             f"{RESULTS}/tables/scores_by_cell_lang_category_turn.csv",
             caption="../report/detail.rst",
             category="Tables",
         ),
-        gain=report(f"{RESULTS}/tables/parallel_gain.csv", caption="../report/parallel_gain.rst", category="Tables"),
-        size_effect=report(
-            f"{RESULTS}/tables/size_effect.csv", caption="../report/size_effect.rst", category="Tables"
+        gain=report(
+            f"{RESULTS}/tables/parallel_gain.csv",
+            caption="../report/parallel_gain.rst",
+            category="Tables",
         ),
-        health=report(f"{RESULTS}/tables/judge_health.csv", caption="../report/judge_health.rst", category="Tables"),
+        size_effect=report(
+            f"{RESULTS}/tables/size_effect.csv",
+            caption="../report/size_effect.rst",
+            category="Tables",
+        ),
+        health=report(
+            f"{RESULTS}/tables/judge_health.csv",
+            caption="../report/judge_health.rst",
+            category="Tables",
+        ),
         training_health=report(
-            f"{RESULTS}/tables/training_health.csv", caption="../report/training_health.rst", category="Tables"
+            f"{RESULTS}/tables/training_health.csv",
+            caption="../report/training_health.rst",
+            category="Tables",
         ),
         size_plot=report(
-            f"{RESULTS}/tables/plots/score_by_size.png", caption="../report/score_by_size.rst", category="Plots"
+            f"{RESULTS}/tables/plots/score_by_size.png",
+            caption="../report/score_by_size.rst",
+            category="Plots",
         ),
         heatmap=report(
-            f"{RESULTS}/tables/plots/composition_x_language.png", caption="../report/heatmap.rst", category="Plots"
+            f"{RESULTS}/tables/plots/composition_x_language.png",
+            caption="../report/heatmap.rst",
+            category="Plots",
         ),
         categories=report(
-            f"{RESULTS}/tables/plots/categories.png", caption="../report/categories.rst", category="Plots"
+            f"{RESULTS}/tables/plots/categories.png",
+            caption="../report/categories.rst",
+            category="Plots",
         ),
-    params:
-        cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
-        prices=as_json(config["judge"].get("prices_per_1k", {})),
-        train_info=[f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells],
-        questions_per_category=QUESTIONS_PER_CATEGORY,
     log:
         f"{RESULTS}/logs/tables/tables.log",
+    params:
+        cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
+        train_info=[f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells],
+        questions_per_category=QUESTIONS_PER_CATEGORY,
+        execution_file=EXECUTION_FILE,
+        bench=bench_dir,
+        out_dir=lambda w, output: str(Path(output.main).parent),
     shell:
-        "{MLIT} tables --judgments {input.judgments:q} --cells {params.cells:q} --prices {params.prices:q} "
-        "--train-info {params.train_info:q} --bench {BENCH:q} "
-        "--questions-per-category {params.questions_per_category:q} --out-dir {RESULTS}/tables > {log:q} 2>&1"
+        "{MLIT} tables --judgments {input.judgments:q} --cells {params.cells:q} --execution {params.execution_file:q} "
+        "--train-info {params.train_info:q} --bench {params.bench:q} "
+        "--questions-per-category {params.questions_per_category:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule partial_tables:
     """Tables from the judgments that exist now (a sweep still running or partly failed);
-    `results/tables_partial/README.md` lists what is missing. Run: snakemake partial_tables"""
+    `results/tables_partial/README.md` lists what is missing. Run: snakemake partial_tables
+    """
     input:
-        [path for path in JUDGMENT_FILES if Path(path).exists()],
+        judgments=[path for path in JUDGMENT_FILES if Path(path).exists()],
+        benchmark=GRID.benchmark_files(),
     output:
         f"{RESULTS}/tables_partial/main_table.csv",
+    log:
+        f"{RESULTS}/logs/tables/partial_tables.log",
     params:
         expected=JUDGMENT_FILES,
         cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
-        prices=as_json(config["judge"].get("prices_per_1k", {})),
         questions_per_category=QUESTIONS_PER_CATEGORY,
-    log:
-        f"{RESULTS}/logs/tables/partial_tables.log",
+        execution_file=EXECUTION_FILE,
+        bench=bench_dir,
+        out_dir=out_dir,
     shell:
-        "{MLIT} tables --judgments {params.expected:q} --cells {params.cells:q} --prices {params.prices:q} "
-        "--bench {BENCH:q} --questions-per-category {params.questions_per_category:q} --partial "
-        "--out-dir {RESULTS}/tables_partial > {log:q} 2>&1"
+        "{MLIT} tables --judgments {params.expected:q} --cells {params.cells:q} --execution {params.execution_file:q} "
+        "--bench {params.bench:q} --questions-per-category {params.questions_per_category:q} --partial "
+        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
 rule annotation_sheets:
     """Blind sheets for the human annotation study (a target of its own: `snakemake annotation_sheets`)."""
     input:
-        [f"{RESULTS}/answers/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS],
+        answers=[
+            f"{RESULTS}/answers/{cell}/{lang}.jsonl"
+            for cell in GRID.cells
+            for lang in EVAL_LANGS
+        ],
+        benchmark=GRID.benchmark_files(),
     output:
         [f"{RESULTS}/annotation/sheet_{lang}.csv" for lang in EVAL_LANGS],
-    params:
-        answers=[f"{lang}={RESULTS}/answers/{cell}/{lang}.jsonl" for cell in GRID.cells for lang in EVAL_LANGS],
-        per_language=config.get("annotation", {}).get("per_language", 50),
-        seed=config.get("annotation", {}).get("seed", 0),
     log:
         f"{RESULTS}/logs/annotation_sheets/annotation_sheets.log",
+    params:
+        answers=[
+            f"{lang}={RESULTS}/answers/{cell}/{lang}.jsonl"
+            for cell in GRID.cells
+            for lang in EVAL_LANGS
+        ],
+        per_language=config.get("annotation", {}).get("per_language", 50),
+        seed=config.get("annotation", {}).get("seed", 0),
+        bench=bench_dir,
+        out_dir=out_dir,
     shell:
-        "{MLIT} annotation-export --answers {params.answers:q} --bench {BENCH:q} "
-        "--per-language {params.per_language:q} --seed {params.seed:q} --out-dir {RESULTS}/annotation > {log:q} 2>&1"
+        "{MLIT} annotation-export --answers {params.answers:q} --bench {params.bench:q} "
+        "--per-language {params.per_language:q} --seed {params.seed:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"

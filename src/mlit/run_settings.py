@@ -1,0 +1,74 @@
+"""Which settings define a step's result and which only say how to run it.
+
+*Experiment* settings (model, data, learning settings, seed, effective batch, generation sampling,
+judge model and prompts, ...) are a rule's params: changing one reruns that step and what depends on
+it. *Execution* settings (checkpoint and log cadence, processes, GPUs, nodes, parallelism, timeouts,
+prices, polling, interpreter paths) never trigger a rerun: the Snakefile writes them to
+``results/execution_settings.json`` each time it starts, and each job merges its section of that file
+into its settings. The README's config table lists the execution keys (``EXECUTION_KEYS``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+EXECUTION_KEYS: dict[str, tuple[str, ...]] = {
+    # how a training job runs: the same batches and learning settings give the same model
+    "training": ("save_steps", "save_total_limit", "logging_steps", "main_process_port", "processes_per_node",
+                 "nodes", "gpus_per_node", "deepspeed", "activation_checkpointing", "per_device_batch_size"),
+    "generation": ("vllm_python", "vllm_gpu_memory_utilization", "vllm_enforce_eager"),
+    "judge": ("parallel", "timeout_s", "prices_per_1k", "batch_poll_s", "max_retries", "retry_initial_s",
+              "api_key_env", "mode"),
+}
+# per_device_batch_size only says how the effective batch is split; without effective_batch_size it
+# (with gradient_accumulation_steps) *is* the batch, and so part of the experiment
+SPLIT_ONLY_WITH_EFFECTIVE_BATCH = {"per_device_batch_size"}
+
+
+def execution_keys(section: str, settings: dict) -> set[str]:
+    keys = set(EXECUTION_KEYS[section])
+    if section == "training" and settings.get("effective_batch_size") is None:
+        keys -= SPLIT_ONLY_WITH_EFFECTIVE_BATCH
+    return keys
+
+
+def experiment_part(section: str, settings: dict) -> dict:
+    """The settings that define the result (a rule's params). For the judge, the demo judge's
+    ``serve.training`` is left out: it defines the served judge model (the train_judge step's params,
+    split there), which the judge step has as an input."""
+    keys = execution_keys(section, settings)
+    part = {key: value for key, value in settings.items() if key not in keys}
+    if section == "judge" and isinstance(part.get("serve"), dict):
+        part["serve"] = {key: value for key, value in part["serve"].items() if key != "training"}
+    return part
+
+
+def execution_part(section: str, settings: dict) -> dict:
+    """The settings that only say how to run (read by the job from the execution file)."""
+    keys = execution_keys(section, settings)
+    return {key: value for key, value in settings.items() if key in keys}
+
+
+def write_if_changed(path: str | Path, settings: dict) -> None:
+    """Write the execution file (atomically, and only when its content changes: every Snakemake
+    process, also each cluster job, writes the same content)."""
+    from mlit.io import atomic_write_text
+
+    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    path = Path(path)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+
+
+def merged(experiment: dict, execution_file: str | None, section: str | None) -> dict:
+    """A job's full settings: its experiment settings (params) plus its section of the execution file
+    (``training/<model>``, ``judge_training``, ``generation``, ``judge``)."""
+    if not execution_file or not section:
+        return dict(experiment)
+    tree = json.loads(Path(execution_file).read_text(encoding="utf-8"))
+    for part in section.split("/"):
+        if part not in tree:
+            raise KeyError(f"{execution_file}: no section '{section}'; rerun Snakemake to rewrite the file")
+        tree = tree[part]
+    return {**experiment, **tree}
