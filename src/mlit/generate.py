@@ -26,10 +26,8 @@ class ChatStop:
     where it is one token of the vocabulary, else as a stop string; plus the system messages of the
     chat format. Read from the model's ``mlit_base.json`` (see ``mlit.base_model``)."""
 
-    def __init__(self, model_dir: str, tokenizer, eos_token_ids: list[int]):
-        info = read_base_info(model_dir)
+    def __init__(self, info: dict, eos_token_ids: list[int]):
         chat = info["chat_format"]
-        self.trust_remote_code = bool(info.get("trust_remote_code"))
         self.system_messages = chat.get("system_messages") or {}
         self.end_of_turn = chat.get("end_of_turn") or None
         token_id = info.get("end_of_turn_token_id")
@@ -57,14 +55,15 @@ class Generator:
 
         self.torch = torch
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
-        trust = bool(read_base_info(model_dir).get("trust_remote_code"))
+        info = read_base_info(model_dir)
+        trust = bool(info.get("trust_remote_code"))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust)
         self.model = self.model.to(self.device).eval()
-        self.stop = ChatStop(model_dir, self.tokenizer, eos_ids(self.model.generation_config.eos_token_id))
+        self.stop = ChatStop(info, eos_ids(self.model.generation_config.eos_token_id))
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
         self.batch_size = batch_size
@@ -111,10 +110,11 @@ class VLLMGenerator:
         from vllm import LLM
 
         settings = settings or {}
-        trust = bool(read_base_info(model_dir).get("trust_remote_code"))
+        info = read_base_info(model_dir)
+        trust = bool(info.get("trust_remote_code"))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
         config = AutoConfig.from_pretrained(model_dir, trust_remote_code=trust)
-        self.stop = ChatStop(model_dir, self.tokenizer, eos_ids(getattr(config, "eos_token_id", None)))
+        self.stop = ChatStop(info, eos_ids(getattr(config, "eos_token_id", None)))
         self.max_positions = getattr(config, "max_position_embeddings", None)
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
