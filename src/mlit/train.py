@@ -86,12 +86,17 @@ class GuardedCollator:
         return batch
 
 
+def row_languages(dataset) -> list[str | None]:
+    """Each training row's ``lang`` (None where the data has no such field)."""
+    return dataset["lang"] if "lang" in dataset.column_names else [None] * len(dataset)
+
+
 def with_system_messages(dataset, policy: str, system_messages: dict[str, str]):
     """Training conversations with the system message of ``training.system_message`` (own_language:
     the row's ``lang``; english; none), where the chat format has system messages."""
     if policy == "none" or not system_messages:
         return dataset
-    langs = dataset["lang"] if "lang" in dataset.column_names else [None] * len(dataset)
+    langs = row_languages(dataset)
     if policy == "own_language" and None in langs:
         raise ValueError("training.system_message: own_language needs a 'lang' field in every training row")
     messages = [with_system_message(m, lang, policy, system_messages) for m, lang in zip(dataset["messages"], langs)]
@@ -100,9 +105,8 @@ def with_system_messages(dataset, policy: str, system_messages: dict[str, str]):
 
 def log_rendered_examples(dataset, tokenizer) -> None:
     """The first training conversation of each language as the model sees it (chat template applied)."""
-    langs = dataset["lang"] if "lang" in dataset.column_names else [None] * len(dataset)
     first = {}
-    for index, lang in enumerate(langs):
+    for index, lang in enumerate(row_languages(dataset)):
         first.setdefault(lang, index)
     for lang, index in first.items():
         rendered = tokenizer.apply_chat_template(dataset[index]["messages"], tokenize=False)
