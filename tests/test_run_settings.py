@@ -82,3 +82,16 @@ def test_the_judge_step_leaves_the_served_judges_training_to_its_own_step():
     judge = {"model": "m", "parallel": 4, "serve": {"base_model": "b", "training": {"learning_rate": 1.0}}}
     assert experiment_part("judge", judge) == {"model": "m", "serve": {"base_model": "b"}}
     assert judge["serve"]["training"] == {"learning_rate": 1.0}  # the config itself is untouched
+
+
+def test_the_cell_id_has_one_owner_that_builds_and_parses_it():
+    from mlit.config import Cell, DataCell
+    from mlit.tables import cell_fields
+
+    for size in (40, "full"):
+        cell = Cell(base_model="mixtral-8x7b", data=DataCell(dataset="bactrian_x", composition="DEFRITES_sampled",
+                                                             size=size, seed=42))
+        assert Cell.parse(cell.cell_id) == cell
+        assert cell_fields(cell.cell_id)["examples_per_language"] == (40 if size == 40 else None)
+    with pytest.raises(ValueError, match="is not a cell id"):
+        Cell.parse("a__b__c__d__e")

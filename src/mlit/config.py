@@ -79,7 +79,18 @@ class Cell:
 
     @property
     def cell_id(self) -> str:
+        """``<model>__<dataset>__<composition>__<size>__seed<seed>``: built here and parsed by ``parse``
+        only (names are safe names, so '__' separates the fields)."""
         return f"{self.base_model}__{self.data.data_id}"
+
+    @classmethod
+    def parse(cls, cell_id: str) -> Cell:
+        parts = cell_id.split("__")
+        if len(parts) != 5 or not parts[4].startswith("seed") or not parts[4][4:].isdigit():
+            raise ValueError(f"'{cell_id}' is not a cell id of the form <model>__<dataset>__<composition>__<size>__seed<n>")
+        size = int(parts[3]) if parts[3].isdigit() else parts[3]
+        return cls(base_model=parts[0], data=DataCell(dataset=parts[1], composition=parts[2], size=size,
+                                                      seed=int(parts[4][4:])))
 
     def fields(self) -> dict[str, Any]:
         return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}

@@ -17,18 +17,17 @@ from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot
                            score_by_size, size_effect)
 from mlit.io import DataFileError, atomic_write_text
 from mlit.judge import FAILURE_KINDS
+from mlit.config import Cell
 from mlit.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
 
 
 def cell_fields(cell_id: str) -> dict:
-    """Fields of a cell id ``<model>__<dataset>__<composition>__<size>__seed<seed>``."""
-    parts = cell_id.split("__")
-    if len(parts) != 5 or not parts[4].startswith("seed") or not parts[4][4:].isdigit():
-        raise ValueError(f"'{cell_id}' is not a cell id of the form <model>__<dataset>__<composition>__<size>__seed<n>")
-    return {"cell": cell_id, "base_model": parts[0], "dataset": parts[1], "composition": parts[2], "size": parts[3],
-            "seed": int(parts[4][4:]), "examples_per_language": int(parts[3]) if parts[3].isdigit() else None}
+    """Fields of a cell id (``mlit.config.Cell`` builds and parses it)."""
+    cell = Cell.parse(cell_id)
+    size = cell.data.size
+    return {**cell.fields(), "examples_per_language": size if isinstance(size, int) else None}
 
 
 def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -> tuple[pl.DataFrame, list[str]]:
