@@ -150,7 +150,7 @@ def main() -> None:
         print("RESULT " + json.dumps(run_one(args.worker, args.model_dir, args.data, preset, args.max_steps)))
         return
 
-    from mlit.io import write_jsonl
+    from mlit.files import write_jsonl
     from mlit.tiny_model import build_base_model
 
     work = Path(tempfile.mkdtemp(prefix="mlit-bench-"))

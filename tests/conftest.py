@@ -60,7 +60,7 @@ def tiny_base_model(tmp_path_factory) -> Path:
 def standins(tmp_path_factory) -> dict[str, Path]:
     """Stand-ins for the study's hub checkpoints (tests/standins.py): Mixtral-shaped with Mistral's
     tokenizer, and one with code and a slow tokenizer in the checkpoint."""
-    from mlit.io import read_jsonl
+    from mlit.files import read_jsonl
     from standins import build_mixtral_standin, build_remote_code_standin
 
     texts = []

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from mlit.annotation import SheetError, export_sheets, human_judge_agreement, import_ratings
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 from mlit.mtbench import load_questions
 
 from conftest import BENCH

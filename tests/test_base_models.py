@@ -11,7 +11,7 @@ import yaml
 
 from mlit.base_model import BaseModelError, prepare, sample_texts
 from mlit.config import ConfigError, Grid
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 
 from conftest import BENCH, LANGS, REPO, snakemake
 

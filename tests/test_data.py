@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mlit.data import DataError, bactrian_messages, compose, lima_messages, load_parallel, prepare, select_items
-from mlit.io import read_jsonl
+from mlit.files import read_jsonl
 
 from conftest import DEMO_DATA
 

@@ -16,7 +16,7 @@ import yaml
 
 from mlit.batching import BatchSizeError, gradient_accumulation_steps
 from mlit.config import ConfigError
-from mlit.io import write_jsonl
+from mlit.files import write_jsonl
 from mlit.launch import accelerate_command, Layout, plan_layout
 from mlit.train import EmptyWeightsError, verify_saved_weights
 

@@ -1,7 +1,7 @@
 import pytest
 
 from mlit.generate import Generator, answer_questions
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 from mlit.mtbench import TEMPERATURE, load_questions
 
 from conftest import BENCH

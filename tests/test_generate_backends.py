@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 
 from conftest import REPO
 

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from mlit.analysis import judge_health
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 from mlit.judge import FAILURE_KINDS, judge_cell, judged_row, requests_for
 from mlit.judge_prompts import build_requests, parse_rating, prompt_name
 from mlit.mtbench import load_judge_prompts, load_questions, load_references

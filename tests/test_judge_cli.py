@@ -3,7 +3,7 @@ import json
 import subprocess
 import sys
 
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 from mlit.judge_prompts import build_requests
 from mlit.mtbench import load_judge_prompts, load_questions, load_references
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mlit.io import read_jsonl
+from mlit.files import read_jsonl
 from mlit.judge import judge_cell, write_dry_run
 from mlit.judge_batch import BatchJudge
 from mlit.judge_client import JudgeCache, JudgeSettings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlit.io import read_jsonl
+from mlit.files import read_jsonl
 from mlit.launch import plan_layout, slurm_hostnames
 
 from conftest import REPO, snakemake

@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 
 from conftest import REPO, snakemake
 from openai_server import OpenAIServer

@@ -5,7 +5,7 @@ import sys
 import polars as pl
 import pytest
 
-from mlit.io import DataFileError, write_jsonl
+from mlit.files import DataFileError, write_jsonl
 from mlit.mtbench import load_questions
 from mlit.tables import load_long, validate_judgments, write_tables
 

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 import yaml
 
-from mlit.io import read_jsonl
+from mlit.files import read_jsonl
 from mlit.judge_prompts import parse_rating
 
 from conftest import REPO, job_counts, snakemake

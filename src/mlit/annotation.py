@@ -18,7 +18,7 @@ from pathlib import Path
 import polars as pl
 
 from mlit.agreement import krippendorff_alpha, pairwise_agreement, rating_agreement
-from mlit.io import atomic_write_text, read_jsonl, write_json, write_jsonl
+from mlit.files import atomic_write_text, read_jsonl, write_json, write_jsonl
 from mlit.plotting import pyplot, save_figure
 from mlit.mtbench import load_questions
 

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 
 from mlit.chat_format import ChatFormatError, check_markers, chat_format, resolve_template_setting
-from mlit.io import write_json
+from mlit.files import write_json
 from mlit.safe_paths import checked, fresh_dir, publish_dir, remove_tree
 
 BASE_INFO = "mlit_base.json"
@@ -155,7 +155,7 @@ def convert_to_fast(slow, sample_texts: dict[str, list[str]], source: str | Path
 
 def sample_texts(bench_dir: str | Path, languages: list[str]) -> dict[str, list[str]]:
     """Per language, the MT-Bench-X question turns: a sample to check a tokenizer conversion on."""
-    from mlit.io import read_jsonl
+    from mlit.files import read_jsonl
 
     return {lang: [turn for row in read_jsonl(Path(bench_dir) / lang / "question.jsonl") for turn in row["turns"]]
             for lang in languages}

@@ -8,7 +8,7 @@ import json
 import re
 from pathlib import Path
 
-from mlit.io import write_json
+from mlit.files import write_json
 from mlit.safe_paths import remove_tree
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")

@@ -133,7 +133,7 @@ def cmd_annotation_agreement(args) -> None:
 
     from mlit.annotation import (human_judge_agreement, import_ratings, import_verdicts, pairwise_judge_agreement,
                                  plot_human_vs_judge)
-    from mlit.io import read_jsonl, write_json
+    from mlit.files import read_jsonl, write_json
 
     judged = [row for path in args.judgments for row in read_jsonl(path)]
     judge = pl.DataFrame([{"model": r["model"], "question_id": r["question_id"], "turn": int(r["turn"]),

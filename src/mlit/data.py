@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mlit.config import composed_config_name, format_lang
-from mlit.io import sha256_file, write_json, write_jsonl
+from mlit.files import sha256_file, write_json, write_jsonl
 from mlit.langs import parse_composition
 
 

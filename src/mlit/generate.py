@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from mlit.base_model import read_base_info
 from mlit.chat_format import with_system_message
-from mlit.io import append_jsonl, read_jsonl, write_jsonl
+from mlit.files import append_jsonl, read_jsonl, write_jsonl
 from mlit.mtbench import TEMPERATURE, load_questions
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from mlit.io import atomic_write_text, read_jsonl
+from mlit.files import atomic_write_text, read_jsonl
 from mlit.judge import FAILURE_KINDS
 
 

@@ -13,7 +13,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from mlit.io import read_jsonl, sha256_file, write_jsonl
+from mlit.files import read_jsonl, sha256_file, write_jsonl
 from mlit.judge_client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
 from mlit.judge_prompts import build_requests, parse_rating
 from mlit.langcheck import detect_language

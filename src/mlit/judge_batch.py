@@ -15,7 +15,7 @@ import time
 
 from tqdm import tqdm
 
-from mlit.io import write_json
+from mlit.files import write_json
 from mlit.judge_client import JudgeCache, JudgeSettings, chat_messages, make_client
 from mlit.judge_prompts import JudgeRequest
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mlit.io import write_json
+from mlit.files import write_json
 from mlit.judge_prompts import JudgeRequest
 from mlit.redact import redact, secret_values
 

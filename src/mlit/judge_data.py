@@ -12,7 +12,7 @@ import random
 import re
 from pathlib import Path
 
-from mlit.io import read_jsonl, write_jsonl
+from mlit.files import read_jsonl, write_jsonl
 from mlit.judge_prompts import build_requests
 from mlit.mtbench import load_judge_prompts, load_questions, load_references
 

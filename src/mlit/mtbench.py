@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mlit.io import read_jsonl
+from mlit.files import read_jsonl
 
 CATEGORIES = ("writing", "roleplay", "reasoning", "math", "coding", "extraction", "stem", "humanities")
 # MT-Bench's sampling temperature per category (FastChat gen_model_answer).

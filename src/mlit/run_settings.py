@@ -53,7 +53,7 @@ def execution_part(section: str, settings: dict) -> dict:
 def write_if_changed(path: str | Path, settings: dict) -> None:
     """Write the execution file (atomically, and only when its content changes: every Snakemake
     process, also each cluster job, writes the same content)."""
-    from mlit.io import atomic_write_text
+    from mlit.files import atomic_write_text
 
     text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
     path = Path(path)

@@ -15,7 +15,7 @@ import polars as pl
 
 from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
                            score_by_size, size_effect)
-from mlit.io import DataFileError, atomic_write_text
+from mlit.files import DataFileError, atomic_write_text
 from mlit.judge import FAILURE_KINDS
 from mlit.config import Cell
 from mlit.mtbench import load_questions

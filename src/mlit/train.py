@@ -28,7 +28,7 @@ from mlit.batching import gradient_accumulation_steps
 from mlit.chat_format import with_system_message
 from mlit.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
                               staging_dir)
-from mlit.io import atomic_write_text, sha256_file, write_json
+from mlit.files import atomic_write_text, sha256_file, write_json
 from mlit.truncation import truncation_report
 from mlit.safe_paths import checked, publish_dir, remove_tree
 

@@ -3,8 +3,8 @@ import stat
 
 import pytest
 
-import mlit.io
-from mlit.io import atomic_write_text, write_json, write_jsonl
+import mlit.files
+from mlit.files import atomic_write_text, write_json, write_jsonl
 
 
 @pytest.fixture
@@ -37,7 +37,7 @@ def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temp_file(tmp_path
     def failing_fsync(fd):
         raise OSError(5, "injected I/O error")
 
-    monkeypatch.setattr(mlit.io.os, "fsync", failing_fsync)
+    monkeypatch.setattr(mlit.files.os, "fsync", failing_fsync)
     with pytest.raises(OSError, match="injected"):
         atomic_write_text(target, "new content\n" * 1000)
     assert target.read_text() == "old content\n"
@@ -66,7 +66,7 @@ def test_the_target_keeps_its_old_content_until_the_rename(tmp_path, monkeypatch
         seen.append(target.read_text())
         real_fsync(fd)
 
-    monkeypatch.setattr(mlit.io.os, "fsync", spying_fsync)
+    monkeypatch.setattr(mlit.files.os, "fsync", spying_fsync)
     atomic_write_text(target, "new content\n")
     assert seen == ["old content\n"]
     assert target.read_text() == "new content\n"
