@@ -122,8 +122,10 @@ def test_an_execution_setting_reruns_nothing(finished_run, dotted_key):
 
 
 @pytest.mark.parametrize(("dotted_key", "value", "expected"), [
-    # the demo judge is fine-tuned with the grid's training settings too: it reruns with them
-    ("training.learning_rate", 1e-3, {"train": 2, "train_judge": 1, "generate": 2, "judge": 2}),
+    # the demo judge sets its own learning rate (judge.serve.training): it is not touched
+    ("training.learning_rate", 1e-3, {"train": 2, "generate": 2, "judge": 2}),
+    # a setting the demo judge inherits from the grid's training settings retrains it too
+    ("training.warmup_ratio", 0.1, {"train": 2, "train_judge": 1, "generate": 2, "judge": 2}),
     ("generation.max_new_tokens", 12, {"generate": 2, "judge": 2}),
     ("judge.temperature", 0.5, {"judge": 2}),
     ("judge.off_language", "score_1", {"judge": 2}),
