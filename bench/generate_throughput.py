@@ -25,8 +25,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 def worker(backend: str, batch_size: int, model: str, lang: str, limit: int | None, max_new_tokens: int) -> dict:
     # the one-at-a-time baseline is plain `model.generate` (transformers' default dynamic cache)
-    from mlit.generate import answer_questions, make_generator
-    from mlit.mtbench import load_questions
+    from mlit.generate.answers import answer_questions, make_generator
+    from mlit.data.mtbench import load_questions
 
     settings = {"backend": backend, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": 1,
                 "vllm_dtype": "float32", "hf_cache": "dynamic" if batch_size == 1 else "static"}
@@ -62,7 +62,7 @@ def main() -> None:
 
     model = args.model
     if model is None:
-        from mlit.tiny_model import build_base_model
+        from mlit.model.tiny import build_base_model
 
         model = str(Path(tempfile.mkdtemp(prefix="gen-bench-")) / "tiny")
         corpus = [str(REPO / "data" / "demo" / f"instructions_{lang}.jsonl") for lang in ("EN", "DE", "FR", "IT", "ES")]

@@ -14,12 +14,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]
+sys.path[:0] = [str(REPO / "src")]
 
-from openai_server import OpenAIServer  # noqa: E402  (the test suite's real HTTP server)
-
-from mlit.judge_client import JudgeCache, JudgeSettings, judge_all  # noqa: E402
-from mlit.judge_prompts import JudgeRequest  # noqa: E402
+from mlit.judge.client import JudgeCache, JudgeSettings, judge_all  # noqa: E402
+from mlit.judge.prompts import JudgeRequest  # noqa: E402
+from mlit.judge.scripted_server import OpenAIServer  # noqa: E402  (a real HTTP server, scripted replies)
 
 
 def main() -> None:

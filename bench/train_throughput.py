@@ -41,7 +41,7 @@ PRESETS = {
 
 def synthetic_chats(count: int, seed: int = 0) -> list[dict]:
     """Instruction-like lengths: short prompts, answers from a sentence to several paragraphs."""
-    from mlit.tiny_model import corpus_texts
+    from mlit.model.tiny import corpus_texts
 
     words = " ".join(corpus_texts([str(REPO / "data" / "demo" / f"instructions_{lang}.jsonl")
                                    for lang in ("EN", "DE", "FR", "IT", "ES")])).split()
@@ -89,7 +89,7 @@ def run_one(variant: str, model_dir: str, data: str, preset: dict, max_steps: in
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from mlit.train import sft_config
+    from mlit.train.sft import sft_config
 
     cuda = torch.cuda.is_available()
     out = tempfile.mkdtemp(prefix=f"bench-{variant}-")
@@ -151,7 +151,7 @@ def main() -> None:
         return
 
     from mlit.files import write_jsonl
-    from mlit.tiny_model import build_base_model
+    from mlit.model.tiny import build_base_model
 
     work = Path(tempfile.mkdtemp(prefix="mlit-bench-"))
     corpus = [str(REPO / "data" / "demo" / f"instructions_{lang}.jsonl") for lang in ("EN", "DE", "FR", "IT", "ES")]

@@ -46,7 +46,7 @@ def job_counts(dry_run_output: str) -> dict[str, int]:
 @pytest.fixture(scope="session")
 def tiny_base_model(tmp_path_factory) -> Path:
     """The demo's tiny base model, built by the project's own builder."""
-    from mlit.tiny_model import build_base_model
+    from mlit.model.tiny import build_base_model
 
     out = tmp_path_factory.mktemp("base") / "tiny"
     corpus = [DEMO_DATA.format(lang=lang) for lang in LANGS] + [str(BENCH / lang / "question.jsonl") for lang in LANGS] \

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from mlit.agreement import (exact_agreement, kendall_tau_b, krippendorff_alpha, pairwise_agreement, pearson,
+from mlit.annotation.agreement import (exact_agreement, kendall_tau_b, krippendorff_alpha, pairwise_agreement, pearson,
                             quadratic_weighted_kappa, spearman, within_one_agreement)
 
 

@@ -1,9 +1,9 @@
 import polars as pl
 import pytest
 
-from mlit.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
+from mlit.results.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
                            score_by_size, size_effect)
-from mlit.judge_client import judge_cost
+from mlit.judge.client import judge_cost
 
 import numpy as np
 

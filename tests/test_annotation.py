@@ -3,9 +3,9 @@ import json
 import polars as pl
 import pytest
 
-from mlit.annotation import SheetError, export_sheets, human_judge_agreement, import_ratings
+from mlit.annotation.sheets import SheetError, export_sheets, human_judge_agreement, import_ratings
 from mlit.files import read_jsonl, write_jsonl
-from mlit.mtbench import load_questions
+from mlit.data.mtbench import load_questions
 
 from conftest import BENCH
 
@@ -71,7 +71,7 @@ def test_agreement_with_the_judge_and_between_annotators(tmp_path):
 def test_pairwise_sheets_verdicts_and_agreement(tmp_path):
     import csv
 
-    from mlit.annotation import export_pairwise_sheets, import_verdicts, pairwise_judge_agreement
+    from mlit.annotation.sheets import export_pairwise_sheets, import_verdicts, pairwise_judge_agreement
 
     files = {"DE": [answers(tmp_path, "cell-alpha"), answers(tmp_path, "cell-beta")]}
     assert export_pairwise_sheets(files, str(BENCH), tmp_path / "p", per_language=6, seed=1) == {"DE": 6}

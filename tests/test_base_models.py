@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlit.base_model import BaseModelError, prepare, sample_texts
+from mlit.model.base import BaseModelError, prepare, sample_texts
 from mlit.config import ConfigError, Grid
 from mlit.files import read_jsonl, write_jsonl
 
@@ -95,7 +95,7 @@ def test_the_remote_code_standin_needs_the_flag_and_gets_a_checked_fast_tokenize
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_prompts_equal_mt_bench_x_opengptx_rendering(prepared, lang):
-    from mlit.generate import Generator, first_turn
+    from mlit.generate.answers import Generator, first_turn
 
     generator = Generator(str(prepared["mixtral"]), max_new_tokens=4, batch_size=1)
     question = read_jsonl(BENCH / lang / "question.jsonl")[0]
@@ -116,8 +116,8 @@ def test_prompts_equal_mt_bench_x_opengptx_rendering(prepared, lang):
 @pytest.mark.workflow
 @pytest.mark.parametrize("name", ["mixtral", "remote"])
 def test_a_trained_standin_stops_at_its_end_of_turn(prepared, tmp_path, name):
-    from mlit.generate import Generator, answer_questions
-    from mlit.train import train
+    from mlit.generate.answers import Generator, answer_questions
+    from mlit.train.sft import train
 
     rows = [{"lang": "DE", "messages": [{"role": "user", "content": f"Frage {i}: Kannst du mir helfen?"},
                                         {"role": "assistant", "content": "Ja, gerne."}]} for i in range(16)]
@@ -202,7 +202,7 @@ def test_a_hub_model_is_fetched_once_by_a_local_job_and_jobs_run_offline(tmp_pat
 def test_a_multi_token_end_of_turn_stops_by_its_text(tiny_base_model, tmp_path):
     """The demo's tokenizer has no `</s>` token: under opengptx the answer ends at the *text* `</s>`
     (a stop string in generate), and the answer is cut there."""
-    from mlit.generate import Generator
+    from mlit.generate.answers import Generator
 
     info = prepare(spec("tiny", tiny_base_model), sample_texts(BENCH, LANGS), tmp_path / "tiny")
     assert info["end_of_turn_token_id"] is None and info["chat_format"]["end_of_turn"] == "</s>"

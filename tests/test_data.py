@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from mlit.data import DataError, bactrian_messages, compose, lima_messages, load_parallel, prepare, select_items
+from mlit.data.instructions import DataError, bactrian_messages, compose, lima_messages, load_parallel, prepare, select_items
 from mlit.files import read_jsonl
 
 from conftest import DEMO_DATA

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlit.batching import BatchSizeError, gradient_accumulation_steps
+from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
 from mlit.config import ConfigError
 from mlit.files import write_jsonl
-from mlit.launch import accelerate_command, Layout, plan_layout
-from mlit.train import EmptyWeightsError, verify_saved_weights
+from mlit.train.launch import accelerate_command, Layout, plan_layout
+from mlit.train.sft import EmptyWeightsError, verify_saved_weights
 
 from conftest import REPO, snakemake
 

@@ -1,8 +1,8 @@
 import pytest
 
-from mlit.generate import Generator, answer_questions
+from mlit.generate.answers import Generator, answer_questions
 from mlit.files import read_jsonl, write_jsonl
-from mlit.mtbench import TEMPERATURE, load_questions
+from mlit.data.mtbench import TEMPERATURE, load_questions
 
 from conftest import BENCH
 

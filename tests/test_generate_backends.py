@@ -28,7 +28,7 @@ pytestmark = pytest.mark.workflow
 def memorised(tmp_path_factory, tiny_base_model):
     """A tiny model trained on 16 question/answer pairs until it answers them verbatim, and a
     benchmark directory whose questions are those pairs."""
-    from mlit.train import train
+    from mlit.train.sft import train
 
     work = tmp_path_factory.mktemp("memorised")
     rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]

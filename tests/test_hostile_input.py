@@ -99,7 +99,7 @@ def test_nothing_outside_a_steps_own_output_is_deleted(tmp_path, monkeypatch):
 
 
 def test_the_model_builder_cannot_remove_results(tmp_path, monkeypatch):
-    from mlit.tiny_model import build_base_model
+    from mlit.model.tiny import build_base_model
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "results" / "judge_cache").mkdir(parents=True)

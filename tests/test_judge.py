@@ -2,15 +2,15 @@ import json
 
 import pytest
 
-from mlit.analysis import judge_health
+from mlit.results.analysis import judge_health
 from mlit.files import read_jsonl, write_jsonl
-from mlit.judge import FAILURE_KINDS, judge_cell, judged_row, requests_for
-from mlit.judge_prompts import build_requests, parse_rating, prompt_name
-from mlit.mtbench import load_judge_prompts, load_questions, load_references
-from mlit.tables import load_long
+from mlit.judge.cells import FAILURE_KINDS, judge_cell, judged_row, requests_for
+from mlit.judge.prompts import build_requests, parse_rating, prompt_name
+from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
+from mlit.results.tables import load_long
 
 from conftest import BENCH, LANGS
-from openai_server import OpenAIServer
+from mlit.judge.scripted_server import OpenAIServer
 
 PLANTED_KEY = "sk-test-PLANTED-do-not-leak-0123456789"
 
@@ -131,7 +131,7 @@ def test_answers_for_unknown_questions_are_rejected(tmp_path):
 
 
 def test_an_endpoint_that_rejects_everything_fails_the_job_loudly(tmp_path):
-    from mlit.judge import JudgeEndpointError
+    from mlit.judge.cells import JudgeEndpointError
 
     answers, _ = write_answers(tmp_path)
     with OpenAIServer(lambda request, attempt: ("status", 400, {})) as server:
@@ -257,15 +257,15 @@ def test_an_endpoint_echoing_the_key_leaks_it_nowhere(tmp_path, code, key, mode)
 
 def test_an_error_raised_with_the_key_is_redacted(tmp_path, monkeypatch, capsys):
     """An error that escapes the judge (not recorded per request) is raised redacted."""
-    import mlit.judge
-    from mlit.judge import JudgeEndpointError
+    import mlit.judge.cells
+    from mlit.judge.cells import JudgeEndpointError
 
     monkeypatch.setenv("MLIT_TEST_KEY", "local-token-PLANTED-4242")
 
     def leaking(*args, **kwargs):
         raise RuntimeError("upstream said: local-token-PLANTED-4242 / Bearer local-token-PLANTED-4242")
 
-    monkeypatch.setattr(mlit.judge, "judge_all", leaking)
+    monkeypatch.setattr(mlit.judge.cells, "judge_all", leaking)
     answers, _ = write_answers(tmp_path)
     with pytest.raises(JudgeEndpointError) as raised:
         judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", {**JUDGE, "base_url": "http://127.0.0.1:9/v1"},
@@ -277,7 +277,7 @@ def test_an_error_raised_with_the_key_is_redacted(tmp_path, monkeypatch, capsys)
 
 @pytest.mark.parametrize("value", [None, "", "  "])
 def test_a_remote_endpoint_without_a_key_stops_before_any_request(tmp_path, monkeypatch, value):
-    from mlit.judge_client import MissingAPIKeyError
+    from mlit.judge.client import MissingAPIKeyError
 
     if value is None:
         monkeypatch.delenv("MLIT_TEST_KEY", raising=False)
@@ -296,7 +296,7 @@ def test_a_remote_endpoint_without_a_key_stops_before_any_request(tmp_path, monk
 
 
 def test_a_local_endpoint_runs_without_a_key_and_a_cached_run_needs_none(tmp_path, monkeypatch):
-    from mlit.judge_client import is_loopback
+    from mlit.judge.client import is_loopback
 
     monkeypatch.delenv("MLIT_TEST_KEY", raising=False)
     answers, _ = write_answers(tmp_path)

@@ -4,8 +4,8 @@ import subprocess
 import sys
 
 from mlit.files import read_jsonl, write_jsonl
-from mlit.judge_prompts import build_requests
-from mlit.mtbench import load_judge_prompts, load_questions, load_references
+from mlit.judge.prompts import build_requests
+from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
 
 from conftest import BENCH
 

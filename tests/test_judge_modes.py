@@ -3,14 +3,14 @@
 import pytest
 
 from mlit.files import read_jsonl
-from mlit.judge import judge_cell, write_dry_run
-from mlit.judge_batch import BatchJudge
-from mlit.judge_client import JudgeCache, JudgeSettings
-from mlit.tables import load_long
-from mlit.analysis import judge_health
+from mlit.judge.cells import judge_cell, write_dry_run
+from mlit.judge.batch_api import BatchJudge
+from mlit.judge.client import JudgeCache, JudgeSettings
+from mlit.results.tables import load_long
+from mlit.results.analysis import judge_health
 
 from conftest import BENCH
-from openai_server import OpenAIServer
+from mlit.judge.scripted_server import OpenAIServer
 from test_judge import JUDGE, PLANTED_KEY, write_answers
 
 BATCH = {**JUDGE, "mode": "batch", "batch_poll_s": 0.01}
@@ -57,7 +57,7 @@ def test_a_killed_batch_job_resumes_polling_instead_of_resubmitting(tmp_path):
     with OpenAIServer(lambda request, attempt: ("reply", "Rating: [[8]]")) as server:
         judge = {**BATCH, "base_url": server.base_url}
         # the first job submitted its batch and was killed while polling
-        from mlit.judge import requests_for
+        from mlit.judge.cells import requests_for
 
         requests = [request for _, request in requests_for(answers, BENCH, "EN")]
         settings = JudgeSettings.from_config(judge)

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from mlit.checkpoints import run_fingerprint
-from mlit.launch import per_node_command
+from mlit.train.checkpoints import run_fingerprint
+from mlit.train.launch import per_node_command
 from mlit.run_settings import EXECUTION_KEYS, execution_part, experiment_part, merged, write_if_changed
 
 TRAINING = {"learning_rate": 2e-5, "epochs": 3, "effective_batch_size": 64, "per_device_batch_size": 4,
@@ -86,7 +86,7 @@ def test_the_judge_step_leaves_the_served_judges_training_to_its_own_step():
 
 def test_the_cell_id_has_one_owner_that_builds_and_parses_it():
     from mlit.config import Cell, DataCell
-    from mlit.tables import cell_fields
+    from mlit.results.tables import cell_fields
 
     for size in (40, "full"):
         cell = Cell(base_model="mixtral-8x7b", data=DataCell(dataset="bactrian_x", composition="DEFRITES_sampled",

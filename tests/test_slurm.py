@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from mlit.files import read_jsonl
-from mlit.launch import plan_layout, slurm_hostnames
+from mlit.train.launch import plan_layout, slurm_hostnames
 
 from conftest import REPO, snakemake
-from openai_server import OpenAIServer
+from mlit.judge.scripted_server import OpenAIServer
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 

@@ -6,8 +6,8 @@ import polars as pl
 import pytest
 
 from mlit.files import DataFileError, write_jsonl
-from mlit.mtbench import load_questions
-from mlit.tables import load_long, validate_judgments, write_tables
+from mlit.data.mtbench import load_questions
+from mlit.results.tables import load_long, validate_judgments, write_tables
 
 from conftest import BENCH
 
@@ -107,7 +107,7 @@ def test_training_health_from_train_info_skips_older_models(tmp_path, capsys):
 
 # Checks against what the config expects: generation.questions_per_category 1 -> 8 questions x 2 turns.
 def complete_rows(lang, score=7):
-    """A judgment file as judge.py writes it (one row per question and turn, also with judge.samples > 1)."""
+    """A judgment file as mlit.judge.cells writes it (one row per question and turn, also with judge.samples > 1)."""
     return [judgment(q["question_id"], lang, q["category"], turn, score)
             for q in load_questions(BENCH, lang, 1) for turn in (1, 2)]
 

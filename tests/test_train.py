@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from mlit.files import write_jsonl
-from mlit.train import GuardedCollator, NoTrainableTokensError, train
+from mlit.train.sft import GuardedCollator, NoTrainableTokensError, train
 
 SETTINGS = {"learning_rate": 1e-3, "epochs": 1, "per_device_batch_size": 4, "max_length": 128, "logging_steps": 1}
 

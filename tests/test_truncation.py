@@ -1,6 +1,6 @@
 from transformers import AutoTokenizer
 
-from mlit.truncation import truncation_report
+from mlit.train.truncation import truncation_report
 
 MAX_LENGTH = 48
 SHORT = [{"role": "user", "content": "Was ist zwei plus zwei?"}, {"role": "assistant", "content": "Vier."}]

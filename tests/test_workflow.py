@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mlit.files import read_jsonl
-from mlit.judge_prompts import parse_rating
+from mlit.judge.prompts import parse_rating
 
 from conftest import REPO, job_counts, snakemake
 

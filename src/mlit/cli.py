@@ -25,34 +25,34 @@ def _per_category(text: str) -> int | None:
 
 
 def cmd_prepare_data(args) -> None:
-    from mlit.data import prepare
+    from mlit.data.instructions import prepare
 
     info = prepare(args.spec, Path(args.out), Path(args.manifest))
     print(json.dumps(info, indent=2))
 
 
 def cmd_build_model(args) -> None:
-    from mlit.tiny_model import build_base_model
+    from mlit.model.tiny import build_base_model
 
     build_base_model(args.spec, args.corpus, Path(args.out))
 
 
 def cmd_fetch_model(args) -> None:
-    from mlit.base_model import fetch
+    from mlit.model.base import fetch
 
     fetch(args.hub, args.revision or None, Path(args.out))
     print(f"fetched {args.hub} ({args.revision or 'default revision'}) into {args.out}")
 
 
 def cmd_prepare_model(args) -> None:
-    from mlit.base_model import prepare, sample_texts
+    from mlit.model.base import prepare, sample_texts
 
     info = prepare(args.spec, sample_texts(args.bench, args.langs), Path(args.out))
     print(json.dumps(info, indent=2, ensure_ascii=False))
 
 
 def cmd_train(args) -> None:
-    from mlit.launch import relaunch_per_node, run_training
+    from mlit.train.launch import relaunch_per_node, run_training
 
     relaunch_per_node(args.settings)  # several nodes: one launcher per node through srun (does not return)
 
@@ -62,13 +62,13 @@ def cmd_train(args) -> None:
 
 
 def cmd_train_worker(args) -> None:
-    from mlit.train import train
+    from mlit.train.sft import train
 
     train(args.base, args.data, Path(args.out), args.settings, seed=args.seed)
 
 
 def cmd_judge_data(args) -> None:
-    from mlit.judge_data import build_judge_sft
+    from mlit.judge.demo_judge_sft_data import build_judge_sft
 
     pools = dict(item.split("=", 1) for item in args.pool)
     count = build_judge_sft(args.bench, args.langs, pools, Path(args.out), args.variants, seed=args.seed)
@@ -76,13 +76,13 @@ def cmd_judge_data(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    from mlit.generate import generate_all
+    from mlit.generate.answers import generate_all
 
     generate_all(args.model, args.bench, args.langs, Path(args.out_dir), args.model_id, args.settings)
 
 
 def cmd_judge(args) -> None:
-    from mlit.judge import ANSWERED, check_answers, judge_cell, judge_endpoint, write_dry_run
+    from mlit.judge.cells import ANSWERED, check_answers, judge_cell, judge_endpoint, write_dry_run
 
     if args.lang:
         if len(args.answers) != 1:
@@ -111,13 +111,13 @@ def cmd_judge(args) -> None:
 
 
 def cmd_import_judgments(args) -> None:
-    from mlit.import_judgments import import_judgments
+    from mlit.judge.import_judgments import import_judgments
 
     print(import_judgments(args.file, args.out))
 
 
 def cmd_annotation_export(args) -> None:
-    from mlit.annotation import export_pairwise_sheets, export_sheets
+    from mlit.annotation.sheets import export_pairwise_sheets, export_sheets
 
     files: dict[str, list[str]] = {}
     for item in args.answers:
@@ -131,7 +131,7 @@ def cmd_annotation_export(args) -> None:
 def cmd_annotation_agreement(args) -> None:
     import polars as pl
 
-    from mlit.annotation import (human_judge_agreement, import_ratings, import_verdicts, pairwise_judge_agreement,
+    from mlit.annotation.sheets import (human_judge_agreement, import_ratings, import_verdicts, pairwise_judge_agreement,
                                  plot_human_vs_judge)
     from mlit.files import read_jsonl, write_json
 
@@ -158,7 +158,7 @@ def cmd_annotation_agreement(args) -> None:
 
 
 def cmd_tables(args) -> None:
-    from mlit.tables import write_tables
+    from mlit.results.tables import write_tables
 
     prices = args.prices
     if args.execution:  # the judge's prices: an execution setting (a price change reruns nothing)

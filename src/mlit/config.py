@@ -204,8 +204,8 @@ class Grid:
         ``trust_remote_code``, with a usable template. Hub checkpoints are checked when fetched (a local
         job, before any training job). In a dry run a missing directory is a warning (the plan of a grid
         whose checkpoint is not here yet)."""
-        from mlit.base_model import BaseModelError, check_local_model
-        from mlit.chat_format import ChatFormatError, resolve_template_setting
+        from mlit.model.base import BaseModelError, check_local_model
+        from mlit.model.chat_format import ChatFormatError, resolve_template_setting
 
         name = model["name"]
         setting, template_key = self.chat_template_setting(name)
@@ -231,7 +231,7 @@ class Grid:
     def _check_training(self, key: str, settings: dict) -> None:
         """DeepSpeed preset exists; the effective batch splits over the processes a job will have
         (processes_per_node, else gpus_per_node, per node)."""
-        from mlit.batching import BatchSizeError, gradient_accumulation_steps
+        from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
 
         preset = settings.get("deepspeed")
         if preset and not (self.repo_root / "config" / "deepspeed" / f"{preset}.json").exists() \

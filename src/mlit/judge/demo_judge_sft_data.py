@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 
 from mlit.files import read_jsonl, write_jsonl
-from mlit.judge_prompts import build_requests
-from mlit.mtbench import load_judge_prompts, load_questions, load_references
+from mlit.judge.prompts import build_requests
+from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
 
 EXPLANATION = {
     "EN": "The response has been evaluated.",

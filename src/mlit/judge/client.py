@@ -20,7 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mlit.files import write_json
-from mlit.judge_prompts import JudgeRequest
+from mlit.judge.prompts import JudgeRequest
 from mlit.redact import redact, secret_values
 
 
@@ -119,7 +119,7 @@ def make_client(settings: JudgeSettings):
 def judge_cost(prompt_tokens: float, completion_tokens: float, prices: dict | None) -> float | None:
     """The judge's cost of these tokens at ``judge.prices_per_1k`` (``{prompt_per_1k, completion_per_1k}``,
     a missing one is free); None without prices (unknown, not free). The one cost function of the
-    judge's estimate and spend (``mlit.judge``) and of the tables' ``judge_health`` cost column."""
+    judge's estimate and spend (``mlit.judge.cells``) and of the tables' ``judge_health`` cost column."""
     if not prices:
         return None
     return (prompt_tokens * prices.get("prompt_per_1k", 0.0)
@@ -174,7 +174,7 @@ def _retrying_call(client, settings: JudgeSettings):
 def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: JudgeCache,
               desc: str = "judge", samples: list[int] | None = None) -> list[dict]:
     """One result per request, in order: ``{judgment, error, failure, cached, usage}``; ``failure`` is
-    None for a reply, "api_error" for a request that failed after its retries (``mlit.judge.FAILURE_KINDS``).
+    None for a reply, "api_error" for a request that failed after its retries (``mlit.judge.cells.FAILURE_KINDS``).
     ``samples`` gives each request's sample index (repeated judging); default all 0."""
     items = list(zip(requests, samples or [0] * len(requests)))
     uncached = any(cache.get(cache.key(settings, request, sample)) is None for request, sample in items)

@@ -15,16 +15,16 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mlit.base_model import read_base_info
-from mlit.chat_format import with_system_message
+from mlit.model.base import read_base_info
+from mlit.model.chat_format import with_system_message
 from mlit.files import append_jsonl, read_jsonl, write_jsonl
-from mlit.mtbench import TEMPERATURE, load_questions
+from mlit.data.mtbench import TEMPERATURE, load_questions
 
 
 class ChatStop:
     """Where an answer ends: the chat format's end-of-turn text (``</s>`` for opengptx), as a token id
     where it is one token of the vocabulary, else as a stop string; plus the system messages of the
-    chat format. Read from the model's ``mlit_base.json`` (see ``mlit.base_model``)."""
+    chat format. Read from the model's ``mlit_base.json`` (see ``mlit.model.base``)."""
 
     def __init__(self, info: dict, eos_token_ids: list[int]):
         chat = info["chat_format"]

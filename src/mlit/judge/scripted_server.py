@@ -1,4 +1,6 @@
-"""A real HTTP server on 127.0.0.1 speaking OpenAI's chat-completions protocol, for the judge tests.
+"""A real HTTP server on 127.0.0.1 speaking OpenAI's chat-completions protocol, whose replies a script
+decides: the judge tests and ``bench/judge_throughput.py`` drive the real client against it (429s, 500s,
+timeouts, garbage, latency).
 
 It also speaks the Batch API: ``POST /v1/files`` (multipart upload), ``POST /v1/batches``,
 ``GET /v1/batches/{id}`` (``in_progress`` on the first poll, then processed: each line gets the same

@@ -1,7 +1,7 @@
 """Supervised fine-tuning with TRL's SFTTrainer on chat-format data, loss on assistant turns only.
 
 This is the worker: one process of a (possibly distributed, DeepSpeed ZeRO) run, started in-process
-or by ``accelerate launch`` (see ``mlit.launch``). The output directory holds a loadable model
+or by ``accelerate launch`` (see ``mlit.train.launch``). The output directory holds a loadable model
 (consolidated safetensors, tokenizer, chat template), the loss curve (``loss.csv``) and provenance
 (``train_info.json``). Everything is written to ``<out>.tmp`` and renamed when complete, so a killed
 job never leaves something that looks finished; checkpoints in ``<out>.tmp/checkpoints`` let a
@@ -23,13 +23,13 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from mlit.base_model import BASE_INFO, read_base_info
-from mlit.batching import gradient_accumulation_steps
-from mlit.chat_format import with_system_message
-from mlit.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
+from mlit.model.base import BASE_INFO, read_base_info
+from mlit.generate.batching import gradient_accumulation_steps
+from mlit.model.chat_format import with_system_message
+from mlit.train.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
                               staging_dir)
 from mlit.files import atomic_write_text, sha256_file, write_json
-from mlit.truncation import truncation_report
+from mlit.train.truncation import truncation_report
 from mlit.safe_paths import checked, publish_dir, remove_tree
 
 

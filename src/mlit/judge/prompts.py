@@ -12,7 +12,7 @@ import ast
 import re
 from dataclasses import asdict, dataclass
 
-from mlit.mtbench import NEED_REFERENCE
+from mlit.data.mtbench import NEED_REFERENCE
 
 ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
 ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")

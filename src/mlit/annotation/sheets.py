@@ -17,10 +17,10 @@ from pathlib import Path
 
 import polars as pl
 
-from mlit.agreement import krippendorff_alpha, pairwise_agreement, rating_agreement
+from mlit.annotation.agreement import krippendorff_alpha, pairwise_agreement, rating_agreement
 from mlit.files import atomic_write_text, read_jsonl, write_json, write_jsonl
-from mlit.plotting import pyplot, save_figure
-from mlit.mtbench import load_questions
+from mlit.results.plotting import pyplot, save_figure
+from mlit.data.mtbench import load_questions
 
 SHEET_COLUMNS = ["item_id", "language", "question_1", "answer_1", "question_2", "answer_2", "turn_to_rate",
                  "annotator", "rating"]

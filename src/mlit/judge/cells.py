@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 from mlit.files import read_jsonl, sha256_file, write_jsonl
-from mlit.judge_client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
-from mlit.judge_prompts import build_requests, parse_rating
-from mlit.langcheck import detect_language
-from mlit.mtbench import load_judge_prompts, load_questions, load_references
+from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
+from mlit.judge.prompts import build_requests, parse_rating
+from mlit.judge.langcheck import detect_language
+from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
 
 
 # ``questions_per_category`` when the expected questions are not known (a hand-made answers file):
@@ -179,7 +179,7 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
         sample_ids = list(range(samples)) * len(pairs)
         try:
             if judge.get("mode") == "batch":
-                from mlit.judge_batch import judge_all_batch
+                from mlit.judge.batch_api import judge_all_batch
 
                 results = judge_all_batch(requests, settings, cache, sample_ids, judge.get("batch_poll_s", 60))
             else:
@@ -227,7 +227,7 @@ def judge_endpoint(judge: dict, judge_model_dir: str | None, log_path: Path):
     if judge.get("base_url"):
         yield judge["base_url"], {}
         return
-    from mlit.judge_server import serve
+    from mlit.judge.demo_server import serve
 
     weights = sorted(Path(judge_model_dir).glob("*.safetensors"))
     digest = hashlib.sha256("".join(sha256_file(w) for w in weights).encode()).hexdigest()[:12]

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mlit.judge import FAILURE_KINDS
-from mlit.judge_client import judge_cost
+from mlit.judge.cells import FAILURE_KINDS
+from mlit.judge.client import judge_cost
 from mlit.langs import parse_composition
-from mlit.plotting import pyplot, save_figure
+from mlit.results.plotting import pyplot, save_figure
 
 GROUP = ["base_model", "dataset", "size"]
 
-# judge_health's count column for each failure kind of a judgment row (mlit.judge.FAILURE_KINDS)
+# judge_health's count column for each failure kind of a judgment row (mlit.judge.cells.FAILURE_KINDS)
 FAILURE_COLUMNS = {"unparsable": "unparsable_replies", "api_error": "api_errors"}
 assert set(FAILURE_COLUMNS) == set(FAILURE_KINDS), "every failure kind needs a judge_health column"
 
@@ -207,7 +207,7 @@ def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
     (bars side by side: parallel vs monolingual vs sampled), as MT-Bench-X draws it."""
     plt = pyplot()
 
-    from mlit.mtbench import CATEGORIES
+    from mlit.data.mtbench import CATEGORIES
 
     means = (long.filter(pl.col("score").is_not_null())
              .group_by(["lang", "composition", "category"]).agg(pl.col("score").mean()))

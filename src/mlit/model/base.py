@@ -13,7 +13,7 @@ import json
 import os
 from pathlib import Path
 
-from mlit.chat_format import ChatFormatError, check_markers, chat_format, resolve_template_setting
+from mlit.model.chat_format import ChatFormatError, check_markers, chat_format, resolve_template_setting
 from mlit.files import write_json
 from mlit.safe_paths import checked, fresh_dir, publish_dir, remove_tree
 

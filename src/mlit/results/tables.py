@@ -1,6 +1,6 @@
 """Result tables (polars): judgments in long format (parquet) and the study's aggregates as CSV and
 Markdown. Means use parsed ratings only; failed judgments are counted in ``n_failed`` and listed,
-never averaged as a number; a failure's kind is its row's ``failure`` (``mlit.judge.FAILURE_KINDS``),
+never averaged as a number; a failure's kind is its row's ``failure`` (``mlit.judge.cells.FAILURE_KINDS``),
 never read from its error text. Every judgment file is first checked against what the config expects
 (``validate_judgments``): a missing or duplicated row, an unknown question or a bad score stops the
 step; partial tables list the missing files and rows instead.
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import polars as pl
 
-from mlit.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
+from mlit.results.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
                            score_by_size, size_effect)
 from mlit.files import DataFileError, atomic_write_text
-from mlit.judge import FAILURE_KINDS
+from mlit.judge.cells import FAILURE_KINDS
 from mlit.config import Cell
-from mlit.mtbench import load_questions
+from mlit.data.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
 
@@ -99,7 +99,7 @@ def _row_problem(row, lang: str, expected: set[str] | None, expected_note: str) 
     score, failure = row["score"], row.get("failure")
     if failure is not None and failure not in FAILURE_KINDS:
         return f"failure {json.dumps(failure)} is not null or one of {', '.join(map(json.dumps, FAILURE_KINDS))}"
-    if score is None:  # a recorded judge failure (judge.py: score null, its error and failure kind): counted
+    if score is None:  # a recorded judge failure (mlit.judge.cells: score null, its error and failure kind): counted
         if not (isinstance(row.get("error"), str) and row["error"]):
             return "score null without an error (not a recorded judge failure)"
         if "failure" not in row:

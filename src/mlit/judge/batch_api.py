@@ -16,8 +16,8 @@ import time
 from tqdm import tqdm
 
 from mlit.files import write_json
-from mlit.judge_client import JudgeCache, JudgeSettings, chat_messages, make_client
-from mlit.judge_prompts import JudgeRequest
+from mlit.judge.client import JudgeCache, JudgeSettings, chat_messages, make_client
+from mlit.judge.prompts import JudgeRequest
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 

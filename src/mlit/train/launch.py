@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlit.batching import gradient_accumulation_steps
+from mlit.generate.batching import gradient_accumulation_steps
 from mlit.config import REPO_ROOT, ConfigError
 
 DEEPSPEED_PRESETS = REPO_ROOT / "config" / "deepspeed"
@@ -145,7 +145,7 @@ def run_training(base: str, data: str, out: Path, settings: dict, settings_json:
     deepspeed = deepspeed_config(settings)
     gradient_accumulation_steps(settings, layout.world_size)  # fail here, before starting processes
     if layout.world_size == 1 and deepspeed is None:
-        from mlit.train import train
+        from mlit.train.sft import train
 
         train(base, data, out, settings, seed=seed)
         return 0

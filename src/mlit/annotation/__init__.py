@@ -1,0 +1,1 @@
+"""The human annotation study: rating sheets out and in, agreement with the judge."""

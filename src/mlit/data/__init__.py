@@ -1,0 +1,1 @@
+"""Data: instruction sets per composition and size, and the MT-Bench-X benchmark files."""

@@ -1,0 +1,1 @@
+"""Generation: answers to MT-Bench-X from a fine-tuned model (HF or vLLM)."""

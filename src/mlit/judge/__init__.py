@@ -1,0 +1,1 @@
+"""Judging: requests, the OpenAI-compatible client and Batch API, scores per cell."""

@@ -1,0 +1,1 @@
+"""Base models: building the demo model, fetching and preparing checkpoints, chat formats."""

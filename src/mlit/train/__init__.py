@@ -1,0 +1,1 @@
+"""Training: SFT with TRL, checkpoints and resumption, the (multi-node) launcher."""
