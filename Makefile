@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-vllm system-deps demo test check bench dag clean
+.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels dag clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,13 @@ $(VLLM_VENV)/.installed: envs/vllm.txt pyproject.toml
 
 demo: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 2
+
+# The README's demo figures and tables (docs/demo/), copied from a finished `make demo` (results/tables/)
+DEMO_FIGURES := score_by_size composition_x_language parallel_gain
+demo-figures:
+	mkdir -p docs/demo
+	for name in $(DEMO_FIGURES); do cp results/tables/plots/$$name.png docs/demo/; done
+	cp results/tables/main_table.md results/tables/parallel_gain.md results/tables/judge_health.md docs/demo/
 
 # System packages the tests use: Slurm (slurmctld, slurmd, client) for the real-cluster tests and a
 # C++ compiler for DeepSpeed's CPU ops. Installed with apt-get when run as root (CI); otherwise the
@@ -59,6 +66,16 @@ bench: setup setup-vllm
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/train_throughput.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/generate_throughput.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/judge_throughput.py
+
+# Wheels for bench/gpu_check.sh on a GPU machine without network (it has torch, transformers and accelerate):
+# trl, datasets, ... and their dependencies at this environment's versions (envs/requirements.txt).
+# Binary wheels are per Python version: WHEELS_PYTHON is the GPU machine's (python3 --version there).
+WHEELS_PYTHON ?= 3.11
+wheels: setup
+	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -d wheels --python-version $(WHEELS_PYTHON) \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  $$(PYTHON=$(BIN)/python bash bench/gpu_check.sh --wheel-list)
+	@ls wheels
 
 dag: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --rulegraph | dot -Tsvg > results/rulegraph.svg

@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from mlit.results.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
-                           score_by_size, size_effect)
+                                   plot_parallel_gain, score_by_size, size_effect)
 from mlit.judge.client import judge_cost
 
 import numpy as np
@@ -36,9 +36,36 @@ def test_parallel_gain_by_hand():
     assert gain.height == 1
     row = gain.row(0, named=True)
     assert (row["lang"], row["composition"], row["baseline"], row["size"]) == ("DE", "ENDE", "DE", "10")
-    assert row["mean_monolingual"] == 5.0 and row["mean_multilingual"] == 6.0
+    assert row["comparison"] == "monolingual_same_language"
+    assert row["mean_baseline"] == 5.0 and row["mean_multilingual"] == 6.0
     assert row["relative_gain"] == pytest.approx(0.2) and row["n_questions"] == 2
     assert row["ci95_low"] <= 0.2 <= row["ci95_high"]
+
+
+def test_gain_over_the_english_only_model_and_pooled_over_languages(tmp_path):
+    rows = [  # EN-only model: 8 on English, 2 on German; DE-only: 6 on German; ENDE: 8 on English, 7 on German
+        ("EN", "10", "EN", "q1", 1, 8.0), ("EN", "10", "EN", "q2", 1, 8.0),
+        ("EN", "10", "DE", "q1", 1, 2.0), ("EN", "10", "DE", "q2", 1, 2.0),
+        ("DE", "10", "DE", "q1", 1, 6.0), ("DE", "10", "DE", "q2", 1, 6.0),
+        ("ENDE", "10", "EN", "q1", 1, 8.0), ("ENDE", "10", "EN", "q2", 1, 8.0),
+        ("ENDE", "10", "DE", "q1", 1, 7.0), ("ENDE", "10", "DE", "q2", 1, 7.0),
+    ]
+    gain = parallel_gain(long_frame(rows), n_boot=200, seed=1)
+    by_key = {(r["comparison"], r["lang"]): r for r in gain.iter_rows(named=True)}
+    assert set(by_key) == {("monolingual_same_language", "EN"), ("monolingual_same_language", "DE"),
+                           ("monolingual_same_language", "ALL"), ("english_only", "EN"), ("english_only", "DE"),
+                           ("english_only", "ALL")}
+    assert all(r["composition"] == "ENDE" for r in by_key.values())  # monolingual models are baselines only
+    de_vs_en = by_key["english_only", "DE"]
+    assert (de_vs_en["baseline"], de_vs_en["mean_baseline"], de_vs_en["relative_gain"]) == ("EN", 2.0, 2.5)
+    assert de_vs_en["ci95_low"] == de_vs_en["ci95_high"] == 2.5  # no spread over questions
+    assert by_key["monolingual_same_language", "DE"]["relative_gain"] == pytest.approx(7 / 6 - 1, abs=1e-4)
+    pooled = by_key["english_only", "ALL"]  # (8+8+7+7)/4 over (8+8+2+2)/4, over 4 (language, question) pairs
+    assert pooled["relative_gain"] == pytest.approx(30 / 20 - 1) and pooled["n_questions"] == 4
+    assert pooled["baseline"] == "EN" and by_key["monolingual_same_language", "ALL"]["baseline"] == "DE+EN"
+    assert pooled["ci95_low"] < 0.5 < pooled["ci95_high"]
+    paths = plot_parallel_gain(gain, tmp_path / "gain")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
 
 
 def test_bootstrap_interval_by_hand():

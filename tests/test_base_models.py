@@ -200,14 +200,31 @@ def test_a_hub_model_is_fetched_once_by_a_local_job_and_jobs_run_offline(tmp_pat
 
 
 def test_a_multi_token_end_of_turn_stops_by_its_text(tiny_base_model, tmp_path):
-    """The demo's tokenizer has no `</s>` token: under opengptx the answer ends at the *text* `</s>`
-    (a stop string in generate), and the answer is cut there."""
+    """An end of turn that is no token of the vocabulary (here `<|eot|>` in a Jinja template file): the
+    answer ends at its *text* (a stop string in generate), and the answer is cut there."""
+    from mlit.generate.answers import Generator
+
+    template = tmp_path / "eot.jinja"
+    template.write_text("{% for message in messages %}{% if message['role'] == 'assistant' %}{{ 'Assistant:' }}"
+                        "{% generation %}{{ ' ' + message['content'] + '<|eot|>' }}{% endgeneration %}{{ '\\n' }}"
+                        "{% else %}{{ 'User: ' + message['content'] + '\\n' }}{% endif %}{% endfor %}"
+                        "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
+    info = prepare({**spec("tiny", tiny_base_model), "chat_template": str(template)}, sample_texts(BENCH, LANGS),
+                   tmp_path / "tiny")
+    assert info["end_of_turn_token_id"] is None and info["chat_format"]["end_of_turn"] == "<|eot|>"
+    generator = Generator(str(tmp_path / "tiny"), max_new_tokens=6, batch_size=2)
+    assert generator.stop.stop_strings == ["<|eot|>"] and generator.stop.cut(" Hallo<|eot|>\nUser: x") == "Hallo"
+    answers = generator.generate([generator.render([{"role": "user", "content": "Hallo?"}])], temperature=0.0, seed=0)
+    assert all("<|eot|>" not in answer for answer in answers)
+
+
+def test_the_demo_tokenizer_ends_an_opengptx_answer_with_one_token(tiny_base_model, tmp_path):
     from mlit.generate.answers import Generator
 
     info = prepare(spec("tiny", tiny_base_model), sample_texts(BENCH, LANGS), tmp_path / "tiny")
-    assert info["end_of_turn_token_id"] is None and info["chat_format"]["end_of_turn"] == "</s>"
+    assert info["chat_format"]["end_of_turn"] == "</s>" and info["end_of_turn_token_id"] is not None
     generator = Generator(str(tmp_path / "tiny"), max_new_tokens=6, batch_size=2)
-    assert generator.stop.stop_strings == ["</s>"] and generator.stop.cut(" Hallo</s>\nUser: x") == "Hallo"
+    assert generator.stop.stop_strings == []
     prompt = generator.render([{"role": "user", "content": "Hallo?"}])
     assert prompt == "User: Hallo?\nAssistant:"  # this tokenizer adds no BOS, so neither does the template
     answers = generator.generate([prompt, prompt], temperature=0.0, seed=1)

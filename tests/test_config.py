@@ -145,3 +145,84 @@ def test_snakemake_names_line_and_column_of_a_configfile_only_with_verbose(tmp_p
     assert result.returncode != 0 and "Config file is not valid JSON or YAML" in output
     assert f'in "{bad}", line 4, column 6' in output, output[-3000:]
     assert not (tmp_path / "work" / "results").exists()
+
+
+# --- defaults: the schema's, filled in by validation (mlit.config.with_defaults) -------------------------
+
+MINIMAL = {  # only what the schema requires
+    "datasets": {"demo": {"format": "bactrian", "local": "data/demo/instructions_{lang}.jsonl", "id_field": "id"}},
+    "compositions": ["EN"], "sizes": [40], "seeds": [1], "eval_languages": ["EN"],
+    "base_models": [{"name": "tiny", "build": {}}],
+    "training": {"learning_rate": 1e-3},
+    "generation": {"benchmark_dir": "data/mt_bench_x", "max_new_tokens": 8},
+    "judge": {"model": "gpt-4", "base_url": "http://127.0.0.1:9/v1"},
+}
+
+
+def missing_defaults(schema: dict, node: dict, instance, where: str = "config") -> list[str]:
+    """Keys with a schema default that the instance lacks, walking what it holds (objects, list items)."""
+    if "$ref" in node:
+        node = {**schema["definitions"][node["$ref"].rsplit("/", 1)[1]], **{k: v for k, v in node.items() if k != "$ref"}}
+    missing = []
+    if isinstance(instance, dict):
+        for key, sub in node.get("properties", {}).items():
+            if "default" in sub and key not in instance:
+                missing.append(f"{where}.{key}")
+            elif key in instance:
+                missing += missing_defaults(schema, sub, instance[key], f"{where}.{key}")
+        if isinstance(node.get("additionalProperties"), dict):
+            for key, value in instance.items():
+                missing += missing_defaults(schema, node["additionalProperties"], value, f"{where}.{key}")
+    elif isinstance(instance, list) and isinstance(node.get("items"), dict):
+        for index, item in enumerate(instance):
+            missing += missing_defaults(schema, node["items"], item, f"{where}[{index}]")
+    return missing
+
+
+def test_a_minimal_config_gets_every_default_of_the_schema():
+    from mlit.config import _schema, with_defaults
+
+    config = with_defaults(copy.deepcopy(MINIMAL))
+    assert missing_defaults(_schema(), _schema(), config) == []
+    # objects the config leaves out, list items and each step's resources are filled too
+    assert config["resources"] == {"train": {"runtime": 240, "mem_mb": 32000},
+                                   "generate": {"runtime": 60, "mem_mb": 16000, "gpus": 1},
+                                   "judge": {"runtime": 120, "mem_mb": 4000}}
+    model = config["base_models"][0]
+    assert model["trust_remote_code"] is False and model["build"]["vocab_size"] == 4000
+    assert model["training"] == {} and model["resources"] == {"train": {}, "generate": {}, "judge": {}}
+    assert config["annotation"] == {"per_language": 50, "seed": 0} and config["chat_template"] == "opengptx"
+    assert config["training"]["nodes"] == 1 and config["training"]["system_message"] == "own_language"
+    assert config["generation"]["backend"] == "hf" and config["judge"]["samples"] == 1
+    grid = Grid(copy.deepcopy(MINIMAL), repo_root=REPO, dry_run=True)  # the grid fills them itself
+    assert grid.job_resources("generate", "tiny") == {"runtime": 60, "mem_mb": 16000, "gpus": 1}
+    assert grid.train_slurm_resources("tiny")["nodes"] == 1
+
+
+def test_overrides_get_no_defaults_and_params_hold_only_what_the_config_sets():
+    config = copy.deepcopy(MINIMAL)
+    config["training"].update(epochs=6, effective_batch_size=16)
+    config["base_models"][0].update(training={"nodes": 2, "per_device_batch_size": 4},
+                                    resources={"train": {"runtime": 30}})
+    grid = Grid(config, repo_root=REPO, dry_run=True)
+    settings = grid.training_settings("tiny")
+    assert settings["epochs"] == 6 and settings["nodes"] == 2 and settings["max_length"] == 1024
+    assert grid.job_resources("train", "tiny") == {"runtime": 30, "mem_mb": 32000}
+    # the params: the experiment keys the config sets (as before the defaults moved into the schema);
+    # the job gets the defaults of the rest through the execution file
+    assert grid.training_params("tiny") == {"learning_rate": 1e-3, "epochs": 6, "effective_batch_size": 16}
+    assert {**grid.training_params("tiny"), **grid.execution_settings()["training"]["tiny"]} == settings
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda c: c["base_models"][0].update(training={"nodes": "two"}),
+     r"base_models\[0\]\.training\.nodes: 'two' is not of type 'integer'"),
+    (lambda c: c.update(resources={"train": {"runtime": "long"}}), r"resources\.train\.runtime: 'long' is not of type"),
+    (lambda c: c["judge"].update(samples=0), r"judge\.samples: 0 is less than the minimum of 1"),
+    (lambda c: c["base_models"][0].update(name="a b"), r"base_models\[0\]\.name: 'a b' is not a safe name"),
+])
+def test_a_wrong_value_names_its_key(change, expected):
+    config = copy.deepcopy(MINIMAL)
+    change(config)
+    with pytest.raises(ConfigError, match=expected):
+        Grid(config, repo_root=REPO, dry_run=True)

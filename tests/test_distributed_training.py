@@ -17,7 +17,9 @@ import yaml
 from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
 from mlit.config import ConfigError
 from mlit.files import write_jsonl
-from mlit.train.launch import accelerate_command, Layout, plan_layout
+from mlit.run_settings import experiment_part
+from mlit.train.launch import (PER_NODE_LAUNCHER, accelerate_command, Layout, per_node_command, plan_layout,
+                               slurm_signal_option, worker_environment)
 from mlit.train.sft import EmptyWeightsError, verify_saved_weights
 
 from conftest import REPO, snakemake
@@ -51,7 +53,7 @@ def test_a_batch_that_cannot_be_split_stops_the_dry_run(tmp_path):
     configfile.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=configfile, check=False)
     assert result.returncode != 0
-    assert "base_models[tiny-llama].training: training.effective_batch_size=16 is not a multiple" \
+    assert "base_models[tiny-llama].training: training.effective_batch_size=8 is not a multiple" \
         in result.stdout + result.stderr
 
 
@@ -68,6 +70,29 @@ def test_multi_node_layout_comes_from_slurm():
     joined = " ".join(command)
     assert "--num_processes 16 --num_machines 2 --machine_rank 1 --main_process_ip gpu07" in joined
     assert "--deepspeed_multinode_launcher standard" in joined and joined.endswith("--module mlit train-worker")
+    assert command[1:3] == ["-m", "mlit.train.elastic_launch"]  # accelerate launch, one SIGTERM handled
+
+
+def test_each_node_launcher_gets_all_cpus_of_its_node():
+    # srun inside a job does not inherit --cpus-per-task (Slurm >= 22.05): ask for the node's CPUs, unbound
+    env = {"SLURM_JOB_ID": "7", "SLURM_CPUS_ON_NODE": "96"}
+    assert per_node_command({"nodes": 2}, env) == ["srun", "--nodes=2", "--ntasks-per-node=1",
+                                                   "--cpus-per-task=96", "--cpu-bind=none"]
+    assert per_node_command({"nodes": 4}, {"SLURM_JOB_CPUS_PER_NODE": "64(x3),48"})[3] == "--cpus-per-task=48"
+    assert per_node_command({"nodes": 2}, {}) == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpu-bind=none"]
+    assert per_node_command({"nodes": 1}, env) == [] and per_node_command({"nodes": 2}, {**env, PER_NODE_LAUNCHER: "1"}) == []
+
+
+def test_preemption_settings_reach_slurm_and_the_launcher():
+    assert slurm_signal_option({"preempt_signal_minutes": 15}) == "--signal=TERM@900"
+    assert slurm_signal_option({"preempt_signal_minutes": 0}) is None and slurm_signal_option({}) is None
+    with pytest.raises(ConfigError, match="at most 65535"):
+        slurm_signal_option({"preempt_signal_minutes": 2000})
+    assert worker_environment(False, {"checkpoint_grace_s": 900})["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == "900"
+    assert worker_environment(True, {})["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] == "600"
+    # execution only: changing them reruns nothing and keeps the checkpoints resumable
+    settings = {"learning_rate": 1e-3, "preempt_signal_minutes": 10, "checkpoint_grace_s": 600, "max_lost_minutes": 30}
+    assert experiment_part("training", settings) == {"learning_rate": 1e-3}
 
 
 def test_empty_saved_weights_are_an_error(tmp_path, tiny_base_model):
@@ -119,7 +144,7 @@ def test_zero_two_process_training_through_the_rule_equals_one_process(zero_runs
     model = AutoModelForCausalLM.from_pretrained(zero_runs[stage])  # consolidated, loadable
     assert model.num_parameters() > 0 and info["parameters"] > 0
     log = (zero_runs[stage].parents[2] / "results" / "logs" / "train" / f"{CELL}.log").read_text()
-    assert "accelerate.commands.launch --num_processes 2" in log and "--use_deepspeed" in log
+    assert "mlit.train.elastic_launch --num_processes 2" in log and "--use_deepspeed" in log
 
 
 def train_command(base, data, out, **overrides):
@@ -139,8 +164,9 @@ def wait_for(predicate, timeout=300):
     raise AssertionError("timed out")
 
 
-def kill_run(out: Path):
-    """Kill every process of the run at once, as Slurm does when a node fails (SIGKILL, no save)."""
+def kill_run(out: Path, sig=signal.SIGKILL):
+    """Signal every process of the run at once, as Slurm does: SIGKILL when a node fails (no save),
+    SIGTERM at preemption or the time limit (every process of the step)."""
     for proc in Path("/proc").iterdir():
         try:
             argv = (proc / "cmdline").read_bytes().split(b"\0")
@@ -148,7 +174,7 @@ def kill_run(out: Path):
             continue
         if b"--out" in argv and str(out).encode() in argv and int(proc.name) != os.getpid():
             try:
-                os.kill(int(proc.name), signal.SIGKILL)
+                os.kill(int(proc.name), sig)
             except ProcessLookupError:
                 pass
 
@@ -185,22 +211,33 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base_model
 
 
 @pytest.mark.workflow
-def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_model):
+@pytest.mark.parametrize("how", ["launcher", "every_process_slow_save"])
+def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_model, how):
+    """SIGTERM to the launcher; or, as Slurm sends it, to every process of the run (the torch elastic
+    agent then gets it twice) with a checkpoint that takes 40 s more than torch's 30 s kill grace."""
     write_jsonl(tmp_path / "train.jsonl", rows())
     out = tmp_path / "model"
+    slow = how == "every_process_slow_save"
     command = train_command(tiny_base_model, tmp_path / "train.jsonl", out, save_steps=1000, deepspeed="zero3",
-                            epochs=20)
+                            epochs=20, **({"checkpoint_grace_s": 120} if slow else {}))
+    env = {**os.environ, **({"MLIT_TEST_CHECKPOINT_DELAY_S": "40"} if slow else {})}
     log = tmp_path / "first.log"
     with log.open("w") as handle:
-        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
         wait_for(lambda: "resuming from scratch" in log.read_text())
-        time.sleep(1.0)
-        process.send_signal(signal.SIGTERM)  # what Slurm sends at preemption or the time limit
-        assert process.wait(timeout=120) == 143
+        time.sleep(2.0)
+        signalled = time.time()
+        if slow:
+            kill_run(out, signal.SIGTERM)
+        else:
+            process.send_signal(signal.SIGTERM)  # what Slurm sends at preemption or the time limit
+        assert process.wait(timeout=240) == 143, log.read_text()[-3000:]
     saved = list((tmp_path / "model.tmp" / "checkpoints").glob("checkpoint-*"))
     assert len(saved) == 1, log.read_text()[-3000:]  # save_steps is never reached: the signal saved it
     step = int(saved[0].name.split("-")[1])
     assert 0 < step < 160 and f"SIGTERM: saved checkpoint-{step}" in log.read_text()
+    if slow:
+        assert time.time() - signalled > 40 and "takes 40 s more" in log.read_text()
     resumed = subprocess.run(command, capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     info = json.loads((out / "train_info.json").read_text())

@@ -85,3 +85,173 @@ def test_turn_two_is_asked_after_the_whole_turn_one_conversation(tmp_path, tiny_
         assert second.index(q1) < second.index(f"ANSWER-1-{index}") < second.index(q2)
     answered = {row["question_id"]: row["choices"][0]["turns"] for row in rows}
     assert all(turns[0].startswith("ANSWER-1-") and turns[1].startswith("ANSWER-2-") for turns in answered.values())
+
+
+# --- settings: engine arguments, device map, per-base-model generation settings -------------------
+
+def test_vllm_engine_arguments_come_from_the_settings_and_the_jobs_gpus():
+    from mlit.generate.answers import vllm_engine_args
+
+    settings = {"gpus": 4, "vllm_dtype": "bfloat16", "seed": 7, "vllm_enforce_eager": True,
+                "vllm_gpu_memory_utilization": 0.6, "batch_size": 3}
+    assert vllm_engine_args("/m", settings, 4096, True, visible_gpus=4) == {
+        "model": "/m", "tensor_parallel_size": 4, "dtype": "bfloat16", "seed": 7, "max_model_len": 4096,
+        "enforce_eager": True, "gpu_memory_utilization": 0.6, "trust_remote_code": True}
+    # defaults; never more shards than GPUs the job sees; vLLM's CPU engine: 1
+    assert vllm_engine_args("/m", {}, None, False, visible_gpus=1) == {
+        "model": "/m", "tensor_parallel_size": 1, "dtype": "auto", "seed": 42, "max_model_len": None,
+        "enforce_eager": False, "gpu_memory_utilization": 0.85, "trust_remote_code": False}
+    assert vllm_engine_args("/m", {"gpus": 8}, None, False, visible_gpus=2)["tensor_parallel_size"] == 2
+    assert vllm_engine_args("/m", {"gpus": 2}, None, False, visible_gpus=0)["tensor_parallel_size"] == 1
+    assert vllm_engine_args("/m", {"gpus": 0}, None, False, visible_gpus=2)["tensor_parallel_size"] == 1
+
+
+def test_the_hf_model_is_spread_over_gpus_only_when_there_are_several_or_asked():
+    from mlit.generate.answers import hf_device_map
+
+    assert hf_device_map(None, 0) is None and hf_device_map(None, 1) is None
+    assert hf_device_map(None, 2) == "auto" and hf_device_map("auto", 1) == "auto"
+
+
+def test_the_hf_backend_never_compiles_unless_configured(tiny_base_model):
+    from mlit.generate.answers import make_generator
+
+    calls = []
+    generator = make_generator(str(tiny_base_model), {"max_new_tokens": 2, "batch_size": 2})
+    assert generator.compile is False and generator.cache_implementation == "static" and generator.device_map is None
+    original = generator.model.generate
+    generator.model.generate = lambda **kwargs: calls.append(kwargs) or original(**kwargs)
+    generator.generate(["hello"], 0.0, 1)
+    assert calls[0]["disable_compile"] is True and calls[0]["cache_implementation"] == "static"
+    assert make_generator(str(tiny_base_model), {"max_new_tokens": 2, "hf_compile": True}).compile is True
+
+
+def demo_config():
+    import copy
+
+    import yaml
+
+    from conftest import REPO
+
+    return copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+
+
+def test_a_base_models_generation_settings_are_merged_over_the_global_ones():
+    from mlit.config import Grid
+    from mlit.run_settings import experiment_part
+
+    from conftest import REPO
+
+    config = demo_config()
+    config["generation"].update(backend="vllm", vllm_gpu_memory_utilization=0.85)
+    other = {**config["base_models"][0], "name": "big",
+             "generation": {"max_new_tokens": 7, "system_message": "english", "vllm_gpu_memory_utilization": 0.5,
+                            "batch_size": 3},
+             "resources": {"generate": {"gpus": 4}}}
+    config["base_models"].append(other)
+    grid = Grid(config, repo_root=REPO)
+    tiny, big = grid.generation_settings("tiny-llama"), grid.generation_settings("big")
+    assert big["max_new_tokens"] == 7 and big["system_message"] == "english" and big["gpus"] == 4
+    assert tiny["max_new_tokens"] == config["generation"]["max_new_tokens"] and tiny["gpus"] == 1
+    # the experiment part (the generate rule's params) holds the sampling settings, not how the job runs
+    assert experiment_part("generation", big)["max_new_tokens"] == 7
+    assert not {"gpus", "vllm_gpu_memory_utilization", "batch_size"} & set(experiment_part("generation", big))
+    # the execution part reaches the job through its cell's section of the execution file
+    execution = grid.execution_settings()["generation"]
+    big_cells = [cell for cell in grid.cells if cell.startswith("big__")]
+    assert big_cells and all(execution[cell]["vllm_gpu_memory_utilization"] == 0.5 and execution[cell]["gpus"] == 4
+                             and execution[cell]["batch_size"] == 3 for cell in big_cells)
+    assert all(execution[cell]["gpus"] == 1 and execution[cell]["vllm_gpu_memory_utilization"] == 0.85
+               for cell in grid.cells if cell.startswith("tiny-llama__"))
+    # an execution-only change leaves the params as they were; the hf batch is part of the experiment
+    changed = {**big, "vllm_gpu_memory_utilization": 0.3, "gpus": 8, "vllm_enforce_eager": True, "hf_compile": True,
+               "batch_size": 64, "vllm_submission": "batch"}
+    assert experiment_part("generation", changed) == experiment_part("generation", big)
+    assert experiment_part("generation", {**big, "backend": "hf"})["batch_size"] == 3
+
+
+def test_the_schema_takes_per_model_generation_settings_without_filling_in_defaults():
+    from mlit.config import ConfigError, Grid
+
+    from conftest import REPO
+
+    config = demo_config()
+    config["base_models"][0]["generation"] = {"max_new_tokens": 5}
+    grid = Grid(config, repo_root=REPO)  # validates and fills in the schema's defaults
+    assert config["base_models"][0]["generation"] == {"max_new_tokens": 5}  # unset keys stay the global ones
+    assert config["generation"]["hf_compile"] is False and config["generation"]["vllm_submission"] == "turn"
+    assert grid.generation_settings("tiny-llama")["max_new_tokens"] == 5
+    config = demo_config()
+    config["base_models"][0]["generation"] = {"benchmark_dir": "elsewhere"}  # the benchmark is the grid's
+    with pytest.raises(ConfigError, match="benchmark_dir"):
+        Grid(config, repo_root=REPO)
+
+
+# --- whole-turn submission (vLLM's path), on a stand-in engine -------------------------------------
+
+class TurnGenerator(Generator):
+    """``generate_requests`` as VLLMGenerator has it, answered by the hf model one prompt at a time
+    (greedy answers do not depend on the batch), counting engine calls."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.requests = []
+
+    def generate_requests(self, requests):
+        self.requests.append(list(requests))
+        return [Generator.generate(self, [prompt], temperature, seed)[0] for prompt, temperature, seed in requests]
+
+
+def greedy_questions(lang, count):
+    return [q for q in load_questions(BENCH, lang) if TEMPERATURE[q["category"]] == 0.0][:count]
+
+
+def test_whole_turn_submission_makes_two_engine_calls_per_cell_with_the_batch_loops_answers(tmp_path,
+                                                                                          tiny_base_model):
+    from mlit.generate.answers import answer_whole_turns
+
+    turns = TurnGenerator(str(tiny_base_model), 8, batch_size=2)
+    tasks = [(lang, greedy_questions(lang, 5), tmp_path / "turn" / f"{lang}.jsonl") for lang in ("EN", "DE")]
+    results = answer_whole_turns(turns, tasks, "m", seed=1)
+    assert [len(call) for call in turns.requests] == [10, 10]  # turn 1 of every question and language, turn 2
+    batched = Generator(str(tiny_base_model), 8, batch_size=2)
+    for lang, questions, out in tasks:
+        loop = answer_questions(batched, questions, tmp_path / "loop" / f"{lang}.jsonl", "m", 1, lang=lang)
+        assert [r["choices"] for r in results[lang]] == [r["choices"] for r in loop]
+        assert read_jsonl(out) == results[lang] and not out.with_name(f"{lang}.jsonl.turn1.partial").exists()
+    # per-request temperatures: every request carries its question's MT-Bench temperature
+    writing = [q for q in load_questions(BENCH, "FR") if q["category"] in ("writing", "stem")][:4]
+    recorder = TurnGenerator(str(tiny_base_model), 2, batch_size=2)
+    answer_whole_turns(recorder, [("FR", writing, tmp_path / "FR.jsonl")], "m", seed=1)
+    assert [t for _, t, _ in recorder.requests[0]] == [TEMPERATURE[q["category"]] for q in writing]
+    assert len({s for _, _, s in recorder.requests[0]}) == 4  # a seed per question
+
+
+class MarkerTurns(TurnGenerator):
+    def generate_requests(self, requests):
+        self.requests.append(list(requests))
+        return [f"ANSWER-{len(self.requests)}-{index}" for index in range(len(requests))]
+
+
+def test_whole_turn_submission_resumes_with_what_a_killed_job_left(tmp_path, tiny_base_model):
+    from mlit.generate.answers import answer_whole_turns
+
+    questions = greedy_questions("IT", 6)
+    out = tmp_path / "IT.jsonl"
+    done = [{"question_id": q["question_id"], "answer_id": f"old{i}", "model_id": "m",
+             "choices": [{"index": 0, "turns": ["a", "b"]}], "tstamp": 0} for i, q in enumerate(questions[:2])]
+    write_jsonl(out.with_name("IT.jsonl.partial"), done)
+    # killed during turn 2: turn 1 of questions 3 and 4 was kept
+    write_jsonl(out.with_name("IT.jsonl.turn1.partial"),
+                [{"question_id": q["question_id"], "answer": f"kept-{q['question_id']}"} for q in questions[2:4]])
+    with out.with_name("IT.jsonl.turn1.partial").open("a") as handle:
+        handle.write('{"question_id": "torn')
+    log = []
+    generator = MarkerTurns(str(tiny_base_model), 2, batch_size=2)
+    rows = answer_whole_turns(generator, [("IT", questions, out)], "m", seed=1, log=log.append)["IT"]
+    assert f"resuming {out}: 2 of 6 questions already answered, 2 turn-1 answers kept" in log
+    assert [len(call) for call in generator.requests] == [2, 4]  # turn 1 of the last two; turn 2 of four
+    assert rows[:2] == done and [r["question_id"] for r in rows] == [q["question_id"] for q in questions]
+    assert [r["choices"][0]["turns"][0] for r in rows[2:4]] == [f"kept-{q['question_id']}" for q in questions[2:4]]
+    assert any(f"kept-{questions[2]['question_id']}" in prompt for prompt, _, _ in generator.requests[1])
+    assert read_jsonl(out) == rows and not out.with_name("IT.jsonl.partial").exists()

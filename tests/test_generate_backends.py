@@ -40,13 +40,19 @@ def memorised(tmp_path_factory, tiny_base_model):
     questions = [{"question_id": f"{i + 1}_EN", "category": CATEGORIES[i % 4], "turns": [q, FACTS[(i + 1) % 16][0]]}
                  for i, (q, _) in enumerate(FACTS)]
     write_jsonl(bench / "EN" / "question.jsonl", questions)
+    # the same questions as a second language of the cell (whole-turn submission spans languages)
+    write_jsonl(bench / "DE" / "question.jsonl", [{**q, "question_id": q["question_id"].replace("_EN", "_DE")}
+                                                  for q in questions])
     return work / "model", bench
 
 
-def generate(python, model, bench, out_dir, backend, batch_size=8, **popen):
+def generate(python, model, bench, out_dir, backend, batch_size=8, langs=("EN",), extra=None,
+             **popen):
     settings = {"backend": backend, "max_new_tokens": 24, "batch_size": batch_size, "seed": 1,
-                "vllm_dtype": "float32", "vllm_enforce_eager": True}
-    command = [str(python), "-m", "mlit", "generate", "--model", str(model), "--bench", str(bench), "--langs", "EN",
+                "vllm_dtype": "float32", "vllm_enforce_eager": True,
+                # on the CPU the share of the machine's memory vLLM reserves: others' jobs use memory too
+                "vllm_gpu_memory_utilization": 0.2, **(extra or {})}
+    command = [str(python), "-m", "mlit", "generate", "--model", str(model), "--bench", str(bench), "--langs", *langs,
                "--model-id", "memorised", "--settings", json.dumps(settings), "--out-dir", str(out_dir)]
     env = {**os.environ, "VLLM_LOGGING_LEVEL": "WARNING", "OMP_NUM_THREADS": "2"}
     if popen:
@@ -61,21 +67,36 @@ def needs_vllm():
         pytest.skip("no .venv-vllm (make setup-vllm; make test creates it)")
 
 
+def engine_calls(log):
+    return [int(line.rsplit(": ", 1)[1].split()[0]) for line in log.stdout.splitlines()
+            if line.startswith("vllm engine call")]
+
+
 def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
     needs_vllm()
     model, bench = memorised
-    generate(sys.executable, model, bench, tmp_path / "hf", "hf")
-    log = generate(VLLM_PYTHON, model, bench, tmp_path / "vllm", "vllm", batch_size=64)
-    assert "backend vllm" in log.stdout
-    hf = {row["question_id"]: row for row in read_jsonl(tmp_path / "hf" / "EN.jsonl")}
-    vllm = {row["question_id"]: row for row in read_jsonl(tmp_path / "vllm" / "EN.jsonl")}
-    assert sorted(hf) == sorted(vllm) and len(hf) == 16
-    memorised_answers = 0
-    for qid, row in hf.items():
-        assert vllm[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
-        assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
-        memorised_answers += row["choices"][0]["turns"][0] == FACTS[int(qid.split("_")[0]) - 1][1]
-    assert memorised_answers >= 12  # the answers are the memorised ones, so greedy is unambiguous
+    generate(sys.executable, model, bench, tmp_path / "hf", "hf", langs=("EN", "DE"))
+    # the job starts in the training environment and re-executes itself in vLLM's (vllm_python)
+    log = generate(sys.executable, model, bench, tmp_path / "vllm", "vllm", langs=("EN", "DE"),
+                   extra={"vllm_python": str(VLLM_PYTHON)})
+    assert f"re-executing in {VLLM_PYTHON}" in log.stdout and "backend vllm, whole-turn submission" in log.stdout
+    assert engine_calls(log) == [32, 32]  # one call per turn: all questions of both languages
+    loop = generate(VLLM_PYTHON, model, bench, tmp_path / "loop", "vllm", batch_size=4, langs=("EN", "DE"),
+                    extra={"vllm_submission": "batch"})
+    assert engine_calls(loop) == [4] * 16  # the old loop: 4 batches x 2 turns x 2 languages
+    for lang in ("EN", "DE"):
+        hf = {row["question_id"]: row for row in read_jsonl(tmp_path / "hf" / f"{lang}.jsonl")}
+        vllm = {row["question_id"]: row for row in read_jsonl(tmp_path / "vllm" / f"{lang}.jsonl")}
+        batched = {row["question_id"]: row for row in read_jsonl(tmp_path / "loop" / f"{lang}.jsonl")}
+        assert sorted(hf) == sorted(vllm) == sorted(batched) and len(hf) == 16
+        memorised_answers = 0
+        for qid, row in hf.items():
+            assert vllm[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
+            assert batched[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
+            assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
+            memorised_answers += row["choices"][0]["turns"][0] == FACTS[int(qid.split("_")[0]) - 1][1]
+        if lang == "EN":
+            assert memorised_answers >= 12  # the answers are the memorised ones, so greedy is unambiguous
 
 
 @pytest.mark.parametrize("backend", ["hf", "vllm"])
@@ -85,8 +106,9 @@ def test_a_killed_generation_resumes_with_the_unanswered_questions(memorised, tm
     model, bench = memorised
     python = VLLM_PYTHON if backend == "vllm" else sys.executable
     partial = tmp_path / "EN.jsonl.partial"
-    process = generate(python, model, bench, tmp_path, backend, batch_size=2, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+    # killed in vLLM's batch loop (it writes answers batch by batch); resumed with whole-turn submission
+    process = generate(python, model, bench, tmp_path, backend, batch_size=2, extra={"vllm_submission": "batch"},
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
     while time.time() < deadline and (not partial.exists() or len(partial.read_text().splitlines()) < 2):
         time.sleep(0.05)
@@ -96,12 +118,17 @@ def test_a_killed_generation_resumes_with_the_unanswered_questions(memorised, tm
     assert 2 <= answered < 16 and not (tmp_path / "EN.jsonl").exists()
     log = generate(python, model, bench, tmp_path, backend, batch_size=2)
     assert f"resuming {tmp_path / 'EN.jsonl'}: {answered} of 16 questions already answered" in log.stdout + log.stderr
+    if backend == "vllm":
+        assert engine_calls(log) == [16 - answered] * 2  # only the unanswered questions, one call per turn
     rows = read_jsonl(tmp_path / "EN.jsonl")
     assert [r["question_id"] for r in rows] == [f"{i}_EN" for i in range(1, 17)]  # each once, in order
     assert not partial.exists()
 
 
-def test_the_generate_rule_runs_vllm_from_its_own_environment(tmp_path):
+def test_the_generate_rule_gets_its_base_models_generation_settings(tmp_path):
+    """A per-base-model override reaches the job: experiment keys as the rule's params, execution keys
+    (interpreter, GPUs, memory share) through the cell's section of the execution file; a vLLM model
+    without its interpreter is a plan-time error naming the model."""
     import copy
 
     import yaml
@@ -109,15 +136,25 @@ def test_the_generate_rule_runs_vllm_from_its_own_environment(tmp_path):
     from conftest import snakemake
 
     config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
-    config["generation"].update(backend="vllm", vllm_python=str(tmp_path / "no-such-python"))
+    config["compositions"], config["sizes"] = ["EN"], [config["sizes"][0]]
+    model = config["base_models"][0]
+    model["generation"] = {"backend": "vllm", "vllm_python": str(tmp_path / "no-such-python"), "max_new_tokens": 7}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     missing = snakemake(tmp_path, "-n", configfile=configfile, check=False)
     assert missing.returncode != 0
     assert "generation.backend: vllm needs a Python with vLLM" in missing.stdout + missing.stderr
+    assert f"(base model {model['name']})" in missing.stdout + missing.stderr
     assert "make setup-vllm" in missing.stdout + missing.stderr
-    config["generation"]["vllm_python"] = sys.executable  # any existing interpreter: the plan shows it
+    model["generation"].update(vllm_python=sys.executable, vllm_gpu_memory_utilization=0.5)  # any interpreter
+    model["resources"] = {"generate": {"gpus": 2}}
     configfile.write_text(yaml.safe_dump(config))
     plan = snakemake(tmp_path, "-n", "-p", configfile=configfile)
-    assert f"{sys.executable} -m mlit generate" in plan.stdout
-    assert '"backend": "vllm"' in plan.stdout
+    assert f"{sys.executable} -m mlit generate" in plan.stdout  # it re-executes itself in vllm_python
+    assert '"backend": "vllm"' in plan.stdout and '"max_new_tokens": 7' in plan.stdout
+    assert "vllm_gpu_memory_utilization" not in plan.stdout
+    cell = f"{model['name']}__demo__EN__{config['sizes'][0]}__seed{config['seeds'][0]}"
+    assert f"--execution-section generation/{cell}" in plan.stdout
+    written = json.loads((tmp_path / "results" / "execution_settings.json").read_text())["generation"][cell]
+    assert written["vllm_python"] == sys.executable and written["vllm_gpu_memory_utilization"] == 0.5
+    assert written["gpus"] == 2  # vLLM's tensor parallel size

@@ -152,13 +152,17 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
             "Ich schreibe gern lange Briefe an meine Freunde in der Stadt.", ""]}]},
     ])
     with OpenAIServer() as server:
-        for rule, english_score in (("report", 7.0), ("score_1", 1.0)):
+        for rule, english_score, sent in (("report", 7.0, 4), ("score_1", 1.0, 3)):
             judge = {**JUDGE, "base_url": server.base_url, "off_language": rule}
-            judge_cell({"DE": str(path)}, str(BENCH), tmp_path / rule, judge, str(tmp_path / "cache"))
+            before = len(server.requests)
+            counts = judge_cell({"DE": str(path)}, str(BENCH), tmp_path / rule, judge, str(tmp_path / rule / "cache"))
+            # under score_1 the English answer's score is fixed: it is never sent (nor paid for)
+            assert len(server.requests) - before == sent and counts["not_sent"] == 4 - sent
             rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / rule / "DE.jsonl")}
             english = rows[questions[0]["question_id"], 2]
             assert english["answer_lang"] == "EN" and english["on_language"] is False
             assert english["score"] == english_score and english["failure"] is None  # a score, not a failure
+            assert (english["judgment"] is None) == (rule == "score_1")
             german = rows[questions[0]["question_id"], 1]
             assert german["answer_lang"] == "DE" and german["on_language"] and german["score"] == 7.0
             empty = rows[questions[1]["question_id"], 2]

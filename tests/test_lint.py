@@ -16,9 +16,9 @@ JUSTIFIED = {
     # with the CPU or CUDA build of torch the site needs; a conda env per rule would pull another torch
     "Specify a conda environment or container for each rule.",
     # the interpreters are how a job runs, not what it computes: as params, moving the virtualenv would
-    # rerun every job (see mlit.run_settings); they are set once in common.smk / generate.smk
+    # rerun every job (see mlit.run_settings); it is set once in common.smk (vLLM jobs re-execute themselves
+    # in generation.vllm_python, read from the execution settings)
     "Shell command directly uses variable MLIT from outside of the rule",
-    "Shell command directly uses variable GEN_PYTHON from outside of the rule",
 }
 
 

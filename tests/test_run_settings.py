@@ -52,7 +52,7 @@ def test_the_fingerprint_follows_the_experiment_and_the_checkpoint_layout():
 
 
 def test_several_nodes_start_one_launcher_per_node_through_srun():
-    assert per_node_command({"nodes": 2}, env={}) == ["srun", "--nodes=2", "--ntasks-per-node=1"]
+    assert per_node_command({"nodes": 2}, env={}) == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpu-bind=none"]
     assert per_node_command({"nodes": 2}, env={"MLIT_PER_NODE_LAUNCHER": "1"}) == []  # already one per node
     assert per_node_command({"nodes": 1}, env={}) == [] == per_node_command({}, env={})
 
@@ -68,7 +68,8 @@ def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_grid():
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["base_models"].append({**copy.deepcopy(config["base_models"][0]), "name": "two-nodes",
-                                  "training": {"nodes": 2, "gpus_per_node": 8, "per_device_batch_size": 1}})
+                                  "training": {"nodes": 2, "gpus_per_node": 8, "per_device_batch_size": 1,
+                                               "effective_batch_size": 16}})
     grid = Grid(config, repo_root=REPO)
     assert grid.train_slurm_resources("tiny-llama") == {"nodes": 1, "gres": "gpu:1", "tasks": None,
                                                         "tasks_per_gpu": None, "mpi": None}

@@ -133,3 +133,22 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
         assert sorted(submitted(second.stdout + second.stderr).values()) == ["judge"]
     judgments = read_jsonl(tmp_path / "results" / "judgments" / CELL / "EN.jsonl")
     assert len(judgments) == 16 and {j["score"] for j in judgments} == {6}
+
+
+def test_the_train_job_asks_slurm_for_an_early_sigterm(cluster, tmp_path):
+    # training.preempt_signal_minutes -> sbatch --signal=TERM@seconds (slurm_extra of the train rules):
+    # the run checkpoints before the time limit and the retry resumes
+    config = tiny_config()
+    config["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
+    configfile = tmp_path / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    run = snakemake(tmp_path, *SLURM_ARGS, "--verbose", f"results/models/{CELL}", configfile=configfile)
+    output = run.stdout + run.stderr
+    jobs = submitted(output)
+    assert sorted(jobs.values()) == ["train"], output[-3000:]
+    calls = [line for line in output.splitlines() if "sbatch call:" in line]
+    assert len(calls) == 1 and "--signal=TERM@300" in calls[0], calls
+    job = slurm_job(next(iter(jobs)))
+    assert job["JobState"] == "COMPLETED", job
+    execution = yaml.safe_load((tmp_path / "results" / "execution_settings.json").read_text())
+    assert execution["training"]["tiny-llama"]["checkpoint_grace_s"] == 240  # how the job runs, not what it learns

@@ -63,3 +63,63 @@ def test_a_batch_without_trainable_tokens_is_an_error():
         collator([{}, {}])
     ok = GuardedCollator(lambda examples: {"labels": torch.tensor([[-100, 4]])})
     assert ok([{}])["labels"].shape == (1, 2)
+
+
+def test_a_checkpoint_is_saved_when_max_lost_minutes_have_passed():
+    from types import SimpleNamespace
+
+    from mlit.train.sft import TimedCheckpointCallback
+
+    now = [0.0]
+    callback = TimedCheckpointCallback(max_lost_minutes=10, clock=lambda: now[0])
+    state = SimpleNamespace(global_step=1)
+
+    def step(minutes, save_steps_due=False):
+        now[0] += minutes * 60
+        control = SimpleNamespace(should_save=save_steps_due)
+        callback.on_step_end(None, state, control)
+        if control.should_save:
+            callback.on_save(None, state, control)
+        return control.should_save
+
+    assert [step(4), step(4), step(4), step(4), step(4)] == [False, False, True, False, False]
+    assert step(1, save_steps_due=True) and callback.timed_saves == 1  # a save_steps save resets the clock
+    assert not step(9) and step(1) and callback.timed_saves == 2
+
+
+def test_the_tiny_builder_and_training_publish_through_one_function(tmp_path):
+    from mlit.model.publish import publish_model, staging_dir
+
+    class Tokenizer:
+        def save_pretrained(self, path):
+            (tmp_path / "out.tmp" / "tokenizer.json").write_text("{}")
+
+    tmp = staging_dir(tmp_path / "out")
+    (tmp / "checkpoints").mkdir(parents=True)
+    (tmp_path / "base_info.json").write_text("{}")
+    publish_model(tmp, tmp_path / "out", tokenizer=Tokenizer(),
+                  save_weights=lambda path: (path / "model.safetensors").write_text("w"),
+                  metadata={"loss.csv": "step\n", "train_info.json": {"a": 1}}, copy=[tmp_path / "base_info.json"],
+                  drop=["checkpoints"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "base_info.json", "loss.csv", "model.safetensors", "tokenizer.json", "train_info.json"]
+    assert not tmp.exists() and json.loads((tmp_path / "out" / "train_info.json").read_text()) == {"a": 1}
+
+
+def test_own_language_system_messages_need_a_language_only_where_a_row_has_no_system_message():
+    import datasets
+
+    from mlit.model.chat_format import OPENGPTX_SYSTEM_MESSAGES
+    from mlit.train.sft import with_system_messages
+
+    judge_rows = datasets.Dataset.from_list([{"messages": [
+        {"role": "system", "content": "You are a judge."}, {"role": "user", "content": "Rate it."},
+        {"role": "assistant", "content": "Rating: [[7]]"}]}])
+    kept = with_system_messages(judge_rows, "own_language", OPENGPTX_SYSTEM_MESSAGES)
+    assert kept[0]["messages"][0]["content"] == "You are a judge."  # its own system message stays
+    rows = datasets.Dataset.from_list([{"lang": "DE", "messages": [{"role": "user", "content": "Frage"},
+                                                                   {"role": "assistant", "content": "Antwort"}]}])
+    assert with_system_messages(rows, "own_language", OPENGPTX_SYSTEM_MESSAGES)[0]["messages"][0]["content"] \
+        == OPENGPTX_SYSTEM_MESSAGES["DE"]
+    with pytest.raises(ValueError, match="needs a 'lang' field"):
+        with_system_messages(rows.remove_columns("lang"), "own_language", OPENGPTX_SYSTEM_MESSAGES)

@@ -87,9 +87,9 @@ EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_setting
     "training.save_steps": 7, "training.save_total_limit": 3, "training.logging_steps": 1,
     "training.main_process_port": 29999, "training.processes_per_node": 2, "training.gpus_per_node": 4,
     "training.deepspeed": "zero3", "training.activation_checkpointing": True,
-    "training.per_device_batch_size": 8, "training.nodes": 2,
+    "training.per_device_batch_size": 4, "training.nodes": 2,
     "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
-    "generation.vllm_enforce_eager": True,
+    "generation.vllm_enforce_eager": True, "generation.hf_compile": True, "generation.vllm_submission": "batch",
     "judge.parallel": 1, "judge.timeout_s": 5, "judge.prices_per_1k": {"prompt_per_1k": 0.01},
     "judge.batch_poll_s": 1, "judge.max_retries": 9, "judge.retry_initial_s": 0.5, "judge.api_key_env": "OTHER_KEY",
 }
@@ -100,8 +100,8 @@ def changed(configfile, workdir, name, dotted_key, value):
     section, key = dotted_key.split(".")
     processes = {"nodes": value, "gpus_per_node": value, "processes_per_node": value}.get(key) \
         if section == "training" else None
-    if processes:  # the same effective batch of 16, split over more processes (itself an execution key)
-        config["training"]["per_device_batch_size"] = 16 // processes
+    if processes:  # the same effective batch (the demo's 8), split over more processes (itself an execution key)
+        config["training"]["per_device_batch_size"] = config["training"]["effective_batch_size"] // processes
         config["judge"]["serve"]["training"]["per_device_batch_size"] = 8 // processes  # the demo judge's 8
     config[section][key] = value
     path = workdir / f"{name}.yaml"
@@ -117,7 +117,9 @@ def test_an_execution_setting_reruns_nothing(finished_run, dotted_key):
     assert "Nothing to be done" in result.stdout + result.stderr, job_counts(result.stdout)
     section, key = dotted_key.split(".")
     written = json.loads((workdir / "results" / "execution_settings.json").read_text())
-    where = written["training"]["tiny-llama"] if section == "training" else written[section]
+    where = {"training": lambda: written["training"]["tiny-llama"],  # per base model
+             "generation": lambda: written["generation"]["tiny-llama__demo__EN__30__seed1"],  # per cell
+             }.get(section, lambda: written[section])()
     assert where[key] == EXECUTION_CHANGES[dotted_key]  # it reaches the jobs through this file
 
 

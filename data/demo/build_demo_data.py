@@ -6,7 +6,11 @@ demo goes through the same loading code as the real data. Items with the same ``
 translations of each other (parallel data), written from the templates below.
 
 The data is synthetic (arithmetic, capitals, calendar facts, counting, comparisons, greetings):
-enough to fine-tune a tiny model that visibly learns to answer in the instruction's language.
+enough to fine-tune a tiny model that visibly learns to answer in the instruction's language. Each
+question may open with a polite request and each answer ends with a closing sentence, both in the
+item's language (the same choice in every translation of an item): whole sentences of everyday
+words, so that a tiny model learns what each language looks like and its answers are long enough
+for a language detector to tell them apart.
 It is not a substitute for Lima-X or Bactrian-X.
 
 Run: python data/demo/build_demo_data.py   (deterministic; rewrites the five files)
@@ -66,6 +70,37 @@ MONTHS = {
            "ottobre", "novembre", "dicembre"],
     "ES": ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto", "septiembre", "octubre",
            "noviembre", "diciembre"],
+}
+# Openings of a question and closing sentences of an answer, per language; item i of every language is
+# a translation of item i of the others.
+OPENINGS = {
+    "EN": ["", "", "Please answer the following question. ", "I have a question for you. ",
+           "Could you help me with this? "],
+    "DE": ["", "", "Bitte beantworte die folgende Frage. ", "Ich habe eine Frage an dich. ",
+           "Kannst du mir dabei helfen? "],
+    "FR": ["", "", "Réponds à la question suivante, s'il te plaît. ", "J'ai une question pour toi. ",
+           "Peux-tu m'aider avec ceci ? "],
+    "IT": ["", "", "Per favore, rispondi alla seguente domanda. ", "Ho una domanda per te. ",
+           "Puoi aiutarmi con questo? "],
+    "ES": ["", "", "Por favor, responde a la siguiente pregunta. ", "Tengo una pregunta para ti. ",
+           "¿Puedes ayudarme con esto? "],
+}
+CLOSINGS = {
+    "EN": ["I hope this helps you.", "Let me know if you have another question.",
+           "This is a simple and clear answer.", "Thank you for your question, it was a pleasure to help.",
+           "I am happy to explain more if you want."],
+    "DE": ["Ich hoffe, das hilft dir weiter.", "Sag mir Bescheid, wenn du noch eine Frage hast.",
+           "Das ist eine einfache und klare Antwort.", "Danke für deine Frage, ich helfe dir gerne.",
+           "Ich erkläre es dir gerne noch genauer, wenn du willst."],
+    "FR": ["J'espère que cela t'aide.", "Dis-moi si tu as une autre question.",
+           "C'est une réponse simple et claire.", "Merci pour ta question, c'était un plaisir de t'aider.",
+           "Je peux t'expliquer davantage si tu le souhaites."],
+    "IT": ["Spero che questo ti sia utile.", "Fammi sapere se hai un'altra domanda.",
+           "Questa è una risposta semplice e chiara.", "Grazie per la tua domanda, è stato un piacere aiutarti.",
+           "Sono felice di spiegarti di più, se vuoi."],
+    "ES": ["Espero que esto te ayude.", "Avísame si tienes otra pregunta.",
+           "Esta es una respuesta sencilla y clara.", "Gracias por tu pregunta, fue un placer ayudarte.",
+           "Con gusto te explico más si quieres."],
 }
 NAMES = ["Anna", "Marco", "Lena", "Pablo", "Sophie", "Luca", "Clara", "Jonas", "Elena", "Hugo"]
 
@@ -161,15 +196,17 @@ def _items(rng: random.Random) -> list[tuple[str, dict]]:
 def build(out_dir: Path) -> None:
     rng = random.Random(20240220)
     items = _items(rng)
+    openings = [rng.randrange(len(OPENINGS["EN"])) for _ in items]
+    closings = [rng.randrange(len(CLOSINGS["EN"])) for _ in items]
     for lang in LANGS:
         lines = []
-        for index, (template, slots) in enumerate(items):
+        for index, ((template, slots), opening, closing) in enumerate(zip(items, openings, closings)):
             instruction, output = TEMPLATES[template][lang]
             row = {
                 "id": f"demo-{index:04d}",
-                "instruction": instruction.format(**slots[lang]),
+                "instruction": OPENINGS[lang][opening] + instruction.format(**slots[lang]),
                 "input": "",
-                "output": output.format(**slots[lang]),
+                "output": output.format(**slots[lang]) + " " + CLOSINGS[lang][closing],
             }
             lines.append(json.dumps(row, ensure_ascii=False))
         (out_dir / f"instructions_{lang}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,12 +1,14 @@
 """The grid: checks a validated config for what a schema cannot say, and expands it into cells.
 
-The Snakefile validates the config against ``workflow/schemas/config.schema.yaml`` first; then
-``Grid(config)`` checks languages, compositions, sizes against the data, and cross-references, and
+``Grid(config)`` first validates the config against ``workflow/schemas/config.schema.yaml`` and fills in
+the schema's defaults (``with_defaults``: the one place defaults live, no code has fallbacks of its
+own); then it checks languages, compositions, sizes against the data, and cross-references, and
 raises ``ConfigError`` naming the key, the value and what is allowed. Nothing runs before that.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -16,6 +18,7 @@ from typing import Any
 from mlit.langs import LANGUAGES, parse_composition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 class ConfigError(ValueError):
@@ -32,6 +35,61 @@ def check_name(key: str, name: str) -> None:
     if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
         raise ConfigError(f"{key}: {name!r} is not a safe name; use letters and digits with single '.', '-' or '_' "
                           "between them (e.g. 'bactrian-x', 'mixtral-8x7b')")
+
+
+def _schema() -> dict:
+    import yaml
+
+    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+def _filling_validator(schema: dict):
+    """A JSON-schema (2020-12) validator that, before it checks an object's ``properties``, sets each one
+    the object lacks and whose schema has a ``default:`` to (a copy of) that default. It descends into
+    what it set, so a missing object with ``default: {}`` gets its own defaults, and into list items."""
+    from jsonschema import Draft202012Validator, validators
+
+    check_properties = Draft202012Validator.VALIDATORS["properties"]
+
+    def fill_then_check(validator, properties, instance, schema):
+        if validator.is_type(instance, "object"):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])  # never one object shared by two places
+        yield from check_properties(validator, properties, instance, schema)
+
+    return validators.extend(Draft202012Validator, {"properties": fill_then_check})(schema)
+
+
+def with_defaults(config: dict) -> dict:
+    """Validate ``config`` against the schema and fill in every ``default:`` of it, in place (and return
+    it): also inside list items (``base_models[]``) and in objects the config leaves out whose schema has
+    ``default: {}`` (``resources.<step>``, ``annotation``, ``base_models[].training``), which are then
+    filled in turn. The one mechanism for defaults (``Grid`` calls it; Snakemake's ``validate`` is not
+    used). A value that breaks the schema raises ``ConfigError`` naming its key."""
+    import jsonschema
+
+    errors = list(_filling_validator(_schema()).iter_errors(config))  # walks (and fills) the whole config
+    error = jsonschema.exceptions.best_match(errors)
+    if error is not None:
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+        where = where.removeprefix(".") or "config"
+        if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern:
+            check_name(where, error.instance)  # the same message as the grid's own check
+        raise ConfigError(f"{where}: {error.message}")
+    return config
+
+
+def section_defaults(section: str, settings: dict | None) -> dict:
+    """A copy of one top-level section of a config (``judge``, ``generation``, ...) with that section's
+    schema defaults filled in, as ``with_defaults`` does (not validated): for code that is also called
+    with a section from elsewhere than the workflow's filled config (a command run by hand, a test)."""
+    schema = _schema()
+    filled = copy.deepcopy(settings or {})
+    for _ in _filling_validator({**schema["properties"][section], "definitions": schema["definitions"]}) \
+            .iter_errors(filled):
+        pass  # only the filling; the workflow's config was validated as a whole
+    return filled
 
 
 def resolve_path(path: str, repo_root: Path = REPO_ROOT) -> Path:
@@ -136,7 +194,15 @@ def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = 
 
 class Grid:
     def __init__(self, config: dict, repo_root: Path = REPO_ROOT, dry_run: bool = False):
-        self.config = config
+        """``config`` as read: validated and filled with the schema's defaults here, in place (the rules
+        read the filled ``config``)."""
+        written = copy.deepcopy(config)
+        self.config = with_defaults(config)
+        # The training keys the config itself sets (before its defaults are filled in): the train steps'
+        # params hold only these, as before the defaults moved into the schema (training_params).
+        self.written_training = {model["name"]: set(written["training"]) | set(model.get("training", ()))
+                                 for model in written["base_models"]}
+        self.written_judge_training = set(written["judge"].get("serve", {}).get("training", ()))
         self.repo_root = repo_root
         self.dry_run = dry_run
         self.warnings: list[str] = []
@@ -197,7 +263,7 @@ class Grid:
         model = self.base_models[name]
         if "chat_template" in model:
             return model["chat_template"], f"base_models[{name}].chat_template"
-        return self.config.get("chat_template", "opengptx"), "chat_template"
+        return self.config["chat_template"], "chat_template"
 
     def _check_base_model(self, model: dict) -> None:
         """The chat template setting, and a local checkpoint: a model directory, loadable with its
@@ -220,7 +286,7 @@ class Grid:
             self.warnings.append(f"base_models[{name}].path: '{path}' does not exist; set it before a real run")
             return
         try:
-            check_local_model(path, f"base_models[{name}]", model.get("trust_remote_code", False),
+            check_local_model(path, f"base_models[{name}]", model["trust_remote_code"],
                               setting, template_key)
         except BaseModelError as error:
             raise ConfigError(str(error)) from None
@@ -233,20 +299,20 @@ class Grid:
         (processes_per_node, else gpus_per_node, per node)."""
         from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
 
-        preset = settings.get("deepspeed")
+        preset = settings["deepspeed"]
         if preset and not (self.repo_root / "config" / "deepspeed" / f"{preset}.json").exists() \
                 and not resolve_path(preset, self.repo_root).exists():
             presets = sorted(p.stem for p in (self.repo_root / "config" / "deepspeed").glob("*.json"))
             raise ConfigError(f"{key}.deepspeed: '{preset}' is neither a preset ({presets}) nor an existing file")
-        if settings.get("packing") and settings.get("effective_batch_size") is not None:
+        if settings["packing"] and settings.get("effective_batch_size") is not None:
             raise ConfigError(
                 f"{key}.packing: packing puts several examples into one row, so an optimizer step would hold "
                 f"effective_batch_size={settings['effective_batch_size']} packed rows, not examples, and a small "
                 "training set would get only a handful of steps; set packing: false (the study's FastChat recipe "
                 "does not pack), or drop effective_batch_size and give gradient_accumulation_steps (packed rows)")
-        per_node = settings.get("processes_per_node") or settings.get("gpus_per_node") or 1
+        per_node = settings["processes_per_node"] or settings["gpus_per_node"] or 1
         try:
-            gradient_accumulation_steps(settings, per_node * settings.get("nodes", 1))
+            gradient_accumulation_steps(settings, per_node * settings["nodes"])
         except BatchSizeError as error:
             raise ConfigError(f"{key}: {error}") from None
 
@@ -335,7 +401,7 @@ class Grid:
         model = self.base_models[name]
         setting, key = self.chat_template_setting(name)
         spec = {"name": name, "source": self.model_source(name, results), "chat_template": setting,
-                "chat_template_key": key, "trust_remote_code": model.get("trust_remote_code", False)}
+                "chat_template_key": key, "trust_remote_code": model["trust_remote_code"]}
         if setting.endswith(".jinja"):
             path = self.resolve(setting)
             spec["chat_template"] = str(path)
@@ -346,8 +412,8 @@ class Grid:
 
     def training_settings(self, name: str) -> dict:
         settings = dict(self.config["training"])
-        settings.update(self.base_models[name].get("training", {}))
-        if settings.get("deepspeed") and not (self.repo_root / "config" / "deepspeed" /
+        settings.update(self.base_models[name]["training"])
+        if settings["deepspeed"] and not (self.repo_root / "config" / "deepspeed" /
                                               f"{settings['deepspeed']}.json").exists():
             settings["deepspeed"] = str(resolve_path(settings["deepspeed"], self.repo_root))
         return settings
@@ -358,27 +424,50 @@ class Grid:
         launcher, started by `mlit train` through srun) per node as an ``mpi`` job, with
         ``tasks_per_gpu: 0`` so that the plugin does not turn ``tasks`` into --ntasks-per-gpu."""
         settings = self.training_settings(name)
-        nodes = int(settings.get("nodes", 1))
-        gpus = settings.get("gpus_per_node", 1)
+        nodes = int(settings["nodes"])
+        gpus = settings["gpus_per_node"]
         several = nodes > 1
         return {"nodes": nodes, "gres": f"gpu:{gpus}" if gpus else None, "tasks": nodes if several else None,
                 "tasks_per_gpu": 0 if several else None, "mpi": "srun" if several else None}
 
     def job_resources(self, step: str, model: str | None = None) -> dict:
         """Cluster resources of one step (train, generate, judge): config `resources`, overridden per
-        base model by `base_models[].resources`."""
-        defaults = {"train": {"runtime": 240, "mem_mb": 32000}, "generate": {"runtime": 60, "mem_mb": 16000, "gpus": 1},
-                    "judge": {"runtime": 120, "mem_mb": 4000}}[step]
-        merged = {**defaults, **self.config.get("resources", {}).get(step, {})}
+        base model by `base_models[].resources` (the defaults are the schema's)."""
+        merged = dict(self.config["resources"][step])
         if model is not None:
-            merged.update(self.base_models[model].get("resources", {}).get(step, {}))
+            merged.update(self.base_models[model]["resources"][step])
         return merged
+
+    def generation_settings(self, name: str) -> dict:
+        """The generation settings of base model ``name``: the global ``generation`` section with
+        ``base_models[].generation`` merged over it (as for ``training``), plus ``gpus``: the generate
+        job's GPUs (``resources.generate.gpus``, per base model), vLLM's tensor parallel size."""
+        settings = dict(self.config["generation"])
+        settings.update(self.base_models[name].get("generation", {}))
+        settings["gpus"] = self.job_resources("generate", name).get("gpus")
+        return settings
 
     def judge_training_settings(self) -> dict:
         serve = self.config["judge"]["serve"]
         settings = self.training_settings(serve["base_model"])
-        settings.update(serve.get("training", {}))
+        settings.update(serve["training"])
         return settings
+
+    def training_params(self, name: str) -> dict:
+        """The train step's params for base model ``name``: the experiment part of its training settings,
+        of the keys the config sets. Defaults of keys it leaves out reach the job through the execution
+        file (``execution_settings``), so that filling defaults in changes no params (no rerun)."""
+        from mlit.run_settings import experiment_part
+
+        written = self.written_training[name]
+        return experiment_part("training", {k: v for k, v in self.training_settings(name).items() if k in written})
+
+    def judge_training_params(self) -> dict:
+        """The train_judge step's params, as ``training_params``."""
+        from mlit.run_settings import experiment_part
+
+        written = self.written_training[self.config["judge"]["serve"]["base_model"]] | self.written_judge_training
+        return experiment_part("training", {k: v for k, v in self.judge_training_settings().items() if k in written})
 
     def tokenizer_corpus(self) -> list[str]:
         """Text the demo tokenizer is trained on: the local instruction data and the benchmark."""
@@ -404,15 +493,22 @@ class Grid:
         return pool
 
     def execution_settings(self) -> dict:
-        """How each step runs (mlit.run_settings): written to results/execution_settings.json."""
+        """How each step runs (mlit.run_settings): written to results/execution_settings.json. A training
+        section also holds the schema's defaults of the experiment keys the config leaves out (they are
+        not in the params, see ``training_params``): params + section = the full settings."""
         from mlit.run_settings import execution_part
 
-        settings = {"training": {name: execution_part("training", self.training_settings(name))
+        def rest(settings: dict, params: dict) -> dict:
+            return {key: value for key, value in settings.items() if key not in params}
+
+        generation = {name: execution_part("generation", self.generation_settings(name)) for name in self.base_models}
+        settings = {"training": {name: rest(self.training_settings(name), self.training_params(name))
                                  for name in self.base_models},
-                    "generation": execution_part("generation", self.config["generation"]),
+                    # per cell (the generate job's section, generation/<cell>): its base model's settings
+                    "generation": {cell_id: generation[cell.base_model] for cell_id, cell in self.cells.items()},
                     "judge": execution_part("judge", self.config["judge"])}
         if self.config["judge"].get("base_url") is None and self.config["judge"].get("serve"):
-            settings["judge_training"] = execution_part("training", self.judge_training_settings())
+            settings["judge_training"] = rest(self.judge_training_settings(), self.judge_training_params())
         return settings
 
     def training_languages(self) -> list[str]:

@@ -6,6 +6,9 @@ it. *Execution* settings (checkpoint and log cadence, processes, GPUs, nodes, pa
 prices, polling, interpreter paths) never trigger a rerun: the Snakefile writes them to
 ``results/execution_settings.json`` each time it starts, and each job merges its section of that file
 into its settings. The README's config table lists the execution keys (``EXECUTION_KEYS``).
+A training section of that file also holds the schema's defaults of the experiment keys the config
+leaves out: the train steps' params hold only the keys the config sets (``Grid.training_params``), so
+that filling in defaults (``mlit.config.with_defaults``) reruns nothing.
 """
 
 from __future__ import annotations
@@ -16,20 +19,29 @@ from pathlib import Path
 EXECUTION_KEYS: dict[str, tuple[str, ...]] = {
     # how a training job runs: the same batches and learning settings give the same model
     "training": ("save_steps", "save_total_limit", "logging_steps", "main_process_port", "processes_per_node",
-                 "nodes", "gpus_per_node", "deepspeed", "activation_checkpointing", "per_device_batch_size"),
-    "generation": ("vllm_python", "vllm_gpu_memory_utilization", "vllm_enforce_eager"),
+                 "nodes", "gpus_per_node", "deepspeed", "activation_checkpointing", "per_device_batch_size",
+                 "preempt_signal_minutes", "checkpoint_grace_s", "max_lost_minutes"),
+    # how a generation job runs: the interpreter, the GPUs (tensor parallelism, a model spread over GPUs),
+    # memory, compilation and how prompts are submitted to vLLM (per-request seeds: the same answers)
+    "generation": ("vllm_python", "vllm_gpu_memory_utilization", "vllm_enforce_eager", "vllm_submission", "gpus",
+                   "hf_compile", "hf_device_map", "batch_size"),
     "judge": ("parallel", "timeout_s", "prices_per_1k", "batch_poll_s", "max_retries", "retry_initial_s",
               "api_key_env", "mode"),
 }
 # per_device_batch_size only says how the effective batch is split; without effective_batch_size it
 # (with gradient_accumulation_steps) *is* the batch, and so part of the experiment
 SPLIT_ONLY_WITH_EFFECTIVE_BATCH = {"per_device_batch_size"}
+# generation.batch_size: vLLM answers each request with its own seed (whole-turn submission ignores the batch
+# size); the hf backend samples a batch from one random stream, so there the batch is part of the experiment
+BATCH_ONLY_WITH_VLLM = {"batch_size"}
 
 
 def execution_keys(section: str, settings: dict) -> set[str]:
     keys = set(EXECUTION_KEYS[section])
     if section == "training" and settings.get("effective_batch_size") is None:
         keys -= SPLIT_ONLY_WITH_EFFECTIVE_BATCH
+    if section == "generation" and settings.get("backend", "hf") != "vllm":
+        keys -= BATCH_ONLY_WITH_VLLM
     return keys
 
 
@@ -63,7 +75,7 @@ def write_if_changed(path: str | Path, settings: dict) -> None:
 
 def merged(experiment: dict, execution_file: str | None, section: str | None) -> dict:
     """A job's full settings: its experiment settings (params) plus its section of the execution file
-    (``training/<model>``, ``judge_training``, ``generation``, ``judge``)."""
+    (``training/<model>``, ``judge_training``, ``generation/<cell>``, ``judge``)."""
     if not execution_file or not section:
         return dict(experiment)
     tree = json.loads(Path(execution_file).read_text(encoding="utf-8"))

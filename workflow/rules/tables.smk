@@ -118,8 +118,8 @@ rule annotation_sheets:
             for cell in GRID.cells
             for lang in EVAL_LANGS
         ],
-        per_language=config.get("annotation", {}).get("per_language", 50),
-        seed=config.get("annotation", {}).get("seed", 0),
+        per_language=config["annotation"]["per_language"],
+        seed=config["annotation"]["seed"],
         bench=bench_dir,
         out_dir=out_dir,
     shell:

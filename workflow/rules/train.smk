@@ -1,3 +1,5 @@
+from mlit.train.launch import slurm_signal_option
+
 TRAIN_RESOURCES = cluster_resources("train", cell_model)
 
 
@@ -23,8 +25,10 @@ rule train:
         tasks=lambda w: train_slurm(w)["tasks"],
         tasks_per_gpu=lambda w: train_slurm(w)["tasks_per_gpu"],
         mpi=lambda w: train_slurm(w)["mpi"],
+        # SIGTERM training.preempt_signal_minutes before the time limit: a checkpoint, then the retry resumes
+        slurm_extra=lambda w: slurm_signal_option(train_settings(w)),
     params:
-        settings=lambda w: as_json(experiment_part("training", train_settings(w))),
+        settings=lambda w: as_json(GRID.training_params(cell_model(w))),
         execution_file=EXECUTION_FILE,
         execution_section=lambda w: f"training/{cell_model(w)}",
         seed=lambda w: GRID.cells[w.cell].data.seed,

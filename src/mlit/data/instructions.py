@@ -64,7 +64,7 @@ def load_language(source: dict, lang: str):
     if "local" in source:
         return datasets.load_dataset("json", data_files=format_lang(source["local"], lang), split="train")
     return datasets.load_dataset(
-        source["hub"], format_lang(source["config"], lang), split=source.get("split", "train"),
+        source["hub"], format_lang(source["config"], lang), split=source["split"],
         revision=source.get("revision"),
     )
 
@@ -143,7 +143,7 @@ def check_row_count(spec: dict, name: str, rows_read: int, per_item: int) -> dic
     returns the manifest's fields of the source."""
     source = spec["source"]
     where = source_name(source, name)
-    where += "" if "local" in source else f" (split {source.get('split', 'train')})"  # a local file is read whole
+    where += "" if "local" in source else f" (split {source['split']})"  # a local file is read whole
     expected = source["num_examples"] * per_item if source.get("num_examples") else None
     if expected is not None and rows_read != expected:
         times = f" x {per_item} languages" if per_item > 1 else ""
@@ -153,7 +153,7 @@ def check_row_count(spec: dict, name: str, rows_read: int, per_item: int) -> dic
             f"datasets.{spec['dataset']}.num_examples or the source"
         )
     located = {"file": source_name(source, name)} if "local" in source else {"hub_config": format_lang(source["config"], name)}
-    return {**located, "split": None if "local" in source else source.get("split", "train"),
+    return {**located, "split": None if "local" in source else source["split"],
             "rows_read": rows_read, "rows_expected": expected}
 
 

@@ -1,14 +1,20 @@
 """MT-Bench-X answers with batched Hugging Face generation or vLLM (``generation.backend``).
 
-Both turns: turn 1 for every question of a batch, then turn 2 conditioned on the model's own turn-1
-answer. MT-Bench's per-category temperatures (greedy where 0). Answers are appended to
-``<out>.partial`` as each batch finishes, so a killed job resumes with the questions it has not
-answered; the final file, in FastChat's answer format, is written atomically at the end.
+Both turns, turn 2 conditioned on the model's own turn-1 answer, MT-Bench's per-category temperatures
+(greedy where 0). ``hf``: turn 1 for a batch of questions of one temperature, then turn 2. ``vllm``
+(``vllm_submission: turn``, the default): every prompt of a turn (all questions, temperatures and
+languages of the cell) in one engine call with per-request sampling settings, turn 2 after turn 1; the
+engine schedules them itself. Answers are appended to ``<out>.partial`` once both turns of a question
+are done (vLLM's turn-1 answers also to ``<out>.turn1.partial``), so a killed job resumes with the
+questions it has not answered; the final file, in FastChat's answer format, is written atomically.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import os
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -47,9 +53,23 @@ def eos_ids(value) -> list[int]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def hf_device_map(setting: str | None, visible_gpus: int) -> str | None:
+    """``generation.hf_device_map``: ``auto`` spreads the model over the visible GPUs (accelerate);
+    unset, it does so where the job sees more than one GPU (a model too large for one), else the model
+    sits on one device."""
+    if setting == "auto" or (setting is None and visible_gpus > 1):
+        return "auto"
+    return None
+
+
 class Generator:
+    """Batched Hugging Face ``generate``. The static KV cache makes transformers compile the forward
+    pass on a GPU (minutes per prompt shape); here that happens only with ``compile=True``
+    (``generation.hf_compile``): by default the static cache runs uncompiled (on the CPU transformers
+    never compiles, so CPU answers are the same either way)."""
+
     def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int,
-                 cache_implementation: str | None = "static"):
+                 cache_implementation: str | None = "static", compile: bool = False, device_map: str | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -61,8 +81,15 @@ class Generator:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust)
-        self.model = self.model.to(self.device).eval()
+        self.device_map = hf_device_map(device_map, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        if self.device_map:  # layers over the visible GPUs; inputs go where the embedding is
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust,
+                                                              device_map=self.device_map).eval()
+            self.device = self.model.device
+        else:
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust)
+            self.model = self.model.to(self.device).eval()
+        self.compile = compile
         self.stop = ChatStop(info, eos_ids(self.model.generation_config.eos_token_id))
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
@@ -91,6 +118,7 @@ class Generator:
             output = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
                                          min_new_tokens=self.min_new_tokens or None,
                                          cache_implementation=self.cache_implementation,
+                                         disable_compile=not self.compile,
                                          eos_token_id=self.stop.stop_token_ids or None,
                                          pad_token_id=self.tokenizer.pad_token_id, **sampling)
         new_tokens = output[:, encoded["input_ids"].shape[1]:]
@@ -100,12 +128,27 @@ class Generator:
         return [self.stop.cut(text) for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
-class VLLMGenerator:
-    """The same interface on vLLM's offline engine. Prompts are rendered and tokenized by the model's
-    own tokenizer and chat template (exactly as for ``hf``) and passed as token ids; outputs are
-    decoded by the same tokenizer, so under greedy decoding both backends give the same answers."""
+def vllm_engine_args(model_dir: str, settings: dict, max_model_len: int | None, trust_remote_code: bool,
+                     visible_gpus: int) -> dict:
+    """The keyword arguments of vLLM's ``LLM(...)`` for one generate job: tensor parallelism over the
+    job's GPUs (``gpus``: ``resources.generate.gpus``, per base model; at most the GPUs it sees, 1 for
+    vLLM's CPU engine), dtype, engine seed, context length, eager mode, GPU memory share, remote code."""
+    gpus = int(settings.get("gpus") or 1)
+    return {"model": model_dir, "tensor_parallel_size": max(1, min(gpus, visible_gpus)) if visible_gpus else 1,
+            "dtype": settings.get("vllm_dtype", "auto"), "seed": settings.get("seed", 42),
+            "max_model_len": max_model_len, "enforce_eager": settings.get("vllm_enforce_eager", False),
+            "gpu_memory_utilization": settings.get("vllm_gpu_memory_utilization", 0.85),
+            "trust_remote_code": trust_remote_code}
 
-    def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int, settings: dict | None = None):
+
+class VLLMGenerator:
+    """The same interface on vLLM's offline engine, plus ``generate_requests``: any number of prompts,
+    each with its own temperature and seed, in one engine call. Prompts are rendered and tokenized by
+    the model's own tokenizer and chat template (exactly as for ``hf``) and passed as token ids; outputs
+    are decoded by the same tokenizer, so under greedy decoding both backends give the same answers."""
+
+    def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int, settings: dict | None = None,
+                 log=print):
         from transformers import AutoConfig, AutoTokenizer
         from vllm import LLM
 
@@ -120,50 +163,68 @@ class VLLMGenerator:
         self.min_new_tokens = 0
         self.batch_size = batch_size
         self.generated_tokens = 0
+        self.engine_calls = 0
+        self.log = log
         import torch
 
         # vLLM's CPU sampler fails on per-request seeds ("CPU Generator does not use offset"): there,
         # sampled answers follow the engine seed (generation.seed) instead
         self.per_request_seed = torch.cuda.is_available()
-        self.llm = LLM(model=model_dir, dtype=settings.get("vllm_dtype", "auto"), seed=settings.get("seed", 42),
-                       max_model_len=self.max_positions, enforce_eager=settings.get("vllm_enforce_eager", False),
-                       trust_remote_code=trust,
-                       gpu_memory_utilization=settings.get("vllm_gpu_memory_utilization", 0.85))
+        visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        self.engine_args = vllm_engine_args(model_dir, settings, self.max_positions, trust, visible)
+        if settings.get("gpus") and visible and self.engine_args["tensor_parallel_size"] < int(settings["gpus"]):
+            log(f"resources.generate.gpus is {settings['gpus']} but the job sees {visible} GPU(s): "
+                f"tensor parallel size {self.engine_args['tensor_parallel_size']}")
+        self.llm = LLM(**self.engine_args)
 
     def render(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
+    def generate_requests(self, requests: list[tuple[str, float, int]]) -> list[str]:
+        """One engine call for ``(prompt, temperature, seed)`` requests, each with its own sampling
+        settings (greedy below 1e-4); answers in the order of the requests."""
         from vllm import SamplingParams
 
+        if not requests:
+            return []
         keep = self.max_positions - self.max_new_tokens if self.max_positions else None
-        inputs = []
-        for prompt in prompts:
+        inputs, params = [], []
+        for prompt, temperature, seed in requests:
             ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
             inputs.append({"prompt_token_ids": ids[-keep:] if keep else ids})
-        greedy = temperature < 1e-4
-        params = [SamplingParams(temperature=0.0 if greedy else temperature, top_p=1.0,
-                                 max_tokens=self.max_new_tokens,
-                                 seed=seed + index if self.per_request_seed and not greedy else None,
-                                 min_tokens=self.min_new_tokens,
-                                 stop_token_ids=self.stop.stop_token_ids or None,
-                                 stop=self.stop.stop_strings or None,
-                                 skip_special_tokens=True)
-                  for index in range(len(prompts))]
+            greedy = temperature < 1e-4
+            params.append(SamplingParams(temperature=0.0 if greedy else temperature, top_p=1.0,
+                                         max_tokens=self.max_new_tokens,
+                                         seed=seed if self.per_request_seed and not greedy else None,
+                                         min_tokens=self.min_new_tokens,
+                                         stop_token_ids=self.stop.stop_token_ids or None,
+                                         stop=self.stop.stop_strings or None,
+                                         skip_special_tokens=True))
+        self.engine_calls += 1
+        self.log(f"vllm engine call {self.engine_calls}: {len(requests)} prompts")
         outputs = self.llm.generate(inputs, params, use_tqdm=False)
         self.generated_tokens += sum(len(output.outputs[0].token_ids) for output in outputs)
         return [self.stop.cut(self.tokenizer.decode(output.outputs[0].token_ids, skip_special_tokens=True))
                 for output in outputs]
 
+    def generate(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
+        return self.generate_requests([(prompt, temperature, seed + index) for index, prompt in enumerate(prompts)])
 
-def make_generator(model_dir: str, settings: dict):
+
+def make_generator(model_dir: str, settings: dict, log=print):
     backend = settings.get("backend", "hf")
     if backend == "vllm":
-        return VLLMGenerator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16), settings)
+        return VLLMGenerator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16), settings, log=log)
     if backend != "hf":
         raise ValueError(f"generation.backend: '{backend}' is not a backend; allowed: hf, vllm")
     return Generator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16),
-                     settings.get("hf_cache", "static"))
+                     settings.get("hf_cache", "static"), compile=bool(settings.get("hf_compile", False)),
+                     device_map=settings.get("hf_device_map"))
+
+
+def question_seed(seed: int, question_id: str, turn: int) -> int:
+    """A request's own seed (vLLM on a GPU): the same whichever requests share its engine call."""
+    return batch_seed(seed, [question_id], turn)
 
 
 def batch_seed(seed: int, question_ids: list[str], turn: int) -> int:
@@ -178,16 +239,38 @@ def first_turn(question: dict, lang: str, system_message: str, system_messages: 
     return with_system_message([{"role": "user", "content": question["turns"][0]}], lang, policy, system_messages)
 
 
+def _answer_row(question: dict, model_id: str, answer_1: str, answer_2: str) -> dict:
+    return {"question_id": question["question_id"], "answer_id": uuid.uuid4().hex, "model_id": model_id,
+            "choices": [{"index": 0, "turns": [answer_1, answer_2]}], "tstamp": time.time()}
+
+
+def _read_partial(path: Path) -> dict[str, dict]:
+    """The rows of a ``.partial`` file by question id; a torn last line (a killed job) is dropped."""
+    if not path.exists():
+        return {}
+    rows = {row["question_id"]: row for row in read_jsonl(path, tolerate_torn_tail=True)}
+    write_jsonl(path, rows.values())  # drop a torn last line before appending
+    return rows
+
+
+def _batch_generate(generator, prompts: list[str], ids: list[str], temperature: float, seed: int,
+                    turn: int) -> list[str]:
+    """One batch of one temperature: vLLM with a seed per question (the seeds of whole-turn
+    submission), hf with one seed for the batch."""
+    if hasattr(generator, "generate_requests"):
+        return generator.generate_requests([(prompt, temperature, question_seed(seed, qid, turn))
+                                            for prompt, qid in zip(prompts, ids)])
+    return generator.generate(prompts, temperature, batch_seed(seed, ids, turn))
+
+
 def answer_questions(generator: Generator, questions: list[dict], out_path: Path, model_id: str, seed: int,
                      log=print, lang: str | None = None, system_message: str = "question_language") -> list[dict]:
-    """Answer both turns of every question; resumable through ``<out_path>.partial``."""
+    """Answer both turns of every question, a batch at a time; resumable through ``<out_path>.partial``."""
     lang = lang or out_path.stem
     system_messages = generator.stop.system_messages
     partial = out_path.with_name(out_path.name + ".partial")
-    done = {row["question_id"]: row for row in read_jsonl(partial, tolerate_torn_tail=True)} \
-        if partial.exists() else {}
+    done = _read_partial(partial)
     if done:
-        write_jsonl(partial, done.values())  # drop a torn last line before appending
         log(f"resuming {out_path}: {len(done)} of {len(questions)} questions already answered")
     todo = [q for q in questions if q["question_id"] not in done]
     if questions and not done:
@@ -205,17 +288,15 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
             batch = group[start : start + generator.batch_size]
             ids = [q["question_id"] for q in batch]
             conversations = [first_turn(q, lang, system_message, system_messages) for q in batch]
-            first = generator.generate([generator.render(c) for c in conversations], temperature,
-                                       batch_seed(seed, ids, 1))
+            first = _batch_generate(generator, [generator.render(c) for c in conversations], ids, temperature,
+                                    seed, 1)
             for conversation, answer, question in zip(conversations, first, batch):
                 conversation += [{"role": "assistant", "content": answer},
                                  {"role": "user", "content": question["turns"][1]}]
-            second = generator.generate([generator.render(c) for c in conversations], temperature,
-                                        batch_seed(seed, ids, 2))
+            second = _batch_generate(generator, [generator.render(c) for c in conversations], ids, temperature,
+                                     seed, 2)
             for question, answer_1, answer_2 in zip(batch, first, second):
-                row = {"question_id": question["question_id"], "answer_id": uuid.uuid4().hex,
-                       "model_id": model_id, "choices": [{"index": 0, "turns": [answer_1, answer_2]}],
-                       "tstamp": time.time()}
+                row = _answer_row(question, model_id, answer_1, answer_2)
                 append_jsonl(partial, row)
                 done[row["question_id"]] = row
             bar.update(len(batch))
@@ -226,13 +307,97 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
     return rows
 
 
+def answer_whole_turns(generator: VLLMGenerator, tasks: list[tuple[str, list[dict], Path]], model_id: str,
+                       seed: int, log=print, system_message: str = "question_language") -> dict[str, list[dict]]:
+    """Answer every question of every ``(lang, questions, out_path)`` task with two engine calls: all
+    turn-1 prompts in one, then all turn-2 prompts (each on its own turn-1 answer) in one, each request
+    with its question's MT-Bench temperature and seed. Resumable: turn-1 answers are kept in
+    ``<out>.turn1.partial`` and finished questions in ``<out>.partial``; a resumed job asks only
+    what is missing."""
+    system_messages = generator.stop.system_messages
+    pending: list[tuple[str, dict, Path]] = []  # (lang, question, out_path) without both turns
+    done: dict[Path, dict[str, dict]] = {}
+    first: dict[tuple[Path, str], str] = {}
+    for lang, questions, out_path in tasks:
+        done[out_path] = _read_partial(out_path.with_name(out_path.name + ".partial"))
+        turn1 = _read_partial(out_path.with_name(out_path.name + ".turn1.partial"))
+        first.update({(out_path, qid): row["answer"] for qid, row in turn1.items()})
+        if done[out_path] or turn1:
+            log(f"resuming {out_path}: {len(done[out_path])} of {len(questions)} questions already answered, "
+                f"{len(turn1)} turn-1 answers kept")
+        elif questions:
+            log(f"rendered prompt of the first {lang} question:\n"
+                + generator.render(first_turn(questions[0], lang, system_message, system_messages)))
+        pending += [(lang, q, out_path) for q in questions if q["question_id"] not in done[out_path]]
+
+    ask = [(lang, q, out) for lang, q, out in pending if (out, q["question_id"]) not in first]
+    answers = generator.generate_requests(
+        [(generator.render(first_turn(q, lang, system_message, system_messages)), TEMPERATURE[q["category"]],
+          question_seed(seed, q["question_id"], 1)) for lang, q, _ in ask])
+    for (_, question, out_path), answer in zip(ask, answers):
+        append_jsonl(out_path.with_name(out_path.name + ".turn1.partial"),
+                     {"question_id": question["question_id"], "answer": answer})
+        first[(out_path, question["question_id"])] = answer
+
+    requests = []
+    for lang, question, out_path in pending:
+        conversation = first_turn(question, lang, system_message, system_messages) + [
+            {"role": "assistant", "content": first[(out_path, question["question_id"])]},
+            {"role": "user", "content": question["turns"][1]}]
+        requests.append((generator.render(conversation), TEMPERATURE[question["category"]],
+                         question_seed(seed, question["question_id"], 2)))
+    for (_, question, out_path), answer in zip(pending, generator.generate_requests(requests)):
+        row = _answer_row(question, model_id, first[(out_path, question["question_id"])], answer)
+        append_jsonl(out_path.with_name(out_path.name + ".partial"), row)
+        done[out_path][row["question_id"]] = row
+
+    results = {}
+    for lang, questions, out_path in tasks:
+        results[lang] = [done[out_path][q["question_id"]] for q in questions]
+        write_jsonl(out_path, results[lang])
+        out_path.with_name(out_path.name + ".partial").unlink(missing_ok=True)
+        out_path.with_name(out_path.name + ".turn1.partial").unlink(missing_ok=True)
+    return results
+
+
+def run_in_backend_python(settings: dict) -> None:
+    """``generation.backend: vllm`` runs in the interpreter that has vLLM (``vllm_python``, default
+    ``.venv-vllm/bin/python``): a job started elsewhere re-executes itself there with the same
+    arguments. The interpreter is an execution setting (per base model), so it is read by the job."""
+    if settings.get("backend", "hf") != "vllm" or importlib.util.find_spec("vllm") is not None:
+        return
+    from mlit.config import REPO_ROOT
+
+    python = settings.get("vllm_python") or str(REPO_ROOT / ".venv-vllm" / "bin" / "python")
+    if os.environ.get("MLIT_GENERATE_REEXEC") or not Path(python).exists():
+        raise SystemExit(f"generation.backend: vllm, but vLLM is not importable in {sys.executable} and "
+                         f"{python} cannot take over (make setup-vllm, or set generation.vllm_python)")
+    print(f"generation.backend: vllm: re-executing in {python}", flush=True)
+    os.environ["MLIT_GENERATE_REEXEC"] = "1"
+    os.execv(python, [python, "-m", "mlit", *sys.argv[1:]])
+
+
 def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: Path, model_id: str,
                  settings: dict) -> None:
+    run_in_backend_python(settings)
     generator = make_generator(model_dir, settings)
-    print(f"backend {settings.get('backend', 'hf')}, batch size {generator.batch_size}", flush=True)
-    for lang in languages:
-        questions = load_questions(bench_dir, lang, settings.get("questions_per_category"))
+    backend = settings.get("backend", "hf")
+    whole_turns = backend == "vllm" and settings.get("vllm_submission", "turn") == "turn"
+    print(f"backend {backend}, " + ("whole-turn submission" if whole_turns else f"batch size {generator.batch_size}")
+          + (f", tensor parallel size {generator.engine_args['tensor_parallel_size']}" if backend == "vllm" else "")
+          + (f", device map {generator.device_map}" if backend == "hf" and generator.device_map else ""), flush=True)
+    seed = settings.get("seed", 42)
+    system_message = settings.get("system_message", "question_language")
+    tasks = [(lang, load_questions(bench_dir, lang, settings.get("questions_per_category")), out_dir / f"{lang}.jsonl")
+             for lang in languages]
+    if whole_turns:
         started = time.time()
-        rows = answer_questions(generator, questions, out_dir / f"{lang}.jsonl", model_id, settings.get("seed", 42),
-                                lang=lang, system_message=settings.get("system_message", "question_language"))
-        print(f"{lang}: {len(rows)} questions answered in {time.time() - started:.1f} s")
+        results = answer_whole_turns(generator, tasks, model_id, seed, system_message=system_message)
+        print(f"{', '.join(f'{lang}: {len(rows)}' for lang, rows in results.items())} questions answered in "
+              f"{time.time() - started:.1f} s ({generator.engine_calls} engine calls)", flush=True)
+        return
+    for lang, questions, out_path in tasks:
+        started = time.time()
+        rows = answer_questions(generator, questions, out_path, model_id, seed, lang=lang,
+                                system_message=system_message)
+        print(f"{lang}: {len(rows)} questions answered in {time.time() - started:.1f} s", flush=True)

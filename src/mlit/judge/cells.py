@@ -13,6 +13,7 @@ import hashlib
 import time
 from pathlib import Path
 
+from mlit.config import section_defaults
 from mlit.files import read_jsonl, sha256_file, write_jsonl
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
 from mlit.judge.prompts import build_requests, parse_rating
@@ -98,24 +99,24 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
                 for _, request in requests_for(path, bench_dir, lang, questions_per_category)]
     write_jsonl(out, [{"question_id": r.question_id, "turn": r.turn, "prompt_name": r.prompt_name,
                        "system_prompt": r.system_prompt, "user_prompt": r.user_prompt} for r in requests])
-    judge = judge or {}
-    samples = int(judge.get("samples", 1))
+    judge = section_defaults("judge", judge)  # a dry run by hand may give no (or part of the) judge section
+    samples = int(judge["samples"])
     to_send = [(r, k) for r in requests for k in range(samples)]
     if cache_dir and judge.get("model"):
         settings = JudgeSettings.from_config(judge, judge.get("base_url") or "http://unused")
         cache = JudgeCache(cache_dir)
         to_send = [(r, k) for r, k in to_send if cache.get(cache.key(settings, r, k)) is None]
     prompt_tokens = sum((len(r.system_prompt) + len(r.user_prompt)) // 4 for r, _ in to_send)
-    discount = 0.5 if judge.get("mode") == "batch" else 1.0  # the Batch API's price
+    discount = 0.5 if judge["mode"] == "batch" else 1.0  # the Batch API's price
 
     def estimate(completion_tokens: int) -> float | None:  # None without judge.prices_per_1k
-        total = judge_cost(prompt_tokens, completion_tokens, judge.get("prices_per_1k"))
+        total = judge_cost(prompt_tokens, completion_tokens, judge["prices_per_1k"])
         return None if total is None else round(total * discount, 4)
 
     return {"requests": len(requests), "samples": samples, "to_send": len(to_send),
             "estimated_prompt_tokens": prompt_tokens,
             "estimated_cost": estimate(200 * len(to_send)),
-            "estimated_cost_at_most": estimate(int(judge.get("max_tokens", 2048)) * len(to_send))}
+            "estimated_cost_at_most": estimate(int(judge["max_tokens"]) * len(to_send))}
 
 
 def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_model: str,
@@ -156,6 +157,16 @@ def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_mod
     return row
 
 
+# The judge's "reply" to a request that is not sent (an off-language answer under judge.off_language: score_1)
+NOT_SENT = {"judgment": None, "error": None, "failure": None, "usage": None, "cached": False}
+
+
+def answers_in(answer: dict, request, lang: str) -> bool:
+    """Whether the judged turn of ``answer`` is in ``lang`` (or its language cannot be told)."""
+    answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
+    return answer_lang is None or answer_lang == lang
+
+
 class JudgeEndpointError(RuntimeError):
     """The endpoint rejected every request of a job: a wrong URL, model name or key, not bad luck."""
 
@@ -167,21 +178,26 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     Every answers file is checked (``check_answers``) before the first request is sent."""
     requests_by_lang = {lang: requests_for(path, bench_dir, lang, questions_per_category)
                         for lang, path in answer_files.items()}
+    judge = section_defaults("judge", judge)  # the workflow's is filled already; a test's or a hand-run's may not be
     base_url, overrides = endpoint or (None, {})
     settings = JudgeSettings.from_config(judge, base_url, **overrides)
     cache = JudgeCache(cache_dir)
-    counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0}
+    counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0, "not_sent": 0}
     spent = {"prompt_tokens": 0, "completion_tokens": 0}
     first_api_error = None
-    samples = int(judge.get("samples", 1))
-    for lang, pairs in requests_by_lang.items():
+    samples = int(judge["samples"])
+    for lang, all_pairs in requests_by_lang.items():
+        # judge.off_language: score_1 fixes the score of an answer in another language: it is never sent
+        fixed = {index for index, (answer, request) in enumerate(all_pairs)
+                 if judge["off_language"] == "score_1" and not answers_in(answer, request, lang)}
+        pairs = [pair for index, pair in enumerate(all_pairs) if index not in fixed]
         requests = [request for _, request in pairs for _ in range(samples)]
         sample_ids = list(range(samples)) * len(pairs)
         try:
-            if judge.get("mode") == "batch":
+            if judge["mode"] == "batch":
                 from mlit.judge.batch_api import judge_all_batch
 
-                results = judge_all_batch(requests, settings, cache, sample_ids, judge.get("batch_poll_s", 60))
+                results = judge_all_batch(requests, settings, cache, sample_ids, judge["batch_poll_s"])
             else:
                 results = judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
         except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
@@ -189,10 +205,17 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
             if redact_error(detail, settings) != detail:
                 raise JudgeEndpointError(redact_error(detail, settings)) from None
             raise
-        rows = []
-        for index, (answer, request) in enumerate(pairs):
-            repeated = results[index * samples:(index + 1) * samples]
-            row = judged_row(answer, request, repeated, lang, settings.model, judge.get("off_language"))
+        rows, sent = [], 0
+        for index, (answer, request) in enumerate(all_pairs):
+            if index in fixed:
+                rows.append(judged_row(answer, request, [NOT_SENT] * samples, lang, settings.model,
+                                       judge["off_language"]))
+                counts["requests"] += 1
+                counts["not_sent"] += 1
+                continue
+            repeated = results[sent * samples:(sent + 1) * samples]
+            sent += 1
+            row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"])
             row["error"] = redact_error(row["error"], settings) if row["error"] else None
             rows.append(row)
             counts["requests"] += 1
@@ -205,13 +228,13 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
                 for name in ("prompt_tokens", "completion_tokens"):
                     spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)
         write_jsonl(out_dir / f"{lang}.jsonl", rows)
-    print(f"judged {counts['requests']} turns: {counts['cached']} from the cache, {counts['failed']} failed "
-          f"({counts['api_errors']} API errors)")
-    paid = judge_cost(spent["prompt_tokens"], spent["completion_tokens"], judge.get("prices_per_1k"))
+    print(f"judged {counts['requests']} turns: {counts['cached']} from the cache, {counts['not_sent']} not sent "
+          f"(off-language, rated 1), {counts['failed']} failed ({counts['api_errors']} API errors)")
+    paid = judge_cost(spent["prompt_tokens"], spent["completion_tokens"], judge["prices_per_1k"])
     print(f"spent: {spent['prompt_tokens']} prompt + {spent['completion_tokens']} completion tokens "
           f"= {'(no judge.prices_per_1k)' if paid is None else f'{paid:.4f}'} on calls not in the cache")
     counts["spent"] = spent
-    if counts["requests"] and counts["api_errors"] == counts["requests"]:
+    if counts["requests"] > counts["not_sent"] and counts["api_errors"] == counts["requests"] - counts["not_sent"]:
         raise JudgeEndpointError(
             f"the judge endpoint {settings.base_url} failed every request, e.g. {first_api_error}; check "
             f"judge.base_url, judge.model and the key in ${settings.api_key_env}. Nothing was paid twice: "

@@ -185,7 +185,7 @@ def prepare(spec: dict, sample_texts: dict[str, list[str]], out_dir: Path) -> di
     checked(out_dir)
     key = f"base_models[{spec['name']}]"
     source = Path(spec["source"])
-    trust = bool(spec.get("trust_remote_code", False))
+    trust = bool(spec["trust_remote_code"])
     check_local_model(source, key, trust, spec["chat_template"], spec["chat_template_key"])
     tokenizer = load_tokenizer(source, trust, key)
     conversion = None

@@ -6,7 +6,8 @@ stop. The same template is saved with every fine-tuned model and used for genera
 """
 
 END_OF_TURN = "<|end|>"
-SPECIAL_TOKENS = ["<pad>", "<s>", END_OF_TURN, "<|system|>", "<|user|>", "<|assistant|>"]
+# ``</s>`` is one token as in Llama's and Mistral's tokenizers: the opengptx format ends each answer with it
+SPECIAL_TOKENS = ["<pad>", "<s>", END_OF_TURN, "<|system|>", "<|user|>", "<|assistant|>", "</s>"]
 
 CHAT_TEMPLATE = (
     "{{ bos_token }}"

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mlit.model.chat_template import CHAT_TEMPLATE, END_OF_TURN, SPECIAL_TOKENS
-from mlit.safe_paths import checked, publish_dir, remove_tree
+from mlit.model.publish import publish_model, staging_dir
+from mlit.safe_paths import checked, remove_tree
 
 DEFAULTS = {"vocab_size": 4000, "hidden_size": 128, "intermediate_size": 256, "num_hidden_layers": 2,
             "num_attention_heads": 4, "max_position_embeddings": 2048, "seed": 0}
@@ -73,10 +74,9 @@ def build_base_model(spec: dict, corpus_files: list[str], out_dir: Path) -> None
     model.generation_config = GenerationConfig(bos_token_id=tokenizer.bos_token_id,
                                                eos_token_id=tokenizer.eos_token_id,
                                                pad_token_id=tokenizer.pad_token_id)
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    tmp = staging_dir(out_dir)
     remove_tree(tmp)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    publish_dir(tmp, out_dir)
+    publish_model(tmp, out_dir, tokenizer=tokenizer,
+                  save_weights=lambda path: model.save_pretrained(path, safe_serialization=True))
     n_params = sum(p.numel() for p in model.parameters())
     print(f"built {out_dir}: {n_params:,} parameters, vocabulary {len(tokenizer)}")

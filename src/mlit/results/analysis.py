@@ -2,7 +2,8 @@
 
 - Cross-lingual effect: for each evaluation language, the relative gain of every multilingual
   composition that contains it (parallel, or ``_sampled``) over the monolingual composition of that
-  language, same base model, dataset, size; with a paired bootstrap 95% interval over questions.
+  language and over the English-only composition, and pooled over the languages; same base model,
+  dataset, size; with a paired bootstrap 95% interval over questions.
 - Dataset size (Superficial Alignment Hypothesis): the score per size, per language and composition.
 
 Per question, the score is the mean of its judged turns (failed judgments left out) averaged over
@@ -68,37 +69,72 @@ def bootstrap_relative_gain(multi: np.ndarray, mono: np.ndarray, n_boot: int, se
     return bootstrap_ratio(multi, mono, n_boot, seed)
 
 
-def _by_composition(frame: pl.DataFrame) -> dict[str, dict[tuple[int, str], float]]:
-    return {comp: {(seed, q): score for seed, q, score in part.select(["seed", "question_id", "score"]).iter_rows()}
-            for (comp,), part in frame.group_by(["composition"], maintain_order=True)}
+# The baselines a multilingual composition is compared with (column ``comparison`` of parallel_gain)
+SAME_LANGUAGE = "monolingual_same_language"  # the monolingual model of the evaluation language (the study's)
+ENGLISH_ONLY = "english_only"  # the English-only model: the common practice the study argues against
+ALL_LANGUAGES = "ALL"  # the ``lang`` of a row pooled over the evaluation languages
+
+
+def _scores_by(frame: pl.DataFrame) -> dict[tuple[str, str], dict[tuple[int, str], float]]:
+    """{(composition, lang): {(seed, question_id): score}}"""
+    return {(comp, lang): {(seed, q): score for seed, q, score in
+                           part.select(["seed", "question_id", "score"]).iter_rows()}
+            for (comp, lang), part in frame.group_by(["composition", "lang"], maintain_order=True)}
+
+
+def _gain_row(group: dict, lang: str, comp: str, comparison: str, baseline: str, multi: dict, base: dict,
+              n_boot: int, seed: int) -> dict | None:
+    a, b = _paired_arrays(multi, base)
+    if a.size == 0 or np.isnan(a).all():
+        return None
+    low, high = bootstrap_ratio(a, b, n_boot, seed)
+    mean_a, mean_b = float(np.nanmean(a)), float(np.nanmean(b))
+    return {**group, "lang": lang, "composition": comp, "comparison": comparison, "baseline": baseline,
+            "mean_multilingual": round(mean_a, 4), "mean_baseline": round(mean_b, 4),
+            "relative_gain": round(mean_a / mean_b - 1, 4), "ci95_low": round(low, 4), "ci95_high": round(high, 4),
+            "n_questions": a.shape[1], "n_seeds": a.shape[0]}
 
 
 def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
+    """The relative gain of every multilingual composition (parallel or ``_sampled``), per language it
+    contains, over two baselines (``comparison``): the monolingual model of that language
+    (``monolingual_same_language``, the study's comparison) and the English-only model
+    (``english_only``); plus, per comparison, a row with ``lang`` = ``ALL`` pooling the languages
+    (question and language pairs resampled together). Same base model, dataset and size; paired
+    bootstrap 95% interval."""
     scores = question_scores(long, by_seed=True)
     rows = []
-    for key, frame in scores.group_by(GROUP + ["lang"], maintain_order=True):
-        *group, lang = key
-        by_comp = _by_composition(frame)
-        mono = by_comp.get(lang)
-        if mono is None:
-            continue
-        for comp, multi in sorted(by_comp.items()):
+    for key, frame in scores.group_by(GROUP, maintain_order=True):
+        group = dict(zip(GROUP, key))
+        by_cell = _scores_by(frame)
+        for comp in sorted({c for c, _ in by_cell}):
             parsed = parse_composition(comp)
-            if parsed.monolingual or lang not in parsed.languages:
+            if parsed.monolingual:
                 continue
-            a, b = _paired_arrays(multi, mono)
-            if a.size == 0 or np.isnan(a).all():
-                continue
-            low, high = bootstrap_ratio(a, b, n_boot, seed)
-            mean_a, mean_b = float(np.nanmean(a)), float(np.nanmean(b))
-            rows.append({**dict(zip(GROUP, group)), "lang": lang, "composition": comp, "baseline": lang,
-                         "mean_multilingual": round(mean_a, 4), "mean_monolingual": round(mean_b, 4),
-                         "relative_gain": round(mean_a / mean_b - 1, 4), "ci95_low": round(low, 4),
-                         "ci95_high": round(high, 4), "n_questions": a.shape[1], "n_seeds": a.shape[0]})
+            langs = [lang for lang in parsed.languages if (comp, lang) in by_cell]
+            for comparison, baseline_of in ((SAME_LANGUAGE, lambda lang: lang), (ENGLISH_ONLY, lambda lang: "EN")):
+                pooled_multi, pooled_base, baselines = {}, {}, []
+                for lang in langs:
+                    baseline = baseline_of(lang)
+                    base = by_cell.get((baseline, lang))
+                    if base is None:
+                        continue
+                    multi = by_cell[(comp, lang)]
+                    row = _gain_row(group, lang, comp, comparison, baseline, multi, base, n_boot, seed)
+                    if row is not None:
+                        rows.append(row)
+                        baselines.append(baseline)
+                        pooled_multi.update({(s, (lang, q)): v for (s, q), v in multi.items()})
+                        pooled_base.update({(s, (lang, q)): v for (s, q), v in base.items()})
+                if len(baselines) > 1:
+                    row = _gain_row(group, ALL_LANGUAGES, comp, comparison, "+".join(sorted(set(baselines))),
+                                    pooled_multi, pooled_base, n_boot, seed)
+                    if row is not None:
+                        rows.append(row)
     schema = {"base_model": pl.String, "dataset": pl.String, "size": pl.String, "lang": pl.String,
-              "composition": pl.String, "baseline": pl.String, "mean_multilingual": pl.Float64,
-              "mean_monolingual": pl.Float64, "relative_gain": pl.Float64, "ci95_low": pl.Float64,
-              "ci95_high": pl.Float64, "n_questions": pl.Int64, "n_seeds": pl.Int64}
+              "composition": pl.String, "comparison": pl.String, "baseline": pl.String,
+              "mean_multilingual": pl.Float64, "mean_baseline": pl.Float64, "relative_gain": pl.Float64,
+              "ci95_low": pl.Float64, "ci95_high": pl.Float64, "n_questions": pl.Int64, "n_seeds": pl.Int64}
     return pl.DataFrame(rows, schema=schema)
 
 
@@ -171,6 +207,43 @@ def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
         ax.set_xticks(range(len(sizes)), sizes)
         ax.set_xlabel("examples per language")
     axes[0][0].set_ylabel("mean judge score (1-10)")
+    axes[0][-1].legend(fontsize=6, loc="best")
+    return save_figure(fig, out_stem)
+
+
+def plot_parallel_gain(gain: pl.DataFrame, out_stem: Path) -> list[Path]:
+    """The relative gain of each multilingual composition with its 95% interval: one panel per
+    comparison (over the same language's monolingual model, over the English-only model), one group
+    of bars per evaluation language (and ALL), one bar per composition and size."""
+    plt = pyplot()
+
+    comparisons = [c for c in (SAME_LANGUAGE, ENGLISH_ONLY) if c in set(gain["comparison"].to_list())] or [SAME_LANGUAGE]
+    langs = sorted({lang for lang in gain["lang"].to_list() if lang != ALL_LANGUAGES})
+    langs += [ALL_LANGUAGES] if ALL_LANGUAGES in set(gain["lang"].to_list()) else []
+    sizes = size_order(gain["size"].unique().to_list())
+    series = sorted(set(gain.select(["base_model", "dataset", "composition", "size"]).iter_rows()),
+                    key=lambda k: (k[0], k[1], k[2], sizes.index(k[3])))
+    fig, axes = plt.subplots(1, len(comparisons), figsize=(max(4.0, 1.0 * len(langs) + 2) * len(comparisons), 3.4),
+                             sharey=True, squeeze=False)
+    width = 0.8 / max(1, len(series))
+    for ax, comparison in zip(axes[0], comparisons):
+        part = gain.filter(pl.col("comparison") == comparison)
+        for k, (model, dataset, comp, size) in enumerate(series):
+            rows = {r["lang"]: r for r in part.filter((pl.col("base_model") == model) & (pl.col("dataset") == dataset)
+                                                      & (pl.col("composition") == comp) & (pl.col("size") == size))
+                    .iter_rows(named=True)}
+            xs = [i + k * width for i, lang in enumerate(langs) if lang in rows]
+            values = [100 * rows[lang]["relative_gain"] for lang in langs if lang in rows]
+            low = [100 * (rows[lang]["relative_gain"] - rows[lang]["ci95_low"]) for lang in langs if lang in rows]
+            high = [100 * (rows[lang]["ci95_high"] - rows[lang]["relative_gain"]) for lang in langs if lang in rows]
+            label = f"{comp}, {size}" + (f" ({model}, {dataset})" if len({s[:2] for s in series}) > 1 else "")
+            ax.bar(xs, values, width=width, yerr=[low, high], capsize=2, label=label)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks([i + 0.4 - width / 2 for i in range(len(langs))], langs)
+        ax.set_xlabel("evaluation language")
+        ax.set_title({SAME_LANGUAGE: "over the same language's monolingual model",
+                      ENGLISH_ONLY: "over the English-only model"}[comparison], fontsize=9)
+    axes[0][0].set_ylabel("relative gain (%), 95% interval")
     axes[0][-1].legend(fontsize=6, loc="best")
     return save_figure(fig, out_stem)
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from mlit.results.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_score_by_size,
-                           score_by_size, size_effect)
+from mlit.results.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_parallel_gain,
+                                   plot_score_by_size, score_by_size, size_effect)
 from mlit.files import DataFileError, atomic_write_text
 from mlit.judge.cells import FAILURE_KINDS
 from mlit.config import Cell
@@ -320,9 +320,12 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
         plot_score_by_size(tables["score_by_size"], plots / "score_by_size")
         plot_heatmap(long, plots / "composition_x_language")
         plot_category_bars(long, plots / "categories")
+        if tables["parallel_gain"].height:
+            plot_parallel_gain(tables["parallel_gain"], plots / "parallel_gain")
         report += ["Plots: plots/score_by_size.{png,svg} (score against examples per language, one panel per "
                    "language), plots/composition_x_language.{png,svg} (heatmap), plots/categories.{png,svg} (score per "
-                   "category and composition, one panel per language).", ""]
+                   "category and composition, one panel per language), plots/parallel_gain.{png,svg} (relative gain of each "
+                   "multilingual composition with its 95% interval, per language).", ""]
     n_failed = int(long["failed"].sum()) if len(long) else 0
     report += [f"{len(long)} judged turns, {n_failed} failed judgments (excluded from means, listed in "
                "judge_failures.csv)."]

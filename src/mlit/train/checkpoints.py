@@ -9,17 +9,12 @@ import re
 from pathlib import Path
 
 from mlit.files import write_json
+from mlit.model.publish import staging_dir  # noqa: F401  (where a run writes until it is complete)
 from mlit.safe_paths import remove_tree
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 INCOMPLETE_MARKER = "checkpoint-is-incomplete.txt"
 RUN_FILE = "run.json"
-
-
-
-def staging_dir(out_dir: Path) -> Path:
-    """Where a run writes until it is complete (then renamed to ``out_dir``)."""
-    return out_dir.with_name(out_dir.name + ".tmp")
 
 
 def run_fingerprint(base_model: str, data_sha256: str, settings: dict, seed: int, world_size: int) -> str:

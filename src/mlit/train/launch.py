@@ -1,6 +1,10 @@
 """Start a training run: in this process, or under ``accelerate launch`` with N processes per node
 (DeepSpeed ZeRO or DDP), on one node or — inside a Slurm allocation — on several.
 
+Preemption: Slurm sends SIGTERM ``training.preempt_signal_minutes`` before the time limit (the train
+rule's ``slurm_extra``, ``slurm_signal_option``); this launcher passes it on to ``accelerate launch``,
+whose agent gives the workers ``training.checkpoint_grace_s`` to save (mlit.train.elastic_launch).
+
 One node: one launcher that sees all of the job's GPUs (``processes_per_node`` = visible GPUs unless
 set in config; 1 on a CPU unless set). Several nodes: the rule starts one launcher per node with
 ``srun --nodes=K --ntasks-per-node=1``; each reads its machine rank from ``SLURM_PROCID`` and the
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlit.generate.batching import gradient_accumulation_steps
-from mlit.config import REPO_ROOT, ConfigError
+from mlit.config import REPO_ROOT, ConfigError, section_defaults
 
 DEEPSPEED_PRESETS = REPO_ROOT / "config" / "deepspeed"
 
@@ -60,10 +64,11 @@ def slurm_hostnames(nodelist: str) -> list[str]:
 
 def plan_layout(settings: dict, env: dict | None = None, gpus: int | None = None) -> Layout:
     env = os.environ if env is None else env
-    nodes = int(settings.get("nodes", 1))
-    per_node = settings.get("processes_per_node") or (visible_gpus() if gpus is None else gpus) or 1
+    settings = section_defaults("training", settings)
+    nodes = int(settings["nodes"])
+    per_node = settings["processes_per_node"] or (visible_gpus() if gpus is None else gpus) or 1
     if nodes == 1:
-        return Layout(1, int(per_node), 0, "127.0.0.1", int(settings.get("main_process_port") or free_port()))
+        return Layout(1, int(per_node), 0, "127.0.0.1", int(settings["main_process_port"] or free_port()))
     missing = [name for name in ("SLURM_PROCID", "SLURM_JOB_NODELIST", "SLURM_NNODES") if name not in env]
     if missing:
         raise ConfigError(
@@ -72,20 +77,36 @@ def plan_layout(settings: dict, env: dict | None = None, gpus: int | None = None
             "set training.nodes: 1 to train on this machine")
     if int(env["SLURM_NNODES"]) != nodes:
         raise ConfigError(f"training.nodes={nodes} but the Slurm allocation has SLURM_NNODES={env['SLURM_NNODES']}")
-    port = int(settings.get("main_process_port") or 29500 + int(env.get("SLURM_JOB_ID", "0")) % 20000)
+    port = int(settings["main_process_port"] or 29500 + int(env.get("SLURM_JOB_ID", "0")) % 20000)
     return Layout(nodes, int(per_node), int(env["SLURM_PROCID"]), slurm_hostnames(env["SLURM_JOB_NODELIST"])[0], port)
 
 
 PER_NODE_LAUNCHER = "MLIT_PER_NODE_LAUNCHER"
 
 
+def node_cpus(env: dict) -> int | None:
+    """CPUs the job has on each node: ``SLURM_CPUS_ON_NODE``, else the smallest count in
+    ``SLURM_JOB_CPUS_PER_NODE`` (e.g. ``32(x2),16``); None when Slurm says neither."""
+    if env.get("SLURM_CPUS_ON_NODE", "").isdigit():
+        return int(env["SLURM_CPUS_ON_NODE"])
+    counts = [int(part.split("(")[0]) for part in env.get("SLURM_JOB_CPUS_PER_NODE", "").split(",")
+              if part.split("(")[0].isdigit()]
+    return min(counts) if counts else None
+
+
 def per_node_command(settings: dict, env: dict) -> list[str]:
     """The srun prefix that starts one launcher per node of a multi-node Slurm job (the executor
-    plugin does not wrap `mpi` jobs in srun), or [] on one node or when already inside it."""
-    nodes = int(settings.get("nodes", 1))
+    plugin does not wrap `mpi` jobs in srun), or [] on one node or when already inside it.
+
+    Since Slurm 22.05 a step started by srun does not inherit the job's --cpus-per-task: without it
+    each node's one task gets one CPU, and the launcher, its N training processes and their data
+    loaders share one core. So the task asks for all of the node's CPUs, unbound."""
+    nodes = int(section_defaults("training", settings)["nodes"])
     if nodes <= 1 or env.get(PER_NODE_LAUNCHER):
         return []
-    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1"]
+    cpus = node_cpus(env)
+    return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1",
+            *([f"--cpus-per-task={cpus}"] if cpus else []), "--cpu-bind=none"]
 
 
 def relaunch_per_node(settings: dict) -> None:
@@ -100,7 +121,7 @@ def relaunch_per_node(settings: dict) -> None:
 def deepspeed_config(settings: dict) -> Path | None:
     """``training.deepspeed``: null, a preset name in config/deepspeed/ (zero2, zero3,
     zero3_offload) or a path to a DeepSpeed JSON config."""
-    value = settings.get("deepspeed")
+    value = section_defaults("training", settings)["deepspeed"]
     if not value:
         return None
     preset = DEEPSPEED_PRESETS / f"{value}.json"
@@ -111,13 +132,29 @@ def deepspeed_config(settings: dict) -> Path | None:
     return path.resolve()
 
 
+def slurm_signal_option(settings: dict) -> str | None:
+    """The sbatch option (the train rules' ``slurm_extra``) that makes Slurm send SIGTERM
+    ``training.preempt_signal_minutes`` before the time limit, so the run checkpoints and a retry
+    resumes. No ``B:`` prefix: the signal goes to every process of the job's steps (the rule's
+    command runs in one, or starts one per node), not to Snakemake's batch shell, which would not
+    pass it on. Slurm may send it up to a minute earlier than asked; None: no early signal."""
+    minutes = section_defaults("training", settings)["preempt_signal_minutes"]
+    if not minutes:
+        return None
+    seconds = int(round(float(minutes) * 60))
+    if seconds > 65535:
+        raise ConfigError(f"training.preempt_signal_minutes={minutes}: Slurm's --signal takes at most 65535 s "
+                          "(1092 minutes)")
+    return f"--signal=TERM@{seconds}"
+
+
 def worker_arguments(base: str, data: str, out: str, settings_json: str, seed: int) -> list[str]:
     return ["train-worker", "--base", base, "--data", data, "--out", out, "--settings", settings_json,
             "--seed", str(seed)]
 
 
 def accelerate_command(layout: Layout, deepspeed: Path | None, worker_args: list[str], cuda: bool) -> list[str]:
-    command = [sys.executable, "-m", "accelerate.commands.launch",
+    command = [sys.executable, "-m", "mlit.train.elastic_launch",  # accelerate launch, see that module
                "--num_processes", str(layout.world_size), "--num_machines", str(layout.nodes),
                "--machine_rank", str(layout.machine_rank), "--main_process_ip", layout.main_address,
                "--main_process_port", str(layout.main_port), "--dynamo_backend", "no"]
@@ -130,17 +167,26 @@ def accelerate_command(layout: Layout, deepspeed: Path | None, worker_args: list
     return command + ["--module", "mlit", *worker_args]
 
 
-def worker_environment(cuda: bool) -> dict:
+def checkpoint_grace_s(settings: dict) -> int:
+    """``training.checkpoint_grace_s``: how long the launcher lets its workers write the SIGTERM
+    checkpoint before it SIGKILLs them (torch elastic's own default is 30 s)."""
+    return int(section_defaults("training", settings)["checkpoint_grace_s"])
+
+
+def worker_environment(cuda: bool, settings: dict | None = None) -> dict:
     env = dict(os.environ)
     if not cuda:
         env.setdefault("DS_ACCELERATOR", "cpu")  # DeepSpeed on the CPU (gloo); see the README
     env.pop("ACCELERATE_USE_CPU", None)  # silently turns ZeRO-2 into DDP and breaks ZeRO-3
+    # the torch elastic agent under `accelerate launch` SIGKILLs its workers this long after SIGTERM
+    env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] = str(checkpoint_grace_s(settings or {}))
     return env
 
 
 def run_training(base: str, data: str, out: Path, settings: dict, settings_json: str, seed: int) -> int:
     """Train in this process when there is one process and no DeepSpeed; else start the launcher and
-    return its exit status (SIGTERM is passed on, so workers checkpoint before they stop)."""
+    return its exit status (SIGTERM is passed on, so workers checkpoint before they stop; the agent
+    waits ``training.checkpoint_grace_s`` for them, this process as long as they take)."""
     layout = plan_layout(settings)
     deepspeed = deepspeed_config(settings)
     gradient_accumulation_steps(settings, layout.world_size)  # fail here, before starting processes
@@ -153,7 +199,7 @@ def run_training(base: str, data: str, out: Path, settings: dict, settings_json:
     command = accelerate_command(layout, deepspeed, worker_arguments(base, data, str(out), settings_json, seed), cuda)
     print(f"machine {layout.machine_rank}/{layout.nodes}, {layout.processes_per_node} process(es) per node, "
           f"CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')}: {shlex.join(command)}", flush=True)
-    process = subprocess.Popen(command, env=worker_environment(cuda))
+    process = subprocess.Popen(command, env=worker_environment(cuda, settings))
     terminated = []
 
     def forward(signum, frame):

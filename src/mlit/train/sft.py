@@ -15,11 +15,12 @@ import io
 import json
 import os
 import platform
-import shutil
 import signal
 import time
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from transformers import TrainerCallback
 
@@ -28,9 +29,10 @@ from mlit.generate.batching import gradient_accumulation_steps
 from mlit.model.chat_format import with_system_message
 from mlit.train.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
                               staging_dir)
-from mlit.files import atomic_write_text, sha256_file, write_json
+from mlit.files import sha256_file
+from mlit.model.publish import publish_model
 from mlit.train.truncation import truncation_report
-from mlit.safe_paths import checked, publish_dir, remove_tree
+from mlit.safe_paths import checked
 
 
 class NoTrainableTokensError(RuntimeError):
@@ -97,10 +99,13 @@ def with_system_messages(dataset, policy: str, system_messages: dict[str, str]):
     if policy == "none" or not system_messages:
         return dataset
     langs = row_languages(dataset)
-    if policy == "own_language" and None in langs:
-        raise ValueError("training.system_message: own_language needs a 'lang' field in every training row")
+    if policy == "own_language" and any(lang is None and not (m and m[0]["role"] == "system")
+                                        for m, lang in zip(dataset["messages"], langs)):
+        raise ValueError("training.system_message: own_language needs a 'lang' field in every training row "
+                         "that has no system message of its own")
     messages = [with_system_message(m, lang, policy, system_messages) for m, lang in zip(dataset["messages"], langs)]
-    return dataset.remove_columns("messages").add_column("messages", messages)
+    # map, not remove + add: a dataset whose only column is ``messages`` would have no rows in between
+    return dataset.map(lambda _, index: {"messages": messages[index]}, with_indices=True)
 
 
 def log_rendered_examples(dataset, tokenizer) -> None:
@@ -143,11 +148,38 @@ class EmptyWeightsError(RuntimeError):
     """The saved model has missing or empty tensors (e.g. ZeRO-3 saved its placeholders)."""
 
 
+def training_settings(settings: dict) -> dict:
+    """``settings`` with the schema's defaults of the ``training`` section filled in (the workflow's jobs
+    get them filled already; a test, a bench or a command run by hand may not): the one place defaults
+    live is workflow/schemas/config.schema.yaml."""
+    from mlit.config import section_defaults
+
+    return section_defaults("training", settings)
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank when ``flag`` is true on any rank (one all-reduce; the flag itself outside a
+    process group). A ZeRO save is collective: all ranks must decide to save at the same step."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    from accelerate import PartialState
+
+    tensor = torch.tensor([1.0 if flag else 0.0], device=PartialState().device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 class PreemptionCallback(TrainerCallback):
     """On SIGTERM, save a checkpoint at the end of the current optimizer step and stop.
 
     Every rank may receive the signal at a slightly different moment; the ranks agree on it with one
-    all-reduce per step, so that all of them save the same step (a ZeRO save is collective)."""
+    all-reduce per step, so that all of them save the same step (a ZeRO save is collective). The
+    signal comes early enough only if Slurm sends it ahead of the time limit
+    (``training.preempt_signal_minutes``) and the launcher waits for the save
+    (``training.checkpoint_grace_s``); see mlit.train.launch."""
 
     def __init__(self):
         super().__init__()
@@ -158,26 +190,57 @@ class PreemptionCallback(TrainerCallback):
     def _on_sigterm(self, signum, frame):
         self.requested = True
 
-    def _agreed(self) -> bool:
-        import torch
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            return self.requested
-        from accelerate import PartialState
-
-        flag = torch.tensor([1.0 if self.requested else 0.0], device=PartialState().device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
     def restore(self):
         signal.signal(signal.SIGTERM, self._previous)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self._agreed():
+        if any_rank(self.requested):
             control.should_save = True
             control.should_training_stop = True
             self.stopped_at = state.global_step
+        return control
+
+
+class TimedCheckpointCallback(TrainerCallback):
+    """Save when ``max_lost_minutes`` have passed since the last save (or the start), in addition to
+    ``save_steps``: a hard kill (node failure, SIGKILL) loses at most that much work, whatever a step
+    costs. The ranks save together once any rank's clock says so (one all-reduce per step)."""
+
+    def __init__(self, max_lost_minutes: float, clock=time.monotonic):
+        super().__init__()
+        self.interval_s = max_lost_minutes * 60
+        self.clock = clock
+        self.last_save = clock()
+        self.timed_saves = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        due = self.clock() - self.last_save >= self.interval_s
+        if any_rank(due) and not control.should_save:
+            control.should_save = True
+            self.timed_saves += 1
+        return control
+
+    def on_save(self, args, state, control, **kwargs):
+        self.last_save = self.clock()
+        return control
+
+
+CHECKPOINT_DELAY_ENV = "MLIT_TEST_CHECKPOINT_DELAY_S"
+
+
+class SlowCheckpointForTests(TrainerCallback):
+    """Test only (``MLIT_TEST_CHECKPOINT_DELAY_S``): sleep before each checkpoint is written, as a large
+    ZeRO checkpoint takes minutes; shows that a SIGTERM save survives the launcher's kill grace."""
+
+    def __init__(self, delay_s: float):
+        super().__init__()
+        self.delay_s = delay_s
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            print(f"{CHECKPOINT_DELAY_ENV}: checkpoint of step {state.global_step} takes {self.delay_s:.0f} s more",
+                  flush=True)
+            time.sleep(self.delay_s)
         return control
 
 
@@ -185,33 +248,38 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
     import torch
     from trl import SFTConfig
 
+    from mlit.train.launch import checkpoint_grace_s
+
+    settings = training_settings(settings)
     cuda = torch.cuda.is_available()
-    bf16 = settings.get("bf16")
+    bf16 = settings["bf16"]
     if bf16 is None:
         bf16 = cuda and torch.cuda.is_bf16_supported()
     return SFTConfig(
         output_dir=str(output_dir),
-        num_train_epochs=settings.get("epochs", 1),
-        max_steps=settings.get("max_steps", -1),
+        num_train_epochs=settings["epochs"],
+        max_steps=settings["max_steps"],
         learning_rate=settings["learning_rate"],
-        lr_scheduler_type=settings.get("lr_scheduler", "cosine"),
-        warmup_steps=settings.get("warmup_ratio", 0.0),
-        weight_decay=settings.get("weight_decay", 0.0),
-        per_device_train_batch_size=settings.get("per_device_batch_size", 8),
+        lr_scheduler_type=settings["lr_scheduler"],
+        warmup_steps=settings["warmup_ratio"],
+        weight_decay=settings["weight_decay"],
+        per_device_train_batch_size=settings["per_device_batch_size"],
         gradient_accumulation_steps=gradient_accumulation_steps(settings, world_size),
-        max_length=settings.get("max_length", 1024),
-        packing=settings.get("packing", False),
-        padding_free=settings.get("padding_free", False),
+        max_length=settings["max_length"],
+        packing=settings["packing"],
+        padding_free=settings["padding_free"],
         assistant_only_loss=True,
-        activation_checkpointing=settings.get("activation_checkpointing", False),
-        use_liger_kernel=settings.get("liger_kernel", False),
+        activation_checkpointing=settings["activation_checkpointing"],
+        use_liger_kernel=settings["liger_kernel"],
         bf16=bf16,
         use_cpu=not cuda,
-        logging_steps=settings.get("logging_steps", 5),
+        logging_steps=settings["logging_steps"],
         save_strategy="steps",
-        save_steps=settings.get("save_steps", 500),
-        save_total_limit=settings.get("save_total_limit", 2),
+        save_steps=settings["save_steps"],
+        save_total_limit=settings["save_total_limit"],
         include_num_input_tokens_seen="non_padding",
+        # ranks that wait in a collective while others write a large checkpoint must not time out first
+        ddp_timeout=max(1800, checkpoint_grace_s(settings) + 600),
         report_to="none",
         seed=seed,
         data_seed=seed,
@@ -260,11 +328,34 @@ def verify_saved_weights(saved_dir: Path, base_model: str) -> int:
     return total
 
 
-def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: int = 0) -> dict | None:
-    """Fine-tune ``base_model`` (hub id or directory) on ``data_path`` (JSONL of ``messages``).
+@dataclass
+class PreparedRun:
+    """Everything ``fit`` and ``finalize`` need: the trainer and the provenance gathered on the way."""
 
-    Run in every process of a distributed run; returns the provenance on the main process and None
-    on the others. Resumes from the last complete checkpoint of the same run."""
+    base_model: str
+    data_path: str
+    out_dir: Path
+    settings: dict
+    seed: int
+    started: float
+    world_size: int
+    tmp: Path
+    data_sha256: str
+    fingerprint: str
+    state: Any
+    args: Any
+    tokenizer: Any
+    trainer: Any
+    examples: int
+    trainable_tokens: int
+    truncation: dict | None
+    router_logits: bool | None
+    resume: Path | None
+
+
+def prepare(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: int = 0) -> PreparedRun:
+    """Staging directory (kept when it holds this run's checkpoints), data with system messages,
+    tokenizer, model and trainer; checks that the data has tokens to train on."""
     import datasets
     from accelerate import PartialState
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -283,7 +374,7 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
     base_info = read_base_info(base_model)
     trust = bool(base_info.get("trust_remote_code"))
     dataset = with_system_messages(datasets.load_dataset("json", data_files=data_path, split="train"),
-                                   settings.get("system_message", "own_language"),
+                                   settings["system_message"],
                                    base_info["chat_format"].get("system_messages") or {})
     tokenizer = AutoTokenizer.from_pretrained(base_model, trust_remote_code=trust)
     truncation = None
@@ -297,48 +388,82 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
     trainable_tokens = check_trainable(dataset, trainer.train_dataset, tokenizer, data_path, args.max_length,
                                        args.packing)
     trainer.data_collator = GuardedCollator(trainer.data_collator)
-    preemption = PreemptionCallback()
-    trainer.add_callback(preemption)
     resume = last_complete_checkpoint(tmp / "checkpoints")
     if state.is_main_process:
         print(f"staging {tmp}: {staging}; world size {world_size}, gradient accumulation "
               f"{args.gradient_accumulation_steps}, resuming from {resume.name if resume else 'scratch'}", flush=True)
-    result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    preemption.restore()
+    return PreparedRun(base_model=base_model, data_path=data_path, out_dir=out_dir, settings=settings, seed=seed,
+                       started=started, world_size=world_size, tmp=tmp, data_sha256=data_sha256,
+                       fingerprint=fingerprint, state=state, args=args, tokenizer=tokenizer, trainer=trainer,
+                       examples=len(dataset), trainable_tokens=trainable_tokens, truncation=truncation,
+                       router_logits=router_logits, resume=resume)
+
+
+def fit(run: PreparedRun):
+    """Train (from the last checkpoint, if any), saving every ``save_steps``, every
+    ``max_lost_minutes`` and on SIGTERM; a SIGTERM ends in TrainingPreempted after its checkpoint."""
+    trainer, state = run.trainer, run.state
+    preemption = PreemptionCallback()
+    trainer.add_callback(preemption)
+    if run.settings["max_lost_minutes"]:
+        trainer.add_callback(TimedCheckpointCallback(float(run.settings["max_lost_minutes"])))
+    if os.environ.get(CHECKPOINT_DELAY_ENV):
+        trainer.add_callback(SlowCheckpointForTests(float(os.environ[CHECKPOINT_DELAY_ENV])))
+    try:
+        result = trainer.train(resume_from_checkpoint=str(run.resume) if run.resume else None)
+    finally:
+        preemption.restore()
     if preemption.stopped_at is not None:
         if state.is_main_process:
-            print(f"SIGTERM: saved checkpoint-{preemption.stopped_at} in {tmp / 'checkpoints'}; rerun to resume",
+            print(f"SIGTERM: saved checkpoint-{preemption.stopped_at} in {run.tmp / 'checkpoints'}; rerun to resume",
                   flush=True)
         raise TrainingPreempted(143)
-    if router_logits is not None:  # saved as the base model had it: generation does not compute the aux loss
-        trainer.model.config.output_router_logits = router_logits
-    trainer.save_model(str(tmp))  # every rank: ZeRO-3 gathers the 16-bit weights collectively
+    return result
+
+
+def finalize(run: PreparedRun, result) -> dict | None:
+    """Save the consolidated weights (every rank), then on the main process verify them and publish
+    the model with tokenizer, loss curve and provenance (mlit.model.publish). Returns the provenance
+    on the main process, None on the others."""
+    trainer, state = run.trainer, run.state
+    if run.router_logits is not None:  # saved as the base model had it: generation does not compute the aux loss
+        trainer.model.config.output_router_logits = run.router_logits
+    trainer.save_model(str(run.tmp))  # every rank: ZeRO-3 gathers the 16-bit weights collectively
     state.wait_for_everyone()
     if not state.is_main_process:
         return None
-    parameters = verify_saved_weights(tmp, base_model)
-    tokenizer.save_pretrained(str(tmp))
-    if (Path(base_model) / BASE_INFO).exists():  # chat format and trust_remote_code travel with the model
-        shutil.copy(Path(base_model) / BASE_INFO, tmp / BASE_INFO)
-    atomic_write_text(tmp / "loss.csv", loss_csv(trainer.state.log_history))
-    manifest = Path(data_path).with_name("manifest.json")
-    info = {
-        "base_model": base_model,
-        "data": data_path,
-        "data_sha256": data_sha256,
+    parameters = verify_saved_weights(run.tmp, run.base_model)
+    info = provenance(run, result, parameters)
+    base_info = Path(run.base_model) / BASE_INFO  # chat format and trust_remote_code travel with the model
+    publish_model(run.tmp, run.out_dir, tokenizer=run.tokenizer, copy=[base_info] if base_info.exists() else [],
+                  metadata={"loss.csv": loss_csv(trainer.state.log_history), "train_info.json": info},
+                  drop=["checkpoints", RUN_FILE])
+    print(json.dumps({k: info[k] for k in ("examples", "world_size", "global_steps", "last_logged_loss",
+                                           "tokens_seen", "wall_time_s")}), flush=True)
+    return info
+
+
+def provenance(run: PreparedRun, result, parameters: int) -> dict:
+    """``train_info.json``: what was trained on what, how, and with which packages."""
+    trainer, args = run.trainer, run.args
+    manifest = Path(run.data_path).with_name("manifest.json")
+    return {
+        "base_model": run.base_model,
+        "data": run.data_path,
+        "data_sha256": run.data_sha256,
         "data_manifest_sha256": sha256_file(manifest) if manifest.exists() else None,
-        "settings": settings,
-        "seed": seed,
-        "world_size": world_size,
+        "settings": run.settings,
+        "seed": run.seed,
+        "world_size": run.world_size,
         "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * world_size,
+        "effective_batch_size": args.per_device_train_batch_size * args.gradient_accumulation_steps * run.world_size,
         "deepspeed": os.environ.get("ACCELERATE_DEEPSPEED_CONFIG_FILE"),
-        "run_fingerprint": fingerprint,
-        "resumed_from_step": int(resume.name.split("-")[1]) if resume else None,
-        "examples": len(dataset),
-        "trainable_tokens_per_epoch": trainable_tokens,
-        "system_message": settings.get("system_message", "own_language"),
-        "truncation": truncation,
+        "run_fingerprint": run.fingerprint,
+        "resumed_from_step": int(run.resume.name.split("-")[1]) if run.resume else None,
+        "examples": run.examples,
+        "trainable_tokens_per_epoch": run.trainable_tokens,
+        "system_message": run.settings["system_message"],
+        "truncation": run.truncation,
         "tokens_seen": int(trainer.state.num_input_tokens_seen),
         "parameters": parameters,
         "global_steps": trainer.state.global_step,
@@ -346,13 +471,16 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
         # since the resume); the last logged loss is the end of the curve in loss.csv
         "train_loss_mean_this_session": result.training_loss,
         "last_logged_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
-        "wall_time_s": round(time.time() - started, 1),
+        "wall_time_s": round(time.time() - run.started, 1),
         "packages": package_versions(),
     }
-    write_json(tmp / "train_info.json", info)
-    remove_tree(tmp / "checkpoints")
-    remove_tree(tmp / RUN_FILE)
-    publish_dir(tmp, out_dir)
-    print(json.dumps({k: info[k] for k in ("examples", "world_size", "global_steps", "last_logged_loss",
-                                           "tokens_seen", "wall_time_s")}), flush=True)
-    return info
+
+
+def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: int = 0) -> dict | None:
+    """Fine-tune ``base_model`` (hub id or directory) on ``data_path`` (JSONL of ``messages``):
+    prepare, fit, finalize.
+
+    Run in every process of a distributed run; returns the provenance on the main process and None
+    on the others. Resumes from the last complete checkpoint of the same run."""
+    run = prepare(base_model, data_path, out_dir, training_settings(settings), seed)
+    return finalize(run, fit(run))
