@@ -52,7 +52,7 @@ system-deps:
 	else echo "note: $(SYSTEM_PACKAGES) not all installed and not root: Slurm tests will be skipped"; fi
 
 test: setup setup-vllm system-deps
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v --durations=25 tests
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
 # in tests/test_lint.py) and the tests that do not run the workflow end to end, train for long or start

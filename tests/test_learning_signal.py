@@ -4,7 +4,7 @@ another language far more often than the parallel ENDEFRITES model, and scores l
 
 The test must fail when training is broken. Its negative controls, run by hand:
 
-    MLIT_TEST_BREAK_TRAINING=lr0 pytest tests/test_learning_signal.py              # learning rate 0
+    MLIT_TEST_BREAK_TRAINING=lr0 pytest tests/test_learning_signal.py              # learning rate 1e-12 (the schema rejects 0)
     MLIT_TEST_BREAK_TRAINING=shuffled_labels pytest tests/test_learning_signal.py  # answers shuffled across examples
 
 (``shuffled_labels`` gives every training question the answer of a random other example, of any
@@ -49,7 +49,7 @@ def signal_config(workdir) -> dict:
     config["generation"].update(questions_per_category=2)
     config["judge"]["off_language"] = "score_1"
     if BREAK == "lr0":
-        config["training"]["learning_rate"] = 0.0
+        config["training"]["learning_rate"] = 1e-12  # the schema rejects 0 (exclusiveMinimum): as good as 0
     elif BREAK == "shuffled_labels":
         config["datasets"]["demo"]["local"] = shuffled_label_data(workdir)
     elif BREAK is not None:

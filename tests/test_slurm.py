@@ -132,7 +132,10 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
         second = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile)
         assert sorted(submitted(second.stdout + second.stderr).values()) == ["judge"]
     judgments = read_jsonl(tmp_path / "results" / "judgments" / CELL / "EN.jsonl")
-    assert len(judgments) == 16 and {j["score"] for j in judgments} == {6}
+    # every answer sent to the judge got its 6; an off-language one (judge.off_language: score_1) was never sent
+    sent = [j for j in judgments if j["judgment"] is not None]
+    assert len(judgments) == 16 and sent and {j["score"] for j in sent} == {6}
+    assert all(j["score"] == 1 and not j["on_language"] for j in judgments if j["judgment"] is None)
 
 
 def test_the_train_job_asks_slurm_for_an_early_sigterm(cluster, tmp_path):

@@ -10,6 +10,7 @@ import yaml
 
 from mlit.files import read_jsonl
 from mlit.judge.prompts import parse_rating
+from mlit.run_settings import EXECUTION_KEYS
 
 from conftest import REPO, job_counts, snakemake
 
@@ -47,8 +48,10 @@ def test_tables_hold_a_judged_score_per_cell_language_category_and_turn(finished
     assert long.height == 2 * 2 * 8 * 2
     scored = long.filter(pl.col("score").is_not_null())
     assert scored.height > 0, "the demo judge produced no rating at all"
-    for judgment, score in zip(scored["judgment"], scored["score"]):  # every score came from a judge reply
-        assert parse_rating(judgment) == score
+    # every score came from a judge reply, or from the off-language rule (judge.off_language: score_1,
+    # the demo's setting): such an answer is never sent to the judge and gets 1
+    for judgment, score, on_language in zip(scored["judgment"], scored["score"], scored["on_language"]):
+        assert parse_rating(judgment) == score if on_language else (judgment is None and score == 1)
     assert long.filter(pl.col("failed"))["error"].null_count() == 0
     main = pl.read_csv(tables / "main_table.csv")
     assert main.height == 2 and {"EN", "DE", "average", "n_failed"} <= set(main.columns)
@@ -87,40 +90,62 @@ EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_setting
     "training.save_steps": 7, "training.save_total_limit": 3, "training.logging_steps": 1,
     "training.main_process_port": 29999, "training.processes_per_node": 2, "training.gpus_per_node": 4,
     "training.deepspeed": "zero3", "training.activation_checkpointing": True,
-    "training.per_device_batch_size": 4, "training.nodes": 2,
+    "training.per_device_batch_size": 2, "training.nodes": 2, "training.preempt_signal_minutes": 5,
+    "training.checkpoint_grace_s": 900, "training.max_lost_minutes": 30,
     "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
     "generation.vllm_enforce_eager": True, "generation.hf_compile": True, "generation.vllm_submission": "batch",
+    "generation.hf_device_map": "auto",
     "judge.parallel": 1, "judge.timeout_s": 5, "judge.prices_per_1k": {"prompt_per_1k": 0.01},
     "judge.batch_poll_s": 1, "judge.max_retries": 9, "judge.retry_initial_s": 0.5, "judge.api_key_env": "OTHER_KEY",
+    "judge.mode": "batch",
 }
+# generation.batch_size is an execution key only with the vLLM backend (the demo's is hf); generation.gpus
+# comes from resources.generate, not from the generation section
+NOT_IN_THE_DEMO = {"generation.batch_size", "generation.gpus"}
 
 
-def changed(configfile, workdir, name, dotted_key, value):
+def changed(configfile, workdir, name, changes: dict):
+    """The finished run's config with ``changes`` (dotted key -> value) applied, written to ``<name>.yaml``.
+    A change of processes keeps the effective batch (the demo's 8, itself an experiment key): the per-device
+    batch is the effective batch over all processes."""
     config = yaml.safe_load(configfile.read_text())
-    section, key = dotted_key.split(".")
-    processes = {"nodes": value, "gpus_per_node": value, "processes_per_node": value}.get(key) \
-        if section == "training" else None
-    if processes:  # the same effective batch (the demo's 8), split over more processes (itself an execution key)
-        config["training"]["per_device_batch_size"] = config["training"]["effective_batch_size"] // processes
+    for dotted_key, value in changes.items():
+        section, key = dotted_key.split(".")
+        config[section][key] = value
+    training = config["training"]
+    processes = (training.get("nodes") or 1) * (training.get("processes_per_node") or 1)
+    if processes > 1:
+        training["per_device_batch_size"] = training["effective_batch_size"] // processes
         config["judge"]["serve"]["training"]["per_device_batch_size"] = 8 // processes  # the demo judge's 8
-    config[section][key] = value
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-@pytest.mark.parametrize("dotted_key", sorted(EXECUTION_CHANGES))
-def test_an_execution_setting_reruns_nothing(finished_run, dotted_key):
+def test_the_execution_changes_cover_every_execution_key():
+    listed = {f"{section}.{key}" for section, keys in EXECUTION_KEYS.items() for key in keys}
+    assert set(EXECUTION_CHANGES) == listed - NOT_IN_THE_DEMO
+
+
+def test_no_execution_setting_reruns_anything(finished_run):
+    """Every execution key changed at once plans nothing (one dry run: each costs Snakemake's start-up);
+    if something is planned, each key is tried alone to name the ones that rerun."""
     workdir, configfile = finished_run
-    path = changed(configfile, workdir, "execution", dotted_key, EXECUTION_CHANGES[dotted_key])
-    result = snakemake(workdir, "-n", configfile=path)
-    assert "Nothing to be done" in result.stdout + result.stderr, job_counts(result.stdout)
-    section, key = dotted_key.split(".")
+    result = snakemake(workdir, "-n", configfile=changed(configfile, workdir, "execution", EXECUTION_CHANGES))
+    if "Nothing to be done" not in result.stdout + result.stderr:
+        culprits = {}
+        for dotted_key, value in EXECUTION_CHANGES.items():
+            alone = snakemake(workdir, "-n", configfile=changed(configfile, workdir, "one", {dotted_key: value}))
+            if "Nothing to be done" not in alone.stdout + alone.stderr:
+                culprits[dotted_key] = job_counts(alone.stdout)
+        pytest.fail(f"execution settings that rerun jobs: {culprits or job_counts(result.stdout)}")
     written = json.loads((workdir / "results" / "execution_settings.json").read_text())
-    where = {"training": lambda: written["training"]["tiny-llama"],  # per base model
-             "generation": lambda: written["generation"]["tiny-llama__demo__EN__30__seed1"],  # per cell
-             }.get(section, lambda: written[section])()
-    assert where[key] == EXECUTION_CHANGES[dotted_key]  # it reaches the jobs through this file
+    for dotted_key, value in EXECUTION_CHANGES.items():  # each reaches the jobs through this file
+        section, key = dotted_key.split(".")
+        where = {"training": lambda: written["training"]["tiny-llama"],  # per base model
+                 "generation": lambda: written["generation"]["tiny-llama__demo__EN__30__seed1"],  # per cell
+                 }.get(section, lambda: written[section])()
+        assert where[key] == value, dotted_key
 
 
 @pytest.mark.parametrize(("dotted_key", "value", "expected"), [
@@ -130,12 +155,12 @@ def test_an_execution_setting_reruns_nothing(finished_run, dotted_key):
     ("training.warmup_ratio", 0.1, {"train": 2, "train_judge": 1, "generate": 2, "judge": 2}),
     ("generation.max_new_tokens", 12, {"generate": 2, "judge": 2}),
     ("judge.temperature", 0.5, {"judge": 2}),
-    ("judge.off_language", "score_1", {"judge": 2}),
+    ("judge.off_language", "report", {"judge": 2}),  # the demo's config has score_1
 ])
 def test_an_experiment_setting_reruns_exactly_what_depends_on_it(finished_run, dotted_key, value, expected):
     workdir, configfile = finished_run
-    counts = job_counts(snakemake(workdir, "-n", configfile=changed(configfile, workdir, "experiment", dotted_key,
-                                                                     value)).stdout)
+    counts = job_counts(snakemake(workdir, "-n",
+                                  configfile=changed(configfile, workdir, "experiment", {dotted_key: value})).stdout)
     assert counts == {**expected, "tables": 1, "all": 1, "total": sum(expected.values()) + 2}
 
 
