@@ -62,9 +62,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_train_worker(args) -> None:
-    from mlit.train.sft import train
+    from mlit.train.sft import end_process_group, train
 
-    train(args.base, args.data, Path(args.out), args.settings, seed=args.seed)
+    try:
+        train(args.base, args.data, Path(args.out), args.settings, seed=args.seed)
+    finally:
+        end_process_group()
 
 
 def cmd_judge_data(args) -> None:

@@ -484,3 +484,13 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
     on the others. Resumes from the last complete checkpoint of the same run."""
     run = prepare(base_model, data_path, out_dir, training_settings(settings), seed)
     return finalize(run, fit(run))
+
+
+def end_process_group() -> None:
+    """Destroy the process group before the interpreter exits. Left to interpreter teardown, Gloo's
+    worker threads can abort a rank that finishes first ("terminate called without an active
+    exception", SIGABRT), which fails a run whose model was already saved."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
