@@ -2,7 +2,7 @@ import polars as pl
 import pytest
 
 from mlit.results.analysis import (bootstrap_relative_gain, judge_health, parallel_gain, plot_category_bars, plot_heatmap,
-                                   plot_parallel_gain, score_by_size, size_effect)
+                                   plot_parallel_gain, plot_score_by_size, score_by_size, size_effect)
 from mlit.judge.client import judge_cost
 
 import numpy as np
@@ -81,8 +81,12 @@ def test_score_by_size_and_plots(tmp_path):
     table = score_by_size(long_frame(ROWS))
     de = table.filter((pl.col("composition") == "DE") & (pl.col("lang") == "DE"))
     assert dict(zip(de["size"], de["mean_score"])) == {"10": 5.0, "20": 8.0}
+    pooled = table.filter((pl.col("composition") == "ENDE") & (pl.col("lang") == "ALL")).row(0, named=True)
+    assert (pooled["mean_score"], pooled["n_questions"]) == ((5 + 7 + 9) / 3, 3)  # DE q1, DE q2, EN q1
     paths = plot_heatmap(long_frame(ROWS), tmp_path / "heat")
     assert all(p.stat().st_size > 1000 for p in paths)
+    paths = plot_score_by_size(table, tmp_path / "size")
+    assert [p.suffix for p in paths] == [".png", ".svg"] and "all languages (pooled)" in paths[1].read_text()
 
 
 def test_judge_health_counts_failures_and_tokens(tmp_path):
@@ -102,6 +106,8 @@ def test_size_effect_by_hand():
     # size 20 has only q1 (8.0); paired with size 10's q1 (4.0): difference 4 on one question
     assert (row["size"], row["baseline_size"], row["difference"], row["n_questions"]) == ("20", "10", 4.0, 1)
     assert row["ci95_low"] == row["ci95_high"] == 4.0
+    pooled = effect.filter((pl.col("composition") == "DE") & (pl.col("lang") == "ALL")).row(0, named=True)
+    assert (pooled["difference"], pooled["n_questions"]) == (4.0, 1)  # only German questions: the same pair
 
 
 def test_gain_resamples_seeds_when_there_are_several():

@@ -4,7 +4,8 @@
   composition that contains it (parallel, or ``_sampled``) over the monolingual composition of that
   language and over the English-only composition, and pooled over the languages; same base model,
   dataset, size; with a paired bootstrap 95% interval over questions.
-- Dataset size (Superficial Alignment Hypothesis): the score per size, per language and composition.
+- Dataset size (Superficial Alignment Hypothesis): the score per size, per language and composition,
+  and pooled over the languages (``lang`` = ALL).
 
 Per question, the score is the mean of its judged turns (failed judgments left out) averaged over
 seeds; questions without a score in both compositions are left out of a comparison.
@@ -144,9 +145,10 @@ def size_effect(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.Dat
     the score difference and its paired bootstrap 95% interval. Sets are ordered by examples per
     language; a 'full' set of unknown size sorts last within its dataset."""
     keyed = long.with_columns(pl.col("examples_per_language").fill_null(-1).alias("_examples"))
-    scores = (keyed.filter(pl.col("score").is_not_null())
-              .group_by(["base_model", "dataset", "size", "_examples", "composition", "lang", "question_id", "seed"])
-              .agg(pl.col("score").mean()))
+    scores = with_pooled_languages(
+        keyed.filter(pl.col("score").is_not_null())
+        .group_by(["base_model", "dataset", "size", "_examples", "composition", "lang", "question_id", "seed"])
+        .agg(pl.col("score").mean()))
     rows = []
     for (model, comp, lang), frame in scores.group_by(["base_model", "composition", "lang"], maintain_order=True):
         sets = {(dataset, size, examples): {(s, q): v for s, q, v in part.select(["seed", "question_id",
@@ -181,8 +183,18 @@ def size_order(sizes) -> list[str]:
     return sorted({str(s) for s in sizes}, key=lambda s: (s == "full", int(s) if s.isdigit() else 0))
 
 
+def with_pooled_languages(scores: pl.DataFrame) -> pl.DataFrame:
+    """The rows again with ``lang`` = ALL and the question keyed by its language, so that a mean or a
+    paired resample over them pools the evaluation languages (as main_table's average does)."""
+    pooled = scores.with_columns(pl.concat_str([pl.col("lang"), pl.col("question_id").cast(pl.String)],
+                                               separator=":").alias("question_id"),
+                                 pl.lit(ALL_LANGUAGES).alias("lang"))
+    return pl.concat([scores.with_columns(pl.col("question_id").cast(pl.String)), pooled.select(scores.columns)])
+
+
 def score_by_size(long: pl.DataFrame) -> pl.DataFrame:
-    return (question_scores(long)
+    """Mean question score per size, per evaluation language and pooled over them (``lang`` = ALL)."""
+    return (with_pooled_languages(question_scores(long))
             .group_by(["base_model", "dataset", "composition", "lang", "size"])
             .agg(pl.col("score").mean().round(4).alias("mean_score"), pl.len().alias("n_questions"))
             .sort(["base_model", "dataset", "composition", "lang", "size"]))
@@ -192,7 +204,8 @@ def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
     """Score against dataset size: one panel per language, one line per composition (PNG and SVG)."""
     plt = pyplot()
 
-    langs = sorted(table["lang"].unique().to_list())
+    langs = sorted(lang for lang in table["lang"].unique().to_list() if lang != ALL_LANGUAGES)
+    langs += [ALL_LANGUAGES] if ALL_LANGUAGES in set(table["lang"].to_list()) else []
     sizes = size_order(table["size"].to_list())
     fig, axes = plt.subplots(1, max(1, len(langs)), figsize=(3.2 * max(1, len(langs)), 3.2), sharey=True,
                              squeeze=False)
@@ -203,7 +216,7 @@ def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
             points = dict(zip(line["size"], line["mean_score"]))
             xs = [i for i, s in enumerate(sizes) if s in points]
             ax.plot(xs, [points[sizes[i]] for i in xs], marker="o", label=f"{comp} ({model}, {dataset})")
-        ax.set_title(f"MT-Bench-X {lang}")
+        ax.set_title("all languages (pooled)" if lang == ALL_LANGUAGES else f"MT-Bench-X {lang}")
         ax.set_xticks(range(len(sizes)), sizes)
         ax.set_xlabel("examples per language")
     axes[0][0].set_ylabel("mean judge score (1-10)")

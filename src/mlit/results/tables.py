@@ -323,7 +323,7 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
         if tables["parallel_gain"].height:
             plot_parallel_gain(tables["parallel_gain"], plots / "parallel_gain")
         report += ["Plots: plots/score_by_size.{png,svg} (score against examples per language, one panel per "
-                   "language), plots/composition_x_language.{png,svg} (heatmap), plots/categories.{png,svg} (score per "
+                   "language and one pooled over them), plots/composition_x_language.{png,svg} (heatmap), plots/categories.{png,svg} (score per "
                    "category and composition, one panel per language), plots/parallel_gain.{png,svg} (relative gain of each "
                    "multilingual composition with its 95% interval, per language).", ""]
     n_failed = int(long["failed"].sum()) if len(long) else 0
