@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -142,7 +143,7 @@ def test_an_endpoint_that_rejects_everything_fails_the_job_loudly(tmp_path):
 
 
 def test_off_language_answers_are_reported_or_rated_1(tmp_path):
-    questions = load_questions(BENCH, "DE", per_category=1)[:2]
+    questions = load_questions(BENCH, "DE", per_category=1)[:3]
     path = tmp_path / "answers.jsonl"
     write_jsonl(path, [
         {"question_id": questions[0]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
@@ -150,14 +151,17 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
             "The capital of Germany is Berlin and it is a beautiful city."]}]},
         {"question_id": questions[1]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
             "Ich schreibe gern lange Briefe an meine Freunde in der Stadt.", ""]}]},
+        # no letter at all: in no language (fastText would call it English), so the judge rates it
+        {"question_id": questions[2]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
+            "1492.", "12, 13, 14 = 39!"]}]},
     ])
     with OpenAIServer() as server:
-        for rule, english_score, sent in (("report", 7.0, 4), ("score_1", 1.0, 3)):
+        for rule, english_score, sent in (("report", 7.0, 6), ("score_1", 1.0, 5)):
             judge = {**JUDGE, "base_url": server.base_url, "off_language": rule}
             before = len(server.requests)
             counts = judge_cell({"DE": str(path)}, str(BENCH), tmp_path / rule, judge, str(tmp_path / rule / "cache"))
             # under score_1 the English answer's score is fixed: it is never sent (nor paid for)
-            assert len(server.requests) - before == sent and counts["not_sent"] == 4 - sent
+            assert len(server.requests) - before == sent and counts["not_sent"] == 6 - sent
             rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / rule / "DE.jsonl")}
             english = rows[questions[0]["question_id"], 2]
             assert english["answer_lang"] == "EN" and english["on_language"] is False
@@ -167,6 +171,21 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
             assert german["answer_lang"] == "DE" and german["on_language"] and german["score"] == 7.0
             empty = rows[questions[1]["question_id"], 2]
             assert empty["answer_lang"] is None and empty["on_language"]
+            for turn in (1, 2):
+                numbers = rows[questions[2]["question_id"], turn]
+                assert numbers["answer_lang"] is None and numbers["on_language"] and numbers["score"] == 7.0
+
+
+def test_the_demo_judge_learns_that_an_answer_without_words_is_no_finished_sentence(tmp_path):
+    from mlit.judge.demo_judge_sft_data import build_judge_sft, demo_rating
+
+    assert [demo_rating(a) for a in ("Berlin ist schön.", "Berlin ist", "13.", "4, 17!", "")] == [7, 3, 3, 3, 3]
+    count = build_judge_sft(str(BENCH), ["DE"], {}, tmp_path / "sft.jsonl", variants_per_question=2, seed=0)
+    rows = read_jsonl(tmp_path / "sft.jsonl")
+    assert count == len(rows) == 80 * 2 * 2  # questions x variants x turns
+    bare = [row for row in rows if "[[3]]" in row["messages"][2]["content"]
+            and re.search(r"\]\n[\d, ]+[.!]?\n\[", row["messages"][1]["content"])]
+    assert len(bare) > 20  # enough bare-number answers, rated 3, to learn from
 
 
 def test_repeated_samples_fail_as_unparsable_if_any_reply_arrived_else_as_api_error():
