@@ -1,5 +1,4 @@
 import json
-import re
 
 import pytest
 
@@ -156,36 +155,27 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
             "1492.", "12, 13, 14 = 39!"]}]},
     ])
     with OpenAIServer() as server:
-        for rule, english_score, sent in (("report", 7.0, 6), ("score_1", 1.0, 5)):
-            judge = {**JUDGE, "base_url": server.base_url, "off_language": rule}
-            before = len(server.requests)
-            counts = judge_cell({"DE": str(path)}, str(BENCH), tmp_path / rule, judge, str(tmp_path / rule / "cache"))
+        # (off_language, no_language): requests sent of 6; the answers in no language (one empty, two
+        # bare numbers) go to the judge unless no_language says they are not in the question's language
+        for rule, no_language, sent in (("report", "judge", 6), ("score_1", "judge", 5), ("score_1", "off_language", 2)):
+            judge = {**JUDGE, "base_url": server.base_url, "off_language": rule, "no_language": no_language}
+            before, out = len(server.requests), tmp_path / f"{rule}_{no_language}"
+            counts = judge_cell({"DE": str(path)}, str(BENCH), out, judge, str(out / "cache"))
             # under score_1 the English answer's score is fixed: it is never sent (nor paid for)
             assert len(server.requests) - before == sent and counts["not_sent"] == 6 - sent
-            rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / rule / "DE.jsonl")}
+            rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(out / "DE.jsonl")}
             english = rows[questions[0]["question_id"], 2]
             assert english["answer_lang"] == "EN" and english["on_language"] is False
-            assert english["score"] == english_score and english["failure"] is None  # a score, not a failure
+            assert english["score"] == (7.0 if rule == "report" else 1.0)
+            assert english["failure"] is None  # a score, not a failure
             assert (english["judgment"] is None) == (rule == "score_1")
             german = rows[questions[0]["question_id"], 1]
             assert german["answer_lang"] == "DE" and german["on_language"] and german["score"] == 7.0
-            empty = rows[questions[1]["question_id"], 2]
-            assert empty["answer_lang"] is None and empty["on_language"]
-            for turn in (1, 2):
-                numbers = rows[questions[2]["question_id"], turn]
-                assert numbers["answer_lang"] is None and numbers["on_language"] and numbers["score"] == 7.0
-
-
-def test_the_demo_judge_learns_that_an_answer_without_words_is_no_finished_sentence(tmp_path):
-    from mlit.judge.demo_judge_sft_data import build_judge_sft, demo_rating
-
-    assert [demo_rating(a) for a in ("Berlin ist schön.", "Berlin ist", "13.", "4, 17!", "")] == [7, 3, 3, 3, 3]
-    count = build_judge_sft(str(BENCH), ["DE"], {}, tmp_path / "sft.jsonl", variants_per_question=2, seed=0)
-    rows = read_jsonl(tmp_path / "sft.jsonl")
-    assert count == len(rows) == 80 * 2 * 2  # questions x variants x turns
-    bare = [row for row in rows if "[[3]]" in row["messages"][2]["content"]
-            and re.search(r"\]\n[\d, ]+[.!]?\n\[", row["messages"][1]["content"])]
-    assert len(bare) > 20  # enough bare-number answers, rated 3, to learn from
+            in_no_language = [rows[questions[1]["question_id"], 2], rows[questions[2]["question_id"], 1],
+                              rows[questions[2]["question_id"], 2]]
+            for row in in_no_language:  # fastText alone would call '1492.' English
+                assert row["answer_lang"] is None and row["on_language"] == (no_language == "judge")
+                assert row["score"] == (7.0 if no_language == "judge" else 1.0) and row["failure"] is None
 
 
 def test_repeated_samples_fail_as_unparsable_if_any_reply_arrived_else_as_api_error():

@@ -120,7 +120,7 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
 
 
 def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_model: str,
-               off_language: str | None) -> dict:
+               off_language: str | None, no_language: str = "judge") -> dict:
     """One judgment row from one or more judge replies to the same request. With several (repeated
     judging), the score is the median of the parsable ratings and their spread is recorded. Without a
     parsable rating, ``failure`` says why (``FAILURE_KINDS``): "unparsable" if any reply arrived,
@@ -140,7 +140,7 @@ def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_mod
         error, failure = UNPARSABLE + (f" ({len(errors)} of {len(repeated)} samples failed after their retries: "
                                        f"{errors[0]})" if errors else ""), "unparsable"
     answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
-    on_language = answer_lang is None or answer_lang == lang
+    on_language = in_question_language(answer_lang, lang, no_language)
     if not on_language and off_language == "score_1":
         # the Finnish MT-Bench rule: an answer in another language gets 1, a score (not a failure)
         score, error, failure = 1.0, None, None
@@ -161,10 +161,19 @@ def judged_row(answer: dict, request, repeated: list[dict], lang: str, judge_mod
 NOT_SENT = {"judgment": None, "error": None, "failure": None, "usage": None, "cached": False}
 
 
-def answers_in(answer: dict, request, lang: str) -> bool:
-    """Whether the judged turn of ``answer`` is in ``lang`` (or its language cannot be told)."""
+def in_question_language(answer_lang: str | None, lang: str, no_language: str = "judge") -> bool:
+    """Whether an answer detected as ``answer_lang`` counts as in the question's language ``lang``. An
+    answer in no language (None: empty, or without a letter, '42') counts as in it under
+    ``judge.no_language: judge`` (the judge rates it) and not under ``off_language``."""
+    if answer_lang is None:
+        return no_language == "judge"
+    return answer_lang == lang
+
+
+def answers_in(answer: dict, request, lang: str, no_language: str = "judge") -> bool:
+    """Whether the judged turn of ``answer`` counts as in ``lang`` (``in_question_language``)."""
     answer_lang = detect_language(answer["choices"][0]["turns"][request.turn - 1])
-    return answer_lang is None or answer_lang == lang
+    return in_question_language(answer_lang, lang, no_language)
 
 
 class JudgeEndpointError(RuntimeError):
@@ -189,7 +198,8 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     for lang, all_pairs in requests_by_lang.items():
         # judge.off_language: score_1 fixes the score of an answer in another language: it is never sent
         fixed = {index for index, (answer, request) in enumerate(all_pairs)
-                 if judge["off_language"] == "score_1" and not answers_in(answer, request, lang)}
+                 if judge["off_language"] == "score_1"
+                 and not answers_in(answer, request, lang, judge["no_language"])}
         pairs = [pair for index, pair in enumerate(all_pairs) if index not in fixed]
         requests = [request for _, request in pairs for _ in range(samples)]
         sample_ids = list(range(samples)) * len(pairs)
@@ -209,13 +219,14 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
         for index, (answer, request) in enumerate(all_pairs):
             if index in fixed:
                 rows.append(judged_row(answer, request, [NOT_SENT] * samples, lang, settings.model,
-                                       judge["off_language"]))
+                                       judge["off_language"], judge["no_language"]))
                 counts["requests"] += 1
                 counts["not_sent"] += 1
                 continue
             repeated = results[sent * samples:(sent + 1) * samples]
             sent += 1
-            row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"])
+            row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"],
+                             judge["no_language"])
             row["error"] = redact_error(row["error"], settings) if row["error"] else None
             rows.append(row)
             counts["requests"] += 1

@@ -3,7 +3,7 @@ the judge format (a short sentence, then ``<Rating>: [[n]]``).
 
 A random tiny model never writes ``[[n]]``; fine-tuned on these examples it does, so the demo's
 judge step runs the real path end to end. Its ratings mean nothing (7 when the answer ends
-like a sentence and has words, else 3); switch ``judge.base_url``/``judge.model`` to a real judge for real scores.
+like a sentence, else 3); switch ``judge.base_url``/``judge.model`` to a real judge for real scores.
 """
 
 from __future__ import annotations
@@ -32,15 +32,9 @@ def rating_phrase(prompts: dict[str, dict]) -> str:
 
 
 def demo_rating(answer: str) -> int:
-    """A rule a tiny model can learn from the answer's tokens: a finished sentence with words gets 7,
-    anything else (cut off, or no letter at all: '13.') 3. Not a quality judgment."""
-    finished = answer.rstrip().endswith((".", "!", "?"))
-    return 7 if finished and any(char.isalpha() for char in answer) else 3
-
-
-def bare_numbers(rng: random.Random) -> str:
-    """An answer in no language, as undertrained models write them: '13.', '4, 17'."""
-    return ", ".join(str(rng.randint(1, 99)) for _ in range(rng.randint(1, 4))) + rng.choice(["", ".", "!"])
+    """A rule a tiny model can learn from the tokens next to the answer's end: a finished sentence
+    gets 7, anything else 3. Not a quality judgment."""
+    return 7 if answer.rstrip().endswith((".", "!", "?")) else 3
 
 
 def synthetic_answers(rng: random.Random, question: dict, pool: list[str], reference: dict | None) -> list[str]:
@@ -50,7 +44,6 @@ def synthetic_answers(rng: random.Random, question: dict, pool: list[str], refer
         " ".join(rng.choices(words, k=rng.randint(3, 40))),
         reference["choices"][0]["turns"][0][: rng.randint(20, 400)] if reference else rng.choice(words),
         rng.choice(pool) if pool else "",
-        bare_numbers(rng),
     ]
     return candidates
 
