@@ -66,6 +66,8 @@ def test_gain_over_the_english_only_model_and_pooled_over_languages(tmp_path):
     assert pooled["ci95_low"] < 0.5 < pooled["ci95_high"]
     paths = plot_parallel_gain(gain, tmp_path / "gain")
     assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
+    # rows in key order, not in the order polars' group_by happened to yield: reruns give the same file
+    assert gain.equals(gain.sort(["base_model", "dataset", "size", "comparison", "composition", "lang"]))
 
 
 def test_bootstrap_interval_by_hand():

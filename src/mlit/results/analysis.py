@@ -136,7 +136,8 @@ def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.D
               "composition": pl.String, "comparison": pl.String, "baseline": pl.String,
               "mean_multilingual": pl.Float64, "mean_baseline": pl.Float64, "relative_gain": pl.Float64,
               "ci95_low": pl.Float64, "ci95_high": pl.Float64, "n_questions": pl.Int64, "n_seeds": pl.Int64}
-    return pl.DataFrame(rows, schema=schema)
+    # sorted: the same judgments give the same file, row for row
+    return pl.DataFrame(rows, schema=schema).sort(["base_model", "dataset", "size", "comparison", "composition", "lang"])
 
 
 def size_effect(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.DataFrame:
@@ -176,7 +177,7 @@ def size_effect(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.Dat
               "size": pl.String, "examples_per_language": pl.Int64, "baseline_dataset": pl.String,
               "baseline_size": pl.String, "mean": pl.Float64, "mean_baseline": pl.Float64, "difference": pl.Float64,
               "ci95_low": pl.Float64, "ci95_high": pl.Float64, "n_questions": pl.Int64}
-    return pl.DataFrame(rows, schema=schema)
+    return pl.DataFrame(rows, schema=schema).sort(["base_model", "composition", "lang", "dataset", "size"])
 
 
 def size_order(sizes) -> list[str]:
