@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -125,25 +127,15 @@ def test_own_language_system_messages_need_a_language_only_where_a_row_has_no_sy
         with_system_messages(rows.remove_columns("lang"), "own_language", OPENGPTX_SYSTEM_MESSAGES)
 
 
-def test_a_worker_ends_its_process_group_before_exit():
-    """Left to interpreter teardown, Gloo's threads can SIGABRT a rank that finished first."""
-    import socket
-
-    import torch.distributed as dist
-
-    from mlit.train.sft import end_process_group
-
-    end_process_group()  # no group: nothing to do
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    try:
-        gathered = [torch.zeros(1)]
-        dist.all_gather(gathered, torch.ones(1))
-        assert dist.is_initialized() and gathered[0].item() == 1.0
-        end_process_group()
-        assert not dist.is_initialized()
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+def test_a_finished_worker_exits_with_its_code_and_output_but_without_teardown():
+    """Workers skip interpreter teardown (native destructors aborted a finished rank in CI), but keep
+    their exit code and every line they printed."""
+    program = ("import atexit, sys\n"
+               "from mlit.train.sft import exit_without_teardown\n"
+               "atexit.register(lambda: print('teardown ran', flush=True))\n"
+               "print('model published')\n"
+               "print('a warning', file=sys.stderr)\n"
+               "exit_without_teardown(143)\n")
+    finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
+    assert finished.returncode == 143
+    assert finished.stdout == "model published\n" and "a warning" in finished.stderr

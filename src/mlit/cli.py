@@ -62,12 +62,16 @@ def cmd_train(args) -> None:
 
 
 def cmd_train_worker(args) -> None:
-    from mlit.train.sft import end_process_group, train
+    import faulthandler
 
+    from mlit.train.sft import TrainingPreempted, exit_without_teardown, train
+
+    faulthandler.enable(all_threads=True)  # a native crash prints each thread's Python stack to the job log
     try:
         train(args.base, args.data, Path(args.out), args.settings, seed=args.seed)
-    finally:
-        end_process_group()
+    except TrainingPreempted as stop:
+        exit_without_teardown(stop.code)
+    exit_without_teardown(0)
 
 
 def cmd_judge_data(args) -> None:

@@ -16,11 +16,12 @@ import json
 import os
 import platform
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from transformers import TrainerCallback
 
@@ -414,6 +415,7 @@ def fit(run: PreparedRun):
     finally:
         preemption.restore()
     if preemption.stopped_at is not None:
+        state.wait_for_everyone()  # every rank has written its part of the checkpoint
         if state.is_main_process:
             print(f"SIGTERM: saved checkpoint-{preemption.stopped_at} in {run.tmp / 'checkpoints'}; rerun to resume",
                   flush=True)
@@ -430,8 +432,15 @@ def finalize(run: PreparedRun, result) -> dict | None:
         trainer.model.config.output_router_logits = run.router_logits
     trainer.save_model(str(run.tmp))  # every rank: ZeRO-3 gathers the 16-bit weights collectively
     state.wait_for_everyone()
-    if not state.is_main_process:
-        return None
+    info = publish(run, result) if state.is_main_process else None
+    state.wait_for_everyone()  # the ranks leave together, once the model is published
+    return info
+
+
+def publish(run: PreparedRun, result) -> dict:
+    """Main process: verify the saved weights, then publish the model with its tokenizer, loss curve
+    and provenance."""
+    trainer = run.trainer
     parameters = verify_saved_weights(run.tmp, run.base_model)
     info = provenance(run, result, parameters)
     base_info = Path(run.base_model) / BASE_INFO  # chat format and trust_remote_code travel with the model
@@ -486,11 +495,17 @@ def train(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: 
     return finalize(run, fit(run))
 
 
-def end_process_group() -> None:
-    """Destroy the process group before the interpreter exits. Left to interpreter teardown, Gloo's
-    worker threads can abort a rank that finishes first ("terminate called without an active
-    exception", SIGABRT), which fails a run whose model was already saved."""
-    import torch.distributed as dist
+def exit_without_teardown(code: int) -> NoReturn:
+    """End a finished worker: flush its output and exit at once, skipping interpreter teardown.
 
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+    In CI a rank of a finished 2-process ZeRO-3 run was twice aborted at exit ("terminate called
+    without an active exception", SIGABRT) after the model was saved, and the launcher then failed
+    the run. The native objects of torch.distributed and DeepSpeed need not be destroyed in an order
+    that suits their threads; a worker has nothing left to do once the model is published (or its
+    SIGTERM checkpoint saved, after a barrier), so it does not run their destructors."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
