@@ -8,6 +8,14 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Snakemake's Slurm executor plugin runs `scontrol show config` whenever Snakemake starts (it asks for
+# MinJobAge). Where Slurm's client is installed but no controller answers (CI installs slurm-wlm for
+# test_slurm.py), scontrol retries for about 9 s, up to the plugin's 10 s timeout: on every Snakemake
+# process of every test. Outside test_slurm.py's cluster (which points SLURM_CONF at its own config),
+# the tests have no cluster, and an empty config makes scontrol fail at once.
+NO_SLURM_CLUSTER_CONF = REPO / "tests" / "slurm" / "no_cluster.conf"
+os.environ["SLURM_CONF"] = str(NO_SLURM_CLUSTER_CONF)
 LANGS = ["EN", "DE", "FR", "IT", "ES"]
 DEMO_DATA = str(REPO / "data" / "demo" / "instructions_{lang}.jsonl")
 BENCH = REPO / "data" / "mt_bench_x"

@@ -33,10 +33,18 @@ def cluster(tmp_path_factory):
     if os.geteuid() != 0 or not shutil.which("slurmctld"):
         pytest.skip("needs root and slurm-wlm (make test installs it when run as root)")
     state = tmp_path_factory.mktemp("slurm")
+    no_cluster = os.environ.get("SLURM_CONF")  # conftest's empty config: Slurm commands fail at once
+    os.environ["SLURM_CONF"] = str(state / "slurm.conf")  # written by up.sh; Snakemake and the tests read it
     up = subprocess.run([str(REPO / "tests" / "slurm" / "up.sh"), str(state)], capture_output=True, text=True)
-    assert up.returncode == 0, up.stdout + up.stderr
-    yield state
-    subprocess.run([str(REPO / "tests" / "slurm" / "down.sh"), str(state)], check=False)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield state
+    finally:
+        subprocess.run([str(REPO / "tests" / "slurm" / "down.sh"), str(state)], check=False)
+        if no_cluster is None:
+            os.environ.pop("SLURM_CONF")
+        else:
+            os.environ["SLURM_CONF"] = no_cluster
 
 
 def tiny_config(**judge):
