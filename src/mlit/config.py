@@ -260,10 +260,19 @@ class Grid:
 
     def chat_template_setting(self, name: str) -> tuple[str, str]:
         """The ``chat_template`` of a base model and the config key it comes from."""
+        from mlit.model.chat_format import BY_MODEL_ID, ChatFormatError, template_for_model_id
+
         model = self.base_models[name]
-        if "chat_template" in model:
-            return model["chat_template"], f"base_models[{name}].chat_template"
-        return self.config["chat_template"], "chat_template"
+        setting, key = ((model["chat_template"], f"base_models[{name}].chat_template") if "chat_template" in model
+                        else (self.config["chat_template"], "chat_template"))
+        if setting == BY_MODEL_ID:  # MT-Bench-X's rule: the template of the model's id (hub id, else name)
+            overall = self.config["chat_template"]
+            try:
+                setting = template_for_model_id(model.get("hub") or name, key, overall if overall.startswith(
+                    "opengptx_") else "opengptx_2024_09")
+            except ChatFormatError as error:
+                raise ConfigError(str(error)) from None
+        return setting, key
 
     def _check_base_model(self, model: dict) -> None:
         """The chat template setting, and a local checkpoint: a model directory, loadable with its
