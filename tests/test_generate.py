@@ -12,9 +12,9 @@ class CountingGenerator(Generator):
         super().__init__(*args, **kwargs)
         self.calls = []
 
-    def generate(self, prompts, temperature, seed):
+    def generate(self, prompts, temperature, seed, names=None):
         self.calls.append((len(prompts), temperature))
-        return super().generate(prompts, temperature, seed)
+        return super().generate(prompts, temperature, seed, names=names)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,8 @@ def test_answers_in_fastchat_format_with_mt_bench_temperatures(tmp_path, generat
     rows = answer_questions(generator, questions, tmp_path / "FR.jsonl", "cell-x", seed=1)
     assert [r["question_id"] for r in rows] == [q["question_id"] for q in questions]
     for row in read_jsonl(tmp_path / "FR.jsonl"):
-        assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
+        assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp", "long_prompts"}
+        assert row["long_prompts"] == []  # every prompt fit
         assert row["model_id"] == "cell-x" and row["choices"][0]["index"] == 0
         assert len(row["choices"][0]["turns"]) == 2 and all(isinstance(t, str) for t in row["choices"][0]["turns"])
     # one call per turn per temperature group, each at MT-Bench's temperature for its categories
@@ -67,7 +68,7 @@ class RecordingGenerator(Generator):
         super().__init__(*args, **kwargs)
         self.prompts = []
 
-    def generate(self, prompts, temperature, seed):
+    def generate(self, prompts, temperature, seed, names=None):
         self.prompts.append(list(prompts))
         return [f"ANSWER-{len(self.prompts)}-{index}" for index in range(len(prompts))]
 
@@ -197,7 +198,7 @@ class TurnGenerator(Generator):
         super().__init__(*args, **kwargs)
         self.requests = []
 
-    def generate_requests(self, requests):
+    def generate_requests(self, requests, names=None):
         self.requests.append(list(requests))
         return [Generator.generate(self, [prompt], temperature, seed)[0] for prompt, temperature, seed in requests]
 
@@ -228,7 +229,7 @@ def test_whole_turn_submission_makes_two_engine_calls_per_cell_with_the_batch_lo
 
 
 class MarkerTurns(TurnGenerator):
-    def generate_requests(self, requests):
+    def generate_requests(self, requests, names=None):
         self.requests.append(list(requests))
         return [f"ANSWER-{len(self.requests)}-{index}" for index in range(len(requests))]
 

@@ -174,7 +174,7 @@ def cmd_tables(args) -> None:
         prices = merged({}, args.execution, "judge").get("prices_per_1k") or prices
     tables = write_tables(args.judgments, args.cells, Path(args.out_dir), prices, args.train_info,
                           bench_dir=args.bench, questions_per_category=args.questions_per_category,
-                          partial=args.partial)
+                          partial=args.partial, answer_files=args.answers)
     print(tables["main_table"])
 
 
@@ -302,6 +302,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--execution", help="execution settings file: its judge.prices_per_1k price the cost column")
     p.add_argument("--train-info", nargs="+", help="train_info.json files of the fine-tuned models (their directory "
                    "names are the cell ids): the training_health table of truncated examples")
+    p.add_argument("--answers", nargs="+", help="answers files (answers/<cell>/<LANG>.jsonl): the generation_health "
+                   "table of prompts longer than the context less the answer budget")
     p.add_argument("--bench", default=str(Path(__file__).resolve().parents[2] / "data" / "mt_bench_x"),
                    help="MT-Bench-X directory: the questions each <LANG>.jsonl judgment file must hold")
     p.add_argument("--questions-per-category", type=_per_category, default=None,

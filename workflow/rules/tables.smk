@@ -12,6 +12,11 @@ rule tables:
     input:
         judgments=JUDGMENT_FILES,
         models=[f"{RESULTS}/models/{cell}" for cell in GRID.cells],
+        answers=[
+            f"{RESULTS}/answers/{cell}/{lang}.jsonl"
+            for cell in GRID.cells
+            for lang in EVAL_LANGS
+        ],
         benchmark=GRID.benchmark_files(),
     output:
         long=f"{RESULTS}/tables/scores_long.parquet",
@@ -45,6 +50,11 @@ rule tables:
             caption="../report/training_health.rst",
             category="Tables",
         ),
+        generation_health=report(
+            f"{RESULTS}/tables/generation_health.csv",
+            caption="../report/generation_health.rst",
+            category="Tables",
+        ),
         size_plot=report(
             f"{RESULTS}/tables/plots/score_by_size.png",
             caption="../report/score_by_size.rst",
@@ -71,7 +81,7 @@ rule tables:
         out_dir=lambda w, output: str(Path(output.main).parent),
     shell:
         "{MLIT} tables --judgments {input.judgments:q} --cells {params.cells:q} --execution {params.execution_file:q} "
-        "--train-info {params.train_info:q} --bench {params.bench:q} "
+        "--train-info {params.train_info:q} --answers {input.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 

@@ -25,6 +25,7 @@ from mlit.model.base import read_base_info
 from mlit.model.chat_format import with_system_message
 from mlit.files import append_jsonl, read_jsonl, write_jsonl
 from mlit.data.mtbench import TEMPERATURE, load_questions
+from mlit.generate.prompt_budget import DEFAULT_POLICY, decide, last_records, turn_records
 
 
 class ChatStop:
@@ -69,7 +70,8 @@ class Generator:
     never compiles, so CPU answers are the same either way)."""
 
     def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int,
-                 cache_implementation: str | None = "static", compile: bool = False, device_map: str | None = None):
+                 cache_implementation: str | None = "static", compile: bool = False, device_map: str | None = None,
+                 long_prompts: str = DEFAULT_POLICY, dtype: str = "auto", top_k: int | None = 50, log=print):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -82,12 +84,13 @@ class Generator:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.device_map = hf_device_map(device_map, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        self.dtype = generation_dtype(dtype, torch.cuda.is_available(), log)
         if self.device_map:  # layers over the visible GPUs; inputs go where the embedding is
-            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust,
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype, trust_remote_code=trust,
                                                               device_map=self.device_map).eval()
             self.device = self.model.device
         else:
-            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto", trust_remote_code=trust)
+            self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype, trust_remote_code=trust)
             self.model = self.model.to(self.device).eval()
         self.compile = compile
         self.stop = ChatStop(info, eos_ids(self.model.generation_config.eos_token_id))
@@ -97,25 +100,43 @@ class Generator:
         # "static": a preallocated KV cache (no per-step concatenation); "dynamic": transformers' default
         self.cache_implementation = None if cache_implementation == "dynamic" else cache_implementation
         self.max_positions = getattr(self.model.config, "max_position_embeddings", None)
+        self.long_prompts = long_prompts
+        self.top_k = top_k
+        self.budget_records: list[dict | None] = []  # per prompt of the last call (mlit.generate.prompt_budget)
         self.generated_tokens = 0  # new tokens up to each answer's end, for throughput figures
 
     def render(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
-        length = encoded["input_ids"].shape[1]
-        if self.max_positions and length + self.max_new_tokens > self.max_positions:
-            keep = self.max_positions - self.max_new_tokens  # keep the end: the question being answered
-            encoded = {key: value[:, -keep:] for key, value in encoded.items()}
+    def generate(self, prompts: list[str], temperature: float, seed: int,
+                 names: list[str] | None = None) -> list[str]:
+        """Answers to ``prompts``; a prompt longer than the context less the answer budget is handled
+        by ``generation.long_prompts`` and recorded in ``budget_records`` (one generate call per
+        distinct budget; prompts that fit are one batch, as always)."""
+        ids = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        decisions = [decide(len(row), self.max_positions, self.max_new_tokens, self.long_prompts,
+                            names[index] if names else f"prompt {index}") for index, row in enumerate(ids)]
+        self.budget_records = [decision.record for decision in decisions]
+        groups: dict[tuple, list[int]] = {}
+        for index, decision in enumerate(decisions):
+            groups.setdefault((decision.max_new_tokens, decision.keep), []).append(index)
+        answers: list[str] = [""] * len(prompts)
+        for (max_new_tokens, keep), indices in groups.items():
+            rows = [ids[i][-keep:] if keep else ids[i] for i in indices]
+            for index, answer in zip(indices, self._generate_ids(rows, temperature, seed, max_new_tokens)):
+                answers[index] = answer
+        return answers
+
+    def _generate_ids(self, rows: list[list[int]], temperature: float, seed: int, max_new_tokens: int) -> list[str]:
+        encoded = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
         encoded = {key: value.to(self.device) for key, value in encoded.items()}
         self.torch.manual_seed(seed)
-        sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0} if temperature >= 1e-4 else \
-            {"do_sample": False}
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": 1.0, "top_k": self.top_k or 0} \
+            if temperature >= 1e-4 else {"do_sample": False}
         if self.stop.stop_strings:
             sampling.update(stop_strings=self.stop.stop_strings, tokenizer=self.tokenizer)
         with self.torch.no_grad():
-            output = self.model.generate(**encoded, max_new_tokens=self.max_new_tokens,
+            output = self.model.generate(**encoded, max_new_tokens=max_new_tokens,
                                          min_new_tokens=self.min_new_tokens or None,
                                          cache_implementation=self.cache_implementation,
                                          disable_compile=not self.compile,
@@ -128,6 +149,23 @@ class Generator:
         return [self.stop.cut(text) for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
+def generation_dtype(setting: str | None, on_gpu: bool, log=print) -> str:
+    """``generation.dtype`` for a model's weights: ``auto`` (the checkpoint's), or ``float16`` /
+    ``bfloat16`` / ``float32`` on a GPU (MT-Bench-X loads fp16 there). On the CPU the checkpoint's dtype
+    is kept (what the CPU tests and the demo run in); a different setting is noted in the log."""
+    setting = setting or "auto"
+    if setting != "auto" and not on_gpu:
+        log(f"generation.dtype: {setting} applies on a GPU; on the CPU the checkpoint's dtype is used")
+        return "auto"
+    return setting
+
+
+def sampling_top_k(temperature: float, settings_top_k: int | None) -> int:
+    """vLLM's ``top_k`` for a request: MT-Bench-X samples with Hugging Face ``generate``, whose default
+    ``top_k`` is 50, wherever it samples (temperature >= 1e-4); greedy requests need none (-1: off)."""
+    return -1 if temperature < 1e-4 or not settings_top_k else int(settings_top_k)
+
+
 def vllm_engine_args(model_dir: str, settings: dict, max_model_len: int | None, trust_remote_code: bool,
                      visible_gpus: int) -> dict:
     """The keyword arguments of vLLM's ``LLM(...)`` for one generate job: tensor parallelism over the
@@ -135,10 +173,17 @@ def vllm_engine_args(model_dir: str, settings: dict, max_model_len: int | None, 
     vLLM's CPU engine), dtype, engine seed, context length, eager mode, GPU memory share, remote code."""
     gpus = int(settings.get("gpus") or 1)
     return {"model": model_dir, "tensor_parallel_size": max(1, min(gpus, visible_gpus)) if visible_gpus else 1,
-            "dtype": settings.get("vllm_dtype", "auto"), "seed": settings.get("seed", 42),
+            "dtype": vllm_dtype(settings, visible_gpus), "seed": settings.get("seed", 42),
             "max_model_len": max_model_len, "enforce_eager": settings.get("vllm_enforce_eager", False),
             "gpu_memory_utilization": settings.get("vllm_gpu_memory_utilization", 0.85),
             "trust_remote_code": trust_remote_code}
+
+
+def vllm_dtype(settings: dict, visible_gpus: int) -> str:
+    """vLLM's dtype: ``vllm_dtype`` where set (not auto), else ``generation.dtype`` on a GPU, else auto."""
+    if settings.get("vllm_dtype", "auto") != "auto":
+        return settings["vllm_dtype"]
+    return generation_dtype(settings.get("dtype"), visible_gpus > 0, log=lambda _: None)
 
 
 class VLLMGenerator:
@@ -162,6 +207,9 @@ class VLLMGenerator:
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
         self.batch_size = batch_size
+        self.long_prompts = settings.get("long_prompts", DEFAULT_POLICY)
+        self.top_k = settings.get("top_k", 50)
+        self.budget_records: list[dict | None] = []
         self.generated_tokens = 0
         self.engine_calls = 0
         self.log = log
@@ -180,21 +228,27 @@ class VLLMGenerator:
     def render(self, messages: list[dict]) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def generate_requests(self, requests: list[tuple[str, float, int]]) -> list[str]:
+    def generate_requests(self, requests: list[tuple[str, float, int]], names: list[str] | None = None) -> list[str]:
         """One engine call for ``(prompt, temperature, seed)`` requests, each with its own sampling
-        settings (greedy below 1e-4); answers in the order of the requests."""
+        settings (greedy below 1e-4; top_k 50 when sampling, as Hugging Face generate in MT-Bench-X)
+        and answer budget (``generation.long_prompts``, recorded in ``budget_records``); answers in the
+        order of the requests."""
         from vllm import SamplingParams
 
+        self.budget_records = []
         if not requests:
             return []
-        keep = self.max_positions - self.max_new_tokens if self.max_positions else None
         inputs, params = [], []
-        for prompt, temperature, seed in requests:
+        for index, (prompt, temperature, seed) in enumerate(requests):
             ids = self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
-            inputs.append({"prompt_token_ids": ids[-keep:] if keep else ids})
+            decision = decide(len(ids), self.max_positions, self.max_new_tokens, self.long_prompts,
+                              names[index] if names else f"prompt {index}")
+            self.budget_records.append(decision.record)
+            inputs.append({"prompt_token_ids": ids[-decision.keep:] if decision.keep else ids})
             greedy = temperature < 1e-4
             params.append(SamplingParams(temperature=0.0 if greedy else temperature, top_p=1.0,
-                                         max_tokens=self.max_new_tokens,
+                                         top_k=sampling_top_k(temperature, self.top_k),
+                                         max_tokens=decision.max_new_tokens,
                                          seed=seed if self.per_request_seed and not greedy else None,
                                          min_tokens=self.min_new_tokens,
                                          stop_token_ids=self.stop.stop_token_ids or None,
@@ -207,8 +261,10 @@ class VLLMGenerator:
         return [self.stop.cut(self.tokenizer.decode(output.outputs[0].token_ids, skip_special_tokens=True))
                 for output in outputs]
 
-    def generate(self, prompts: list[str], temperature: float, seed: int) -> list[str]:
-        return self.generate_requests([(prompt, temperature, seed + index) for index, prompt in enumerate(prompts)])
+    def generate(self, prompts: list[str], temperature: float, seed: int,
+                 names: list[str] | None = None) -> list[str]:
+        return self.generate_requests([(prompt, temperature, seed + index) for index, prompt in enumerate(prompts)],
+                                      names)
 
 
 def make_generator(model_dir: str, settings: dict, log=print):
@@ -219,7 +275,9 @@ def make_generator(model_dir: str, settings: dict, log=print):
         raise ValueError(f"generation.backend: '{backend}' is not a backend; allowed: hf, vllm")
     return Generator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16),
                      settings.get("hf_cache", "static"), compile=bool(settings.get("hf_compile", False)),
-                     device_map=settings.get("hf_device_map"))
+                     device_map=settings.get("hf_device_map"),
+                     long_prompts=settings.get("long_prompts", DEFAULT_POLICY), dtype=settings.get("dtype", "auto"),
+                     top_k=settings.get("top_k", 50), log=log)
 
 
 def question_seed(seed: int, question_id: str, turn: int) -> int:
@@ -257,10 +315,11 @@ def _batch_generate(generator, prompts: list[str], ids: list[str], temperature: 
                     turn: int) -> list[str]:
     """One batch of one temperature: vLLM with a seed per question (the seeds of whole-turn
     submission), hf with one seed for the batch."""
+    names = [f"question {qid}, turn {turn}" for qid in ids]
     if hasattr(generator, "generate_requests"):
         return generator.generate_requests([(prompt, temperature, question_seed(seed, qid, turn))
-                                            for prompt, qid in zip(prompts, ids)])
-    return generator.generate(prompts, temperature, batch_seed(seed, ids, turn))
+                                            for prompt, qid in zip(prompts, ids)], names=names)
+    return generator.generate(prompts, temperature, batch_seed(seed, ids, turn), names=names)
 
 
 def answer_questions(generator: Generator, questions: list[dict], out_path: Path, model_id: str, seed: int,
@@ -290,13 +349,16 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
             conversations = [first_turn(q, lang, system_message, system_messages) for q in batch]
             first = _batch_generate(generator, [generator.render(c) for c in conversations], ids, temperature,
                                     seed, 1)
+            long_first = last_records(generator, len(batch))
             for conversation, answer, question in zip(conversations, first, batch):
                 conversation += [{"role": "assistant", "content": answer},
                                  {"role": "user", "content": question["turns"][1]}]
             second = _batch_generate(generator, [generator.render(c) for c in conversations], ids, temperature,
                                      seed, 2)
-            for question, answer_1, answer_2 in zip(batch, first, second):
+            for question, answer_1, answer_2, long_1, long_2 in zip(batch, first, second, long_first,
+                                                                    last_records(generator, len(batch))):
                 row = _answer_row(question, model_id, answer_1, answer_2)
+                row["long_prompts"] = turn_records(long_1, long_2)  # prompts that did not fit, per turn
                 append_jsonl(partial, row)
                 done[row["question_id"]] = row
             bar.update(len(batch))
@@ -318,10 +380,12 @@ def answer_whole_turns(generator: VLLMGenerator, tasks: list[tuple[str, list[dic
     pending: list[tuple[str, dict, Path]] = []  # (lang, question, out_path) without both turns
     done: dict[Path, dict[str, dict]] = {}
     first: dict[tuple[Path, str], str] = {}
+    long_first: dict[tuple[Path, str], dict | None] = {}  # turn-1 prompts that did not fit
     for lang, questions, out_path in tasks:
         done[out_path] = _read_partial(out_path.with_name(out_path.name + ".partial"))
         turn1 = _read_partial(out_path.with_name(out_path.name + ".turn1.partial"))
         first.update({(out_path, qid): row["answer"] for qid, row in turn1.items()})
+        long_first.update({(out_path, qid): row.get("long_prompt") for qid, row in turn1.items()})
         if done[out_path] or turn1:
             log(f"resuming {out_path}: {len(done[out_path])} of {len(questions)} questions already answered, "
                 f"{len(turn1)} turn-1 answers kept")
@@ -333,11 +397,13 @@ def answer_whole_turns(generator: VLLMGenerator, tasks: list[tuple[str, list[dic
     ask = [(lang, q, out) for lang, q, out in pending if (out, q["question_id"]) not in first]
     answers = generator.generate_requests(
         [(generator.render(first_turn(q, lang, system_message, system_messages)), TEMPERATURE[q["category"]],
-          question_seed(seed, q["question_id"], 1)) for lang, q, _ in ask])
-    for (_, question, out_path), answer in zip(ask, answers):
+          question_seed(seed, q["question_id"], 1)) for lang, q, _ in ask],
+        names=[f"question {q['question_id']}, turn 1" for _, q, _ in ask])
+    for (_, question, out_path), answer, record in zip(ask, answers, last_records(generator, len(ask))):
         append_jsonl(out_path.with_name(out_path.name + ".turn1.partial"),
-                     {"question_id": question["question_id"], "answer": answer})
+                     {"question_id": question["question_id"], "answer": answer, "long_prompt": record})
         first[(out_path, question["question_id"])] = answer
+        long_first[(out_path, question["question_id"])] = record
 
     requests = []
     for lang, question, out_path in pending:
@@ -346,8 +412,11 @@ def answer_whole_turns(generator: VLLMGenerator, tasks: list[tuple[str, list[dic
             {"role": "user", "content": question["turns"][1]}]
         requests.append((generator.render(conversation), TEMPERATURE[question["category"]],
                          question_seed(seed, question["question_id"], 2)))
-    for (_, question, out_path), answer in zip(pending, generator.generate_requests(requests)):
+    second = generator.generate_requests(requests,
+                                         names=[f"question {q['question_id']}, turn 2" for _, q, _ in pending])
+    for (_, question, out_path), answer, record in zip(pending, second, last_records(generator, len(pending))):
         row = _answer_row(question, model_id, first[(out_path, question["question_id"])], answer)
+        row["long_prompts"] = turn_records(long_first.get((out_path, question["question_id"])), record)
         append_jsonl(out_path.with_name(out_path.name + ".partial"), row)
         done[out_path][row["question_id"]] = row
 

@@ -271,7 +271,7 @@ def training_health(train_info_files: list[str]) -> pl.DataFrame:
 def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_dir: Path,
                  prices: dict | None = None, train_info_files: list[str] | None = None, *,
                  bench_dir: str | Path | None = None, questions_per_category: int | None = None,
-                 partial: bool = False) -> dict[str, pl.DataFrame]:
+                 partial: bool = False, answer_files: list[str] | None = None) -> dict[str, pl.DataFrame]:
     """The tables, after ``validate_judgments``: an invalid judgment file stops here. With ``partial``
     (partial_tables), missing files and rows are listed in README.md instead of stopping."""
     expected = validate_judgments(judgment_files, bench_dir, questions_per_category, partial)
@@ -288,6 +288,11 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
     if train_info_files is not None:
         tables["training_health"] = training_health(train_info_files)
     report = ["# MT-Bench-X results", ""]
+    if answer_files is not None:  # prompts that did not fit the context (mlit.generate.prompt_budget)
+        from mlit.results.generation_health import generation_health, report_lines
+
+        tables["generation_health"] = generation_health(answer_files)
+        report += report_lines(tables["generation_health"])
     if expected["files"] or expected["rows"]:
         files = sorted({m["file"] for m in expected["rows"]})
         report += [f"**Partial results**: {len(expected['files'])} judgment file(s) missing, "
