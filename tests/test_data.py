@@ -144,7 +144,20 @@ def test_composed_parallel_config_gets_block_languages(lima_x, tmp_path):
     assert manifest["file"] == str(tmp_path / "DE_FR_IT_ES.jsonl") and manifest["split"] is None
     assert manifest["rows_read"] == manifest["rows_expected"] == manifest["n_rows"] == 4 * len(TEXTS)
     assert manifest["lang_from"] == "block" and manifest["n_items"] == len(TEXTS)
+    assert manifest["block_languages_detected"] == {lang: {"sampled": len(TEXTS), "agreeing": len(TEXTS)}
+                                                    for lang in ("DE", "FR", "IT", "ES")}
     assert manifest["rows_per_language"] == {lang: len(TEXTS) for lang in ("DE", "ES", "FR", "IT")}
+
+
+def test_a_composed_config_in_another_order_is_refused(lima_x, tmp_path):
+    """DE_FR_IT_ES whose blocks are in another order (FR first): detected on a sample, it stops data
+    preparation naming the config, instead of training 3 in 4 rows with the wrong language label."""
+    shuffled = ("FR", "DE", "IT", "ES")
+    write_rows(tmp_path / "DE_FR_IT_ES.jsonl", [row for lang in shuffled for row in lima_rows(lang)])
+    with pytest.raises(DataError, match=r"DE_FR_IT_ES.jsonl: rows 0-3 are assumed to be DE \(block 1 of "
+                                        r"\['DE', 'FR', 'IT', 'ES'\].*read as FR.*datasets.lima_x.composed_configs"):
+        prepare(composed_spec(lima_x, "DEFRITES"), tmp_path / "train.jsonl", tmp_path / "manifest.json")
+    assert not (tmp_path / "train.jsonl").exists()
 
 
 def test_composed_sampled_config_gets_detected_languages(lima_x, tmp_path):

@@ -13,7 +13,8 @@ language, drawn per item from ``sha256(seed, item id)``: the size of one monolin
 
 ``composed_configs: true`` (Lima-X as the authors ship it): a composition of several languages is
 instead one config of the source, whole: ``DE_FR_IT_ES`` (the monolingual sets concatenated in the
-order of the name; row languages by block) or ``DE_FR_IT_ES_sampled`` (the authors' draw, one
+order of the name; row languages by block, each block's language checked on a sample of its rows
+by language detection, so a config in another order stops data preparation) or ``DE_FR_IT_ES_sampled`` (the authors' draw, one
 language per item; row languages detected among the composition's). Only size 'full'; row counts
 are checked against ``num_examples``.
 """
@@ -138,6 +139,33 @@ def detect_among(text: str, languages: tuple[str, ...]) -> str | None:
     return allowed[max(guesses, key=lambda guess: guess["score"])["lang"]] if guesses else None
 
 
+BLOCK_SAMPLE = 25  # rows per block whose language is detected (evenly spaced, deterministic)
+
+
+def check_block_languages(rows: list[dict], languages: tuple[str, ...], per_language: int, where: str,
+                          dataset: str) -> dict[str, dict]:
+    """A parallel composed config is assumed to hold its languages in the order of its name, block by
+    block. Detect the language of up to ``BLOCK_SAMPLE`` rows of each block among ``languages``; the
+    block's most frequent detected language must be the assumed one, else ``DataError`` naming the
+    config. Returns ``{lang: {sampled, agreeing}}`` for the manifest."""
+    checked = {}
+    for block, lang in enumerate(languages):
+        start = block * per_language
+        step = max(1, per_language // BLOCK_SAMPLE)
+        sample = rows[start:start + per_language:step][:BLOCK_SAMPLE]
+        detected = Counter(detect_among("\n".join(turn["content"] for turn in row["messages"]), languages)
+                           for row in sample)
+        majority, count = max(detected.items(), key=lambda item: (item[1], item[0] == lang))
+        if majority != lang:
+            raise DataError(
+                f"{where}: rows {start}-{start + per_language - 1} are assumed to be {lang} (block {block + 1} of "
+                f"{list(languages)}, the order of the config's name), but {count} of {len(sample)} sampled rows "
+                f"read as {majority} ({dict(detected)}); the config's blocks are in another order. Check the "
+                f"source, or set datasets.{dataset}.composed_configs: false to compose from the monolingual configs")
+        checked[lang] = {"sampled": len(sample), "agreeing": detected[lang]}
+    return checked
+
+
 def check_row_count(spec: dict, name: str, rows_read: int, per_item: int) -> dict:
     """Rows read from one config (or file) against ``num_examples`` x ``per_item`` languages;
     returns the manifest's fields of the source."""
@@ -190,7 +218,10 @@ def load_composed(spec: dict) -> tuple[list[dict], dict]:
             raise DataError(f"{at}: id '{item_id}' appears twice in {lang}; ids must be unique per language")
         seen.add((lang, item_id))
         rows.append({"id": item_id, "lang": lang, "messages": messages})
-    return rows, {**info, "lang_from": "detected" if comp.sampled else "block"}
+    if comp.sampled:
+        return rows, {**info, "lang_from": "detected"}
+    checked = check_block_languages(rows, comp.languages, per_language, where, spec["dataset"])
+    return rows, {**info, "lang_from": "block", "block_languages_detected": checked}
 
 
 def prepare(spec: dict[str, Any], out: Path, manifest: Path) -> dict:
