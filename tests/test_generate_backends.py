@@ -93,10 +93,21 @@ def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
         for qid, row in hf.items():
             assert vllm[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
             assert batched[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
-            assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp"}
+            assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp", "long_prompts"}
+            assert row["long_prompts"] == vllm[qid]["long_prompts"] == []  # every prompt fit the context
             memorised_answers += row["choices"][0]["turns"][0] == FACTS[int(qid.split("_")[0]) - 1][1]
         if lang == "EN":
             assert memorised_answers >= 12  # the answers are the memorised ones, so greedy is unambiguous
+    # an answer budget the context cannot hold (1024 positions): every prompt is answered whole with the
+    # budget shrunk to what the context leaves (generation.long_prompts: shrink), and recorded per turn
+    generate(VLLM_PYTHON, model, bench, tmp_path / "shrunk", "vllm", extra={"max_new_tokens": 1010})
+    full = {row["question_id"]: row for row in read_jsonl(tmp_path / "vllm" / "EN.jsonl")}
+    for row in read_jsonl(tmp_path / "shrunk" / "EN.jsonl"):
+        assert [event["turn"] for event in row["long_prompts"]] == [1, 2]
+        for event in row["long_prompts"]:
+            assert event["action"] == "shrink" and event["context"] == 1024 and event["cut_tokens"] == 0
+            assert event["answer_budget"] == 1024 - event["prompt_tokens"] < 1010
+        assert row["choices"] == full[row["question_id"]]["choices"]  # greedy answers end well before either budget
 
 
 @pytest.mark.parametrize("backend", ["hf", "vllm"])
