@@ -157,3 +157,36 @@ def test_by_model_id_follows_mt_bench_xs_rule(standins, tmp_path):
     config["base_models"][1] = {"name": "falcon-7b", "path": str(standins["mixtral"]), "chat_template": "by_model_id"}
     with pytest.raises(ConfigError, match=r"base_models\[falcon-7b\]\.chat_template: by_model_id: .*'falcon-7b'"):
         Grid(config, repo_root=REPO)
+
+
+@pytest.mark.parametrize("preset", list(COMMITS))
+def test_the_7b_standins_ids_equal_mt_bench_xs_slow_tokenizer(standins, tmp_path, preset):
+    """The study's 7B model in shape (code and a slow-only sentencepiece tokenizer in the checkpoint,
+    converted to a fast one by prepare): our ids of each rendered prompt equal those of MT-Bench-X's
+    `tokenizer([prompt])` with the checkpoint's own slow tokenizer, the paper-era `<s>` after
+    'Assistant:' included."""
+    from transformers import AutoTokenizer
+
+    from mlit.generate.answers import first_turn
+
+    info = prepare({"name": "remote", "source": str(standins["remote"]), "chat_template": preset,
+                    "chat_template_key": "chat_template", "trust_remote_code": True}, sample_texts(BENCH, LANGS),
+                   tmp_path / "remote")
+    fast = AutoTokenizer.from_pretrained(tmp_path / "remote")
+    slow = AutoTokenizer.from_pretrained(standins["remote"], use_fast=False, trust_remote_code=True)
+    sep, sep2, system = COMMITS[preset]
+    system_messages = info["chat_format"]["system_messages"]  # the preset's, as generation reads them
+    for lang in LANGS:
+        q1, q2 = read_jsonl(BENCH / lang / "question.jsonl")[1]["turns"]
+        turn1 = first_turn({"turns": [q1, q2]}, lang, "question_language", system_messages)
+        turn2 = turn1 + [{"role": "assistant", "content": "Una risposta."}, {"role": "user", "content": q2}]
+        for messages, history in ((turn1, [("User", q1), ("Assistant", None)]),
+                                  (turn2, [("User", q1), ("Assistant", "Una risposta."), ("User", q2),
+                                           ("Assistant", None)])):
+            expected = colon_surround(sep, sep2, system[lang], history)
+            rendered = fast.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            assert rendered == "<s>" + expected
+            ids = slow([expected])["input_ids"][0]
+            assert fast(rendered, add_special_tokens=False)["input_ids"] == ids
+            if sep == "<s>":  # the paper-era prompt ends with the BOS token, as MT-Bench-X's tokenizer reads it
+                assert ids[-1] == slow.bos_token_id and ids.count(slow.bos_token_id) == 1 + len(history) // 2
