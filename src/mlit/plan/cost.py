@@ -1,0 +1,66 @@
+"""The arithmetic of the plan: optimizer steps, training FLOPs, wall time, checkpoint disk, judge requests.
+
+Pure functions of numbers (no files), each with its assumption in its docstring; ``mlit.plan.grid``
+feeds them from the grid, the data and the model configs.
+"""
+
+from __future__ import annotations
+
+import math
+
+# Bytes per parameter of one checkpoint (weights + optimizer): bf16 mixed precision keeps bf16 weights
+# (2) plus fp32 master weights and Adam's two moments (4 + 4 + 4 = 12), as ZeRO's checkpoints do; fp32
+# training (the CPU) keeps fp32 weights (4) and Adam's two moments (8).
+CHECKPOINT_BYTES_BF16 = 2 + 12
+CHECKPOINT_BYTES_FP32 = 4 + 8
+TYPICAL_JUDGMENT_TOKENS = 200  # a typical judgment's completion tokens, as mlit.judge.cells.write_dry_run
+
+
+def optimizer_steps(examples: int, effective_batch: int, epochs: float, max_steps: int = -1) -> int:
+    """HF Trainer's count: ceil(examples / effective batch) steps per epoch (the last batch is partial),
+    times the epochs; ``max_steps`` > 0 wins."""
+    if max_steps and max_steps > 0:
+        return int(max_steps)
+    return math.ceil(epochs * math.ceil(examples / effective_batch))
+
+
+def epochs_trained(examples: int, effective_batch: int, epochs: float, max_steps: int = -1) -> float:
+    """Epochs the run covers: ``epochs``, or ``max_steps`` / steps per epoch when that is set."""
+    if max_steps and max_steps > 0:
+        return max_steps / math.ceil(examples / effective_batch)
+    return float(epochs)
+
+
+def training_flops(active_parameters: int, tokens: float, squared_lengths: float, layers: int,
+                   attention_width: int) -> float:
+    """Model FLOPs of training, as PaLM's MFU accounting (Chowdhery et al. 2022, appendix B): 6 N per
+    token (forward 2N + backward 4N, N the parameters active per token) plus attention 12 x layers x
+    d_attn x sequence length per token, i.e. 12 x layers x d_attn x sum of squared lengths, from the real
+    lengths. Activation recomputation is not counted (MFU, not hardware FLOPs utilisation)."""
+    return 6.0 * active_parameters * tokens + 12.0 * layers * attention_width * squared_lengths
+
+
+def wall_seconds_assumed(flops: float, devices: int, peak_tflops: float, mfu: float, startup_s: float) -> float:
+    """Fixed start-up + FLOPs at ``mfu`` of the devices' peak."""
+    return startup_s + flops / (devices * peak_tflops * 1e12 * mfu)
+
+
+def wall_seconds_measured(tokens: float, tokens_per_s: float, overhead_s: float) -> float:
+    """Measured overhead (model load, tokenization, save) + tokens at the measured training throughput."""
+    return overhead_s + tokens / tokens_per_s
+
+
+def checkpoint_bytes(total_parameters: int, bf16: bool) -> int:
+    return total_parameters * (CHECKPOINT_BYTES_BF16 if bf16 else CHECKPOINT_BYTES_FP32)
+
+
+def peak_checkpoint_bytes(total_parameters: int, bf16: bool, save_total_limit: int) -> int:
+    """At most ``save_total_limit`` + 1 checkpoints at once: HF's Trainer deletes the oldest only after it
+    has written the new one."""
+    return (save_total_limit + 1) * checkpoint_bytes(total_parameters, bf16)
+
+
+def judge_prompt_tokens(request_chars: int, answers_in_prompts: int, answer_tokens: int) -> int:
+    """Judge prompt tokens: the prompts' own characters / 4 (as the judge's dry run estimates) plus the
+    answers they quote (turn 1 quotes one answer, turn 2 both)."""
+    return request_chars // 4 + answers_in_prompts * answer_tokens
