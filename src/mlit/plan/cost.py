@@ -6,7 +6,9 @@ feeds them from the grid, the data and the model configs.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 # Bytes per parameter of one checkpoint (weights + optimizer): bf16 mixed precision keeps bf16 weights
 # (2) plus fp32 master weights and Adam's two moments (4 + 4 + 4 = 12), as ZeRO's checkpoints do; fp32
@@ -40,9 +42,42 @@ def training_flops(active_parameters: int, tokens: float, squared_lengths: float
     return 6.0 * active_parameters * tokens + 12.0 * layers * attention_width * squared_lengths
 
 
-def wall_seconds_assumed(flops: float, devices: int, peak_tflops: float, mfu: float, startup_s: float) -> float:
-    """Fixed start-up + FLOPs at ``mfu`` of the devices' peak."""
-    return startup_s + flops / (devices * peak_tflops * 1e12 * mfu)
+def wall_seconds_assumed(flops: float, devices: int, peak_tflops: float, mfu: float, startup_s: float,
+                         communication_s: float = 0.0) -> float:
+    """Fixed start-up + the longer of computing (FLOPs at ``mfu`` of the devices' peak) and communicating
+    (assumed to overlap with computing: a floor, not a sum)."""
+    return startup_s + max(flops / (devices * peak_tflops * 1e12 * mfu), communication_s)
+
+
+def zero_stage(deepspeed: str | None) -> int:
+    """The ZeRO stage of ``training.deepspeed``: a preset name (zero2, zero3, zero3_offload) or a JSON file."""
+    if not deepspeed:
+        return 0
+    name = Path(deepspeed).name
+    for stage in (3, 2, 1):
+        if f"zero{stage}" in name:
+            return stage
+    try:
+        return int(json.loads(Path(deepspeed).read_text(encoding="utf-8"))["zero_optimization"]["stage"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return 0
+
+
+def communication_bytes_per_gpu(total_parameters: int, world: int, stage: int, micro_batches: int,
+                                steps: int) -> float:
+    """Bytes each GPU sends for the weights and gradients (bf16, 2 B/param), ring collectives
+    ((world - 1) / world of the data): ZeRO-3 gathers the parameters for the forward and again for the
+    backward and reduce-scatters the gradients on every micro-batch (3 x 2N); ZeRO-1/2 reduce the
+    gradients on every micro-batch (2N); plain data parallel all-reduces them once per optimizer step
+    (2 x 2N). Nothing on one process."""
+    if world <= 1:
+        return 0.0
+    share = (world - 1) / world
+    if stage == 3:
+        return micro_batches * 3 * 2 * total_parameters * share
+    if stage in (1, 2):
+        return micro_batches * 2 * total_parameters * share
+    return steps * 2 * 2 * total_parameters * share
 
 
 def wall_seconds_measured(tokens: float, tokens_per_s: float, overhead_s: float) -> float:

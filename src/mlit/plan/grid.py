@@ -13,6 +13,7 @@ world size, which then replaces the assumed one for the cells still to run.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -163,7 +164,13 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
         tokens = counted.tokens * epochs
         flops = cost.training_flops(shape.active, tokens, counted.squared_lengths * epochs, shape.layers,
                                     shape.attention_width)
-        assumed_s = cost.wall_seconds_assumed(flops, devices, gpu["peak_tflops"], mfu, plan["startup_minutes"] * 60)
+        micro_batches = math.ceil(counted.examples * epochs / (int(settings["per_device_batch_size"]) * world))
+        stage = cost.zero_stage(settings["deepspeed"])
+        bandwidth = plan["inter_node_GBps"] if int(settings["nodes"]) > 1 else gpu.get("intra_node_GBps")
+        sent = cost.communication_bytes_per_gpu(shape.total, world, stage, micro_batches, steps)
+        communication_s = sent / (bandwidth * 1e9) if sent and bandwidth else 0.0
+        assumed_s = cost.wall_seconds_assumed(flops, devices, gpu["peak_tflops"], mfu, plan["startup_minutes"] * 60,
+                                              communication_s)
         rate = measured.get((name, world))
         wall = cost.wall_seconds_measured(tokens, rate["tokens_per_s"], rate["overhead_s"]) if rate else assumed_s
         limit_min = grid.job_resources("train", name)["runtime"]
@@ -176,7 +183,7 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
             "effective_batch": batch, "optimizer_steps": steps,
             "parameters": shape.total, "active_parameters": shape.active, "parameter_source": shape.source,
             "flops": flops, "gpu_type": gpu_type, "gpus": devices, "world_size": world, "mfu_assumed": mfu,
-            "wall_h_assumed": assumed_s / 3600,
+            "zero_stage": stage, "communication_h": communication_s / 3600, "wall_h_assumed": assumed_s / 3600,
             "wall_h": wall / 3600, "wall_from": "measured throughput" if rate else "assumed throughput",
             "gpu_hours": wall / 3600 * devices, "runtime_limit_h": limit_min / 60,
             "over_limit": wall / 60 > limit_min,
@@ -293,6 +300,10 @@ def assumptions(grid, plan_rows: list[dict], measured: dict) -> list[str]:
                  "overhead and tokens/s of the same base model and world size replace both (throughput table)")
     lines.append("FLOPs: 6 x active parameters x tokens + 12 x layers x attention width x sum of squared lengths "
                  "(PaLM's MFU accounting; activation recomputation not counted)")
+    lines.append(f"communication: bf16 weights and gradients per micro-batch (ZeRO-3: 3 x 2 B/param, ZeRO-1/2: 2 B/param; "
+                 f"data parallel: 4 B/param per step) at intra_node_GBps of the GPU type on one node, "
+                 f"{plan['inter_node_GBps']} GB/s per GPU across nodes (ASSUMED); overlapped with compute, so the "
+                 "wall time is the longer of the two")
     lines.append("checkpoint: bf16 weights 2 B/param + fp32 master and Adam moments 12 B/param (fp32 training: 4 + 8), "
                  "save_total_limit + 1 of them at once per running cell")
     lines.append(f"judge: prompt characters / 4 + quoted answers of {plan['answer_tokens']} tokens (ASSUMED, at most "
