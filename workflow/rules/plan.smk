@@ -49,8 +49,8 @@ rule plan:
     log:
         f"{RESULTS}/logs/plan/plan.log",
     params:
-        config=as_json(config),
-        measured=plan_state(),
+        config=lambda w: as_json(config),
+        measured=lambda w: plan_state(),
         out_dir=out_dir,
     shell:
         "HF_HUB_OFFLINE=1 {MLIT} plan --config {params.config:q} --results {RESULTS:q} --out-dir {params.out_dir:q} > {log:q} 2>&1 "

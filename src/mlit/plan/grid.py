@@ -106,21 +106,30 @@ def session_tokens(info: dict) -> float:
 
 
 def measured_throughput(infos: dict[str, dict], model_of: dict[str, str]) -> dict[tuple[str, int], dict]:
-    """Per (base model, world size): training tokens/s over the finished cells (sum of tokens / sum of
-    training-loop seconds) and the median overhead (wall time - training loop: load, tokenize, save)."""
+    """Per (base model, world size), from its finished cells: wall time = overhead + tokens / tokens_per_s.
+    With two or more different token counts, a least-squares line through (tokens, wall_time_s) gives
+    both (the overhead then also holds what grows with the run but not with its tokens, e.g. a first
+    step's warm-up); with one, tokens / training-loop seconds and the median of wall time - loop time."""
     groups: dict[tuple[str, int], list[dict]] = {}
     for cell_id, info in infos.items():
         groups.setdefault((model_of[cell_id], int(info.get("world_size") or 1)), []).append(info)
     measured = {}
     for key, group in groups.items():
-        loop = [info.get("train_runtime_s") or info["wall_time_s"] for info in group]
-        tokens = sum(session_tokens(info) for info in group)
-        if tokens <= 0 or sum(loop) <= 0:
+        tokens = [session_tokens(info) for info in group]
+        walls = [float(info["wall_time_s"]) for info in group]
+        loops = [float(info.get("train_runtime_s") or info["wall_time_s"]) for info in group]
+        if sum(tokens) <= 0 or sum(loops) <= 0:
             continue
-        measured[key] = {"base_model": key[0], "world_size": key[1], "cells": len(group),
-                         "tokens_per_s": tokens / sum(loop),
-                         "overhead_s": statistics.median(info["wall_time_s"] - (info.get("train_runtime_s") or
-                                                                                 info["wall_time_s"]) for info in group)}
+        fit = None
+        if len(set(tokens)) >= 2:
+            slope, intercept = statistics.linear_regression(tokens, walls)
+            if slope > 0 and intercept >= 0:
+                fit = {"tokens_per_s": 1 / slope, "overhead_s": intercept, "from": "line through the finished cells"}
+        if fit is None:
+            fit = {"tokens_per_s": sum(tokens) / sum(loops),
+                   "overhead_s": statistics.median(wall - loop for wall, loop in zip(walls, loops)),
+                   "from": "training-loop throughput"}
+        measured[key] = {"base_model": key[0], "world_size": key[1], "cells": len(group), **fit}
     return measured
 
 

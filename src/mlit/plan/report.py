@@ -73,7 +73,7 @@ def markdown(plan: Plan) -> str:
                   table(finished, VERSUS_COLUMNS)]
     if plan.throughput:
         parts += ["", "## Measured throughput (replaces the assumed one for cells still to run)", "",
-                  table(plan.throughput, ["base_model", "world_size", "cells", "tokens_per_s", "overhead_s"])]
+                  table(plan.throughput, ["base_model", "world_size", "cells", "tokens_per_s", "overhead_s", "from"])]
     parts += ["", "## Generation cells", "",
               table(plan.generate, ["cell", "prompts", "max_new_tokens", "answer_token_budget"]),
               "", "## Judge cells", "",
