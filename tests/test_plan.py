@@ -198,3 +198,19 @@ def test_snakemake_plan_on_the_demo_counts_the_prepared_data(tmp_path):
     assert train.height == 8 and set(train["token_source"]) == {"counted"}
     assert not (tmp_path / "results" / "models").exists()  # nothing was trained
     assert "## Assumptions" in (tmp_path / "results" / "plan" / "plan.md").read_text()
+
+
+def test_a_judged_cell_shows_the_dollars_the_judge_reported(tmp_path):
+    results = tmp_path / "results"
+    config = demo_config()
+    config["judge"]["prices_per_1k"] = {"prompt_per_1k": 0.03, "completion_per_1k": 0.06}
+    cell = "tiny-llama__demo__DE__40__seed1"
+    for index, lang in enumerate(config["eval_languages"]):
+        write_jsonl(results / "judgments" / cell / f"{lang}.jsonl",
+                    [{"usage": {"prompt_tokens": 1000, "completion_tokens": 100}},
+                     {"usage": None}, {"usage": {"prompt_tokens": 500 * index, "completion_tokens": 0}}])
+    rows = {row["cell"]: row for row in make_plan(Grid(config, repo_root=REPO), results).judge}
+    prompt, completion = 5 * 1000 + 500 * (0 + 1 + 2 + 3 + 4), 5 * 100
+    assert rows[cell]["measured_dollars"] == pytest.approx(prompt * 0.03 / 1000 + completion * 0.06 / 1000)
+    assert rows["tiny-llama__demo__EN__40__seed1"]["measured_dollars"] is None  # not judged yet
+    assert rows[cell]["requests"] == 5 * 8 * 5 * 2  # 5 questions x 8 categories x 5 languages x 2 turns
