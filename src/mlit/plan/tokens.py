@@ -39,6 +39,8 @@ def rendered_rows(rows: list[dict], system_message: str, base_info: dict) -> lis
 
     from mlit.train.sft import with_system_messages
 
+    datasets.disable_progress_bars()  # one map per data cell: no bar each
+
     dataset = datasets.Dataset.from_list([{"messages": row["messages"], "lang": row.get("lang")} for row in rows])
     dataset = with_system_messages(dataset, system_message, base_info["chat_format"].get("system_messages") or {})
     return dataset["messages"]
