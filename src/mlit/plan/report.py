@@ -15,7 +15,7 @@ def _num(value, digits: int = 2) -> str:
     if isinstance(value, bool):
         return "OVER LIMIT" if value else ""
     if isinstance(value, float):
-        if abs(value) >= 1e6:
+        if abs(value) >= 1e6 or 0 < abs(value) < 1:
             return f"{value:.3g}"
         return f"{value:,.{digits}f}"
     if isinstance(value, int):
@@ -60,7 +60,7 @@ def summary(plan: Plan) -> str:
 TRAIN_COLUMNS = ["cell", "examples", "tokens", "token_source", "optimizer_steps", "flops", "gpus", "wall_h",
                  "wall_from", "gpu_hours", "runtime_limit_h", "over_limit", "peak_checkpoint_disk_gb"]
 VERSUS_COLUMNS = ["cell", "tokens", "measured_tokens", "optimizer_steps", "measured_steps", "wall_h_assumed",
-                  "measured_wall_h"]
+                  "wall_h", "measured_wall_h"]
 
 
 def markdown(plan: Plan) -> str:
@@ -69,7 +69,7 @@ def markdown(plan: Plan) -> str:
     parts += ["", "## Training cells", "", table(plan.train, TRAIN_COLUMNS)]
     finished = [row for row in plan.train if row["status"] == "finished"]
     if finished:
-        parts += ["", "## Planned vs measured (finished cells; planned = assumed throughput)", "",
+        parts += ["", "## Planned vs measured (finished cells; wall_h_assumed: the assumed throughput, wall_h: the measured one)", "",
                   table(finished, VERSUS_COLUMNS)]
     if plan.throughput:
         parts += ["", "## Measured throughput (replaces the assumed one for cells still to run)", "",
