@@ -35,6 +35,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/plan.smk"
 
 
 # Quick steps that run where Snakemake runs, also under a cluster profile (data prep needs the
@@ -47,6 +48,7 @@ localrules:
     prepare_base_model,
     tables,
     partial_tables,
+    plan,
     annotation_sheets,
 
 

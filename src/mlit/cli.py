@@ -178,6 +178,17 @@ def cmd_tables(args) -> None:
     print(tables["main_table"])
 
 
+def cmd_plan(args) -> None:
+    from mlit.config import Grid
+    from mlit.plan.grid import make_plan
+    from mlit.plan.report import summary, write_plan
+
+    grid = Grid(args.config, dry_run=True)  # a plan of a grid whose checkpoints may not be here yet
+    plan = make_plan(grid, args.results)
+    write_plan(plan, args.out_dir)
+    print(summary(plan))
+
+
 def add_execution_arguments(p: argparse.ArgumentParser, settings_dest: str) -> None:
     """``--execution FILE --execution-section S``: how the job runs (results/execution_settings.json,
     written by the Snakefile), merged into the experiment settings given in ``settings_dest``."""
@@ -312,6 +323,12 @@ def parser() -> argparse.ArgumentParser:
                    help="list missing judgment files and rows in README.md instead of stopping (partial_tables)")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_tables)
+
+    p = steps.add_parser("plan", help="GPU-hours, wall time, disk and judge dollars per cell, planned and measured")
+    p.add_argument("--config", type=_json, required=True, help="JSON: the workflow config (validated here)")
+    p.add_argument("--results", default="results", help="results directory: prepared data, base models, train_info")
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_plan)
     return main
 
 

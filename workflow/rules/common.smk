@@ -20,7 +20,8 @@ DRY_RUN = any(
     for arg in sys.argv
 )
 try:
-    GRID = Grid(config, repo_root=REPO, dry_run=DRY_RUN)
+    # `snakemake plan` also plans a grid whose checkpoints are not here (it estimates what it cannot read)
+    GRID = Grid(config, repo_root=REPO, dry_run=DRY_RUN or "plan" in sys.argv[1:])
 except ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
 for warning in GRID.warnings:

@@ -481,6 +481,9 @@ def provenance(run: PreparedRun, result, parameters: int) -> dict:
         "train_loss_mean_this_session": result.training_loss,
         "last_logged_loss": next((e["loss"] for e in reversed(trainer.state.log_history) if "loss" in e), None),
         "wall_time_s": round(time.time() - run.started, 1),
+        # the training loop alone (this session): wall_time_s less loading, tokenization and saving; with
+        # tokens_seen, the measured throughput of `snakemake plan`
+        "train_runtime_s": round(float(result.metrics.get("train_runtime", 0.0)), 2),
         "packages": package_versions(),
     }
 
