@@ -33,6 +33,7 @@ def cluster(tmp_path_factory):
     if os.geteuid() != 0 or not shutil.which("slurmctld"):
         pytest.skip("needs root and slurm-wlm (make test installs it when run as root)")
     state = tmp_path_factory.mktemp("slurm")
+    etc_before = etc_slurm()
     no_cluster = os.environ.get("SLURM_CONF")  # conftest's empty config: Slurm commands fail at once
     os.environ["SLURM_CONF"] = str(state / "slurm.conf")  # written by up.sh; Snakemake and the tests read it
     up = subprocess.run([str(REPO / "tests" / "slurm" / "up.sh"), str(state)], capture_output=True, text=True)
@@ -45,6 +46,15 @@ def cluster(tmp_path_factory):
             os.environ.pop("SLURM_CONF")
         else:
             os.environ["SLURM_CONF"] = no_cluster
+    # left behind, the test cluster's config would make every later Snakemake start wait for its controller
+    assert etc_slurm() == etc_before, "tests/slurm/down.sh did not restore /etc/slurm"
+
+
+def etc_slurm() -> dict[str, bytes | None]:
+    """/etc/slurm's two files as they are (None: absent), and whether the folder exists."""
+    files = {name: (Path("/etc/slurm") / name).read_bytes() if (Path("/etc/slurm") / name).exists() else None
+             for name in ("slurm.conf", "gres.conf")}
+    return {**files, "dir": Path("/etc/slurm").is_dir()}
 
 
 def tiny_config(**judge):
