@@ -17,7 +17,7 @@ from mlit.files import read_jsonl, write_jsonl
 from conftest import REPO, snakemake
 from mlit.judge.scripted_server import OpenAIServer
 
-pytestmark = pytest.mark.workflow
+pytestmark = pytest.mark.slow
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
