@@ -6,6 +6,7 @@ import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ DEMO_DATA = str(REPO / "data" / "demo" / "instructions_{lang}.jsonl")
 BENCH = REPO / "data" / "mt_bench_x"
 
 
+# Snakemake processes the tests started, and their seconds: each pays Python's and Snakemake's start-up
+# (about 2 s here), the floor under the suite's time. Printed at the end of the run.
+SNAKEMAKE_RUNS = {"executing": [0, 0.0], "dry": [0, 0.0]}
+
+
+def pytest_terminal_summary(terminalreporter):
+    parts = [f"{count} {kind} ({seconds:.0f} s)" for kind, (count, seconds) in SNAKEMAKE_RUNS.items() if count]
+    if parts:
+        terminalreporter.write_line(f"Snakemake runs started by the tests: {', '.join(parts)}")
+
+
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
               timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run the real workflow (the Snakefile of this repository) in ``workdir``."""
@@ -32,7 +44,10 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: 
     if configfile is not None:
         command += ["--configfile", str(configfile)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    kind = "dry" if "-n" in args or "--lint" in args else "executing"
+    SNAKEMAKE_RUNS[kind] = [SNAKEMAKE_RUNS[kind][0] + 1, SNAKEMAKE_RUNS[kind][1] + time.monotonic() - started]
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
