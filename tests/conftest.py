@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import copy
+import json
 import os
+import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,6 +26,17 @@ DEMO_DATA = str(REPO / "data" / "demo" / "instructions_{lang}.jsonl")
 BENCH = REPO / "data" / "mt_bench_x"
 
 
+# Snakemake processes the tests started, and their seconds: each pays Python's and Snakemake's start-up
+# (about 2 s here), the floor under the suite's time. Printed at the end of the run.
+SNAKEMAKE_RUNS = {"executing": [0, 0.0], "dry": [0, 0.0]}
+
+
+def pytest_terminal_summary(terminalreporter):
+    parts = [f"{count} {kind} ({seconds:.0f} s)" for kind, (count, seconds) in SNAKEMAKE_RUNS.items() if count]
+    if parts:
+        terminalreporter.write_line(f"Snakemake runs started by the tests: {', '.join(parts)}")
+
+
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
               timeout: int = 1800) -> subprocess.CompletedProcess:
     """Run the real workflow (the Snakefile of this repository) in ``workdir``."""
@@ -28,7 +44,10 @@ def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: 
     if configfile is not None:
         command += ["--configfile", str(configfile)]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    kind = "dry" if "-n" in args or "--lint" in args else "executing"
+    SNAKEMAKE_RUNS[kind] = [SNAKEMAKE_RUNS[kind][0] + 1, SNAKEMAKE_RUNS[kind][1] + time.monotonic() - started]
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return result
@@ -78,3 +97,52 @@ def standins(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("standins")
     return {"mixtral": build_mixtral_standin(root / "mixtral-8x7b-like"),
             "remote": build_remote_code_standin(root / "polyglot-7b-like", texts)}
+
+
+# The demo grid every test that only reads a finished run shares (test_workflow, test_learning_signal):
+# the demo's model, data, judge and checks on two compositions, trained once per pytest session.
+DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO_GRID_CELLS = ["tiny-llama__demo__EN__160__seed1", "tiny-llama__demo__ENDEFRITES__160__seed1"]
+DEMO_GRID_LANGS = ["EN", "DE", "FR"]
+# Negative controls of the learning-signal test, run by hand (see tests/test_learning_signal.py):
+# None, "lr0" or "shuffled_labels"
+BREAK = os.environ.get("MLIT_TEST_BREAK_TRAINING")
+
+
+def shuffled_label_data(out_dir: Path) -> str:
+    """The demo data with every answer moved to a random other example (across all languages)."""
+    rows = {lang: [json.loads(line) for line in open(DEMO_DATA.format(lang=lang), encoding="utf-8")] for lang in LANGS}
+    outputs = [row["output"] for lang in LANGS for row in rows[lang]]
+    random.Random(0).shuffle(outputs)
+    for lang in LANGS:
+        with open(out_dir / f"instructions_{lang}.jsonl", "w", encoding="utf-8") as handle:
+            for row in rows[lang]:
+                handle.write(json.dumps({**row, "output": outputs.pop()}, ensure_ascii=False) + "\n")
+    return str(out_dir / "instructions_{lang}.jsonl")
+
+
+def demo_grid_config(workdir: Path) -> dict:
+    """The demo config on the English-only and the parallel composition at 160 examples per language,
+    answering 2 questions per category in English, German and French (the demo judge included)."""
+    config = copy.deepcopy(DEMO)
+    config.update(compositions=["EN", "ENDEFRITES"], sizes=[160], eval_languages=DEMO_GRID_LANGS)
+    config["generation"].update(questions_per_category=2)
+    config["judge"]["off_language"] = "score_1"
+    if BREAK == "lr0":
+        config["training"]["learning_rate"] = 1e-12  # the schema rejects 0 (exclusiveMinimum): as good as 0
+    elif BREAK == "shuffled_labels":
+        config["datasets"]["demo"]["local"] = shuffled_label_data(workdir)
+    elif BREAK is not None:
+        raise ValueError(f"MLIT_TEST_BREAK_TRAINING={BREAK!r}: expected lr0 or shuffled_labels")
+    return config
+
+
+@pytest.fixture(scope="session")
+def demo_grid(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished run of ``demo_grid_config``: (workdir, configfile). Tests only read it, or dry-run other
+    configs against it; what they add goes under their own names."""
+    workdir = tmp_path_factory.mktemp("demo_grid")
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(demo_grid_config(workdir)))
+    snakemake(workdir, "--cores", "2", configfile=configfile)
+    return workdir, configfile

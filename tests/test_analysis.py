@@ -1,3 +1,5 @@
+import re
+
 import polars as pl
 import pytest
 
@@ -6,6 +8,8 @@ from mlit.results.analysis import (bootstrap_relative_gain, judge_health, parall
 from mlit.judge.client import judge_cost
 
 import numpy as np
+
+from svg_figure import series, texts
 
 
 def long_frame(rows):
@@ -65,7 +69,14 @@ def test_gain_over_the_english_only_model_and_pooled_over_languages(tmp_path):
     assert pooled["baseline"] == "EN" and by_key["monolingual_same_language", "ALL"]["baseline"] == "DE+EN"
     assert pooled["ci95_low"] < 0.5 < pooled["ci95_high"]
     paths = plot_parallel_gain(gain, tmp_path / "gain")
-    assert [p.suffix for p in paths] == [".png", ".svg"] and all(p.stat().st_size > 1000 for p in paths)
+    assert [p.suffix for p in paths] == [".png", ".svg"] and paths[0].stat().st_size > 1000
+    bars = series(paths[1])  # one bar per comparison and language (ALL included), each with its gain's height
+    assert set(bars) == {f"bar|{comparison}|ENDE|10|m|d|{lang}" for comparison in ("monolingual_same_language",
+                         "english_only") for lang in ("EN", "DE", "ALL")}
+    unit = bars["bar|english_only|ENDE|10|m|d|DE"]["height"] / 250  # +250% over the English-only model
+    assert bars["bar|monolingual_same_language|ENDE|10|m|d|DE"]["height"] == pytest.approx(100 / 6 * unit, rel=1e-3)
+    assert bars["bar|monolingual_same_language|ENDE|10|m|d|EN"]["height"] == 0  # 8 over 8
+    assert {"over the English-only model", "over the same language's monolingual model", "ALL"} <= set(texts(paths[1]))
     # rows in key order, not in the order polars' group_by happened to yield: reruns give the same file
     assert gain.equals(gain.sort(["base_model", "dataset", "size", "comparison", "composition", "lang"]))
 
@@ -86,9 +97,15 @@ def test_score_by_size_and_plots(tmp_path):
     pooled = table.filter((pl.col("composition") == "ENDE") & (pl.col("lang") == "ALL")).row(0, named=True)
     assert (pooled["mean_score"], pooled["n_questions"]) == ((5 + 7 + 9) / 3, 3)  # DE q1, DE q2, EN q1
     paths = plot_heatmap(long_frame(ROWS), tmp_path / "heat")
-    assert all(p.stat().st_size > 1000 for p in paths)
+    assert series(paths[1]) == {"heatmap": {"points": 1}}
+    # question means: DE on DE (sizes pooled) 4, 6, 8; ENDE on DE 5, 7; ENDE on EN 9; EN questions of DE: none
+    assert [t for t in texts(paths[1]) if re.fullmatch(r"\d+\.\d\d", t)] == ["6.00", "6.00", "9.00"]
     paths = plot_score_by_size(table, tmp_path / "size")
-    assert [p.suffix for p in paths] == [".png", ".svg"] and "all languages (pooled)" in paths[1].read_text()
+    assert [p.suffix for p in paths] == [".png", ".svg"]
+    assert {gid: s["points"] for gid, s in series(paths[1]).items()} == {
+        "line|DE|DE|m|d": 2, "line|DE|ENDE|m|d": 1, "line|EN|ENDE|m|d": 1, "line|ALL|DE|m|d": 2,
+        "line|ALL|ENDE|m|d": 1}  # one marker per size with a score
+    assert {"all languages (pooled)", "MT-Bench-X DE", "examples per language", "10", "20"} <= set(texts(paths[1]))
 
 
 def test_judge_health_counts_failures_and_tokens(tmp_path):
@@ -99,7 +116,12 @@ def test_judge_health_counts_failures_and_tokens(tmp_path):
     assert de10["prompt_tokens"] == 400 and de10["completion_tokens"] == 40
     assert de10["cost"] is None  # no prices: unknown, not free
     paths = plot_category_bars(long_frame(ROWS), tmp_path / "bars")
-    assert all(p.stat().st_size > 1000 for p in paths)
+    bars = series(paths[1])  # a fixed 0-10 axis: heights are proportional to the mean scores
+    assert set(bars) == {f"bar|{lang}|{comp}|writing" for lang in ("DE", "EN") for comp in ("DE", "ENDE")}
+    unit = bars["bar|EN|ENDE|writing"]["height"] / 9.0
+    assert bars["bar|DE|DE|writing"]["height"] == pytest.approx(5.5 * unit, rel=1e-3)  # 4, 4, 6, 8
+    assert bars["bar|DE|ENDE|writing"]["height"] == pytest.approx(6.0 * unit, rel=1e-3)
+    assert bars["bar|EN|DE|writing"]["height"] == 0 and "writing" in texts(paths[1])
 
 
 def test_size_effect_by_hand():

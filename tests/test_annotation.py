@@ -8,6 +8,7 @@ from mlit.files import read_jsonl, write_jsonl
 from mlit.data.mtbench import load_questions
 
 from conftest import BENCH
+from svg_figure import series, texts
 
 
 def answers(tmp_path, model):
@@ -123,3 +124,5 @@ def test_cli_exports_sheets_and_reports_agreement_with_a_plot(tmp_path):
     assert result["ratings"]["n"] == 8 and result["ratings"]["exact"] == 1.0, done.stdout
     assert result["ratings"]["quadratic_weighted_kappa"] == pytest.approx(1.0)
     assert (tmp_path / "agree" / "DE.png").stat().st_size > 1000 and (tmp_path / "agree" / "DE.csv").exists()
+    assert series(tmp_path / "agree" / "DE.svg") == {"items": {"points": 8}}  # one dot per rated item
+    assert {"judge score", "human rating (mean over annotators)"} <= set(texts(tmp_path / "agree" / "DE.svg"))

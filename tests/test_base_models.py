@@ -113,7 +113,7 @@ def test_prompts_equal_mt_bench_x_opengptx_rendering(prepared, lang):
         assert ours == generator.tokenizer(expected)["input_ids"]
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mixtral", "remote"])
 def test_a_trained_standin_stops_at_its_end_of_turn(prepared, tmp_path, name):
     from mlit.generate.answers import Generator, answer_questions

@@ -128,7 +128,7 @@ def zero_runs(tmp_path_factory):
     return runs
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", ["zero2", "zero3"])
 def test_zero_two_process_training_through_the_rule_equals_one_process(zero_runs, stage):
     from transformers import AutoModelForCausalLM
@@ -179,7 +179,7 @@ def kill_run(out: Path, sig=signal.SIGKILL):
                 pass
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base_model):
     write_jsonl(tmp_path / "train.jsonl", rows())
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -210,7 +210,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(tmp_path, tiny_base_model
     assert not (tmp_path / "killed.tmp").exists() and not (out / "checkpoints").exists()
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["launcher", "every_process_slow_save"])
 def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_model, how):
     """SIGTERM to the launcher; or, as Slurm sends it, to every process of the run (the torch elastic
@@ -245,7 +245,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_
     assert sorted(losses(out)) == list(range(1, 161))
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_zero3_without_a_16bit_gather_fails_loudly(tmp_path, tiny_base_model):
     config = json.loads((REPO / "config" / "deepspeed" / "zero3.json").read_text())
     config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = False

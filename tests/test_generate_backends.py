@@ -21,9 +21,6 @@ FACTS = [(f"What is the code word for item {i}?", f"The code word for item {i} i
          for i, word in enumerate(["apple", "river", "stone", "cloud", "tiger", "maple", "ocean", "ember",
                                    "frost", "amber", "cedar", "delta", "falcon", "harbor", "island", "jungle"])]
 
-pytestmark = pytest.mark.workflow
-
-
 @pytest.fixture(scope="module")
 def memorised(tmp_path_factory, tiny_base_model):
     """A tiny model trained on 16 question/answer pairs until it answers them verbatim, and a
@@ -72,6 +69,7 @@ def engine_calls(log):
             if line.startswith("vllm engine call")]
 
 
+@pytest.mark.slow
 def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
     needs_vllm()
     model, bench = memorised
@@ -110,6 +108,7 @@ def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
         assert row["choices"] == full[row["question_id"]]["choices"]  # greedy answers end well before either budget
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["hf", "vllm"])
 def test_a_killed_generation_resumes_with_the_unanswered_questions(memorised, tmp_path, backend):
     if backend == "vllm":

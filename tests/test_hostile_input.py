@@ -36,7 +36,6 @@ def test_unsafe_names_are_refused(name, tmp_path):
         Grid(config, repo_root=REPO)
 
 
-@pytest.mark.workflow
 def test_the_schema_refuses_unsafe_names_before_any_job(tmp_path):
     config = copy.deepcopy(DEMO)
     config["datasets"] = {"x$(touch pwned)": config["datasets"]["demo"]}
@@ -50,7 +49,7 @@ def test_the_schema_refuses_unsafe_names_before_any_job(tmp_path):
     assert result.returncode != 0 and "'..'" in result.stderr
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_paths_with_shell_characters_run_no_command(tmp_path, tiny_base_model):
     """A dataset file and a base model directory whose paths hold `$(touch ...)`: the data and
     model steps run on them, and no command from the path ever runs."""

@@ -13,56 +13,19 @@ language: the model can still learn to write sentences, but not to answer in the
 
 from __future__ import annotations
 
-import copy
-import json
-import os
-import random
-
 import polars as pl
 import pytest
-import yaml
 
-from conftest import DEMO_DATA, LANGS, REPO, snakemake
+from conftest import DEMO_GRID_LANGS
 
-pytestmark = pytest.mark.workflow
+pytestmark = pytest.mark.slow
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-BREAK = os.environ.get("MLIT_TEST_BREAK_TRAINING")  # None, "lr0" or "shuffled_labels" (negative controls)
-NON_ENGLISH = ["DE", "FR"]
-
-
-def shuffled_label_data(out_dir) -> str:
-    """The demo data with every answer moved to a random other example (across all languages)."""
-    rows = {lang: [json.loads(line) for line in open(DEMO_DATA.format(lang=lang), encoding="utf-8")] for lang in LANGS}
-    outputs = [row["output"] for lang in LANGS for row in rows[lang]]
-    random.Random(0).shuffle(outputs)
-    for lang in LANGS:
-        with open(out_dir / f"instructions_{lang}.jsonl", "w", encoding="utf-8") as handle:
-            for row in rows[lang]:
-                handle.write(json.dumps({**row, "output": outputs.pop()}, ensure_ascii=False) + "\n")
-    return str(out_dir / "instructions_{lang}.jsonl")
-
-
-def signal_config(workdir) -> dict:
-    config = copy.deepcopy(DEMO)
-    config.update(compositions=["EN", "ENDEFRITES"], sizes=[160], eval_languages=["EN"] + NON_ENGLISH)
-    config["generation"].update(questions_per_category=2)
-    config["judge"]["off_language"] = "score_1"
-    if BREAK == "lr0":
-        config["training"]["learning_rate"] = 1e-12  # the schema rejects 0 (exclusiveMinimum): as good as 0
-    elif BREAK == "shuffled_labels":
-        config["datasets"]["demo"]["local"] = shuffled_label_data(workdir)
-    elif BREAK is not None:
-        raise ValueError(f"MLIT_TEST_BREAK_TRAINING={BREAK!r}: expected lr0 or shuffled_labels")
-    return config
+NON_ENGLISH = [lang for lang in DEMO_GRID_LANGS if lang != "EN"]
 
 
 @pytest.fixture(scope="module")
-def judged(tmp_path_factory) -> pl.DataFrame:
-    workdir = tmp_path_factory.mktemp("learning_signal")
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(signal_config(workdir)))
-    snakemake(workdir, "--cores", "2", configfile=configfile)
+def judged(demo_grid) -> pl.DataFrame:
+    workdir, _ = demo_grid  # conftest.demo_grid_config: EN and ENDEFRITES at 160, the negative controls too
     return pl.read_parquet(workdir / "results" / "tables" / "scores_long.parquet")
 
 

@@ -18,7 +18,7 @@ from mlit.train.launch import plan_layout, slurm_hostnames
 from conftest import REPO, snakemake
 from mlit.judge.scripted_server import OpenAIServer
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 CELL = "tiny-llama__demo__EN__30__seed1"
@@ -33,6 +33,7 @@ def cluster(tmp_path_factory):
     if os.geteuid() != 0 or not shutil.which("slurmctld"):
         pytest.skip("needs root and slurm-wlm (make test installs it when run as root)")
     state = tmp_path_factory.mktemp("slurm")
+    etc_before = etc_slurm()
     no_cluster = os.environ.get("SLURM_CONF")  # conftest's empty config: Slurm commands fail at once
     os.environ["SLURM_CONF"] = str(state / "slurm.conf")  # written by up.sh; Snakemake and the tests read it
     up = subprocess.run([str(REPO / "tests" / "slurm" / "up.sh"), str(state)], capture_output=True, text=True)
@@ -45,6 +46,15 @@ def cluster(tmp_path_factory):
             os.environ.pop("SLURM_CONF")
         else:
             os.environ["SLURM_CONF"] = no_cluster
+    # left behind, the test cluster's config would make every later Snakemake start wait for its controller
+    assert etc_slurm() == etc_before, "tests/slurm/down.sh did not restore /etc/slurm"
+
+
+def etc_slurm() -> dict[str, bytes | None]:
+    """/etc/slurm's two files as they are (None: absent), and whether the folder exists."""
+    files = {name: (Path("/etc/slurm") / name).read_bytes() if (Path("/etc/slurm") / name).exists() else None
+             for name in ("slurm.conf", "gres.conf")}
+    return {**files, "dir": Path("/etc/slurm").is_dir()}
 
 
 def tiny_config(**judge):
@@ -77,13 +87,31 @@ def test_scontrol_expands_a_node_list_for_the_multi_node_rendezvous(cluster):
     assert (layout.machine_rank, layout.main_address, layout.main_port, layout.world_size) == (1, "gpu07", 30734, 16)
 
 
-def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cluster, tmp_path):
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(tiny_config()))
-    local, on_slurm = tmp_path / "local", tmp_path / "slurm"
+def sweep_config() -> dict:
+    """tiny_config with an early signal before the time limit (training.preempt_signal_minutes: sbatch
+    --signal=TERM@seconds in the train rules' slurm_extra; the run checkpoints and the retry resumes), and a
+    demo judge trained for 4 steps: its replies are no ratings, but they must come out the same on Slurm."""
+    config = tiny_config()
+    config["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
+    config["judge"]["serve"]["training"]["max_steps"] = 4
+    return config
+
+
+@pytest.fixture(scope="module")
+def sweep(cluster, tmp_path_factory):
+    """The same grid run locally and through `snakemake --profile profiles/slurm`: (local workdir, Slurm
+    workdir, the Slurm run's output). Later tests start from the Slurm run's finished workdir."""
+    root = tmp_path_factory.mktemp("sweep")
+    configfile = root / "config.yaml"
+    configfile.write_text(yaml.safe_dump(sweep_config()))
+    local, on_slurm = root / "local", root / "slurm"
     snakemake(local, "--cores", "2", configfile=configfile)
-    run = snakemake(on_slurm, *SLURM_ARGS, configfile=configfile)
-    output = run.stdout + run.stderr
+    run = snakemake(on_slurm, *SLURM_ARGS, "--verbose", configfile=configfile)
+    return local, on_slurm, run.stdout + run.stderr
+
+
+def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cluster, sweep):
+    local, on_slurm, output = sweep
     jobs = submitted(output)
     # quick steps ran where Snakemake runs; the rest went to Slurm, once each
     assert sorted(jobs.values()) == ["generate", "judge", "train", "train_judge"], output[-3000:]
@@ -107,7 +135,7 @@ def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cl
         return [(a["question_id"], a["choices"]) for a in read_jsonl(root / "results" / "answers" / CELL / "EN.jsonl")]
 
     def scores(root):
-        return [(j["question_id"], j["turn"], j["score"]) for j in
+        return [(j["question_id"], j["turn"], j["score"], j["judgment"]) for j in
                 read_jsonl(root / "results" / "judgments" / CELL / "EN.jsonl")]
 
     assert answers(on_slurm) == answers(local)
@@ -116,16 +144,21 @@ def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cl
         (local / "results" / "tables" / "main_table.csv").read_text()
 
 
-def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster, tmp_path):
+def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster, sweep, tmp_path):
+    """From the sweep's finished workdir, the judge moves to an endpoint that fails: only the judge jobs
+    run (and fail, naming their Slurm log); once the endpoint is back, a rerun resubmits only them."""
     failing = {"on": True}
 
     def behaviour(request, attempt):
         return ("status", 503, {}) if failing["on"] else ("reply", "Fine. Rating: [[6]]")
 
+    shutil.copytree(sweep[1], tmp_path, symlinks=True, dirs_exist_ok=True)
     with OpenAIServer(behaviour) as server:
+        config = sweep_config()
+        config["judge"].update(base_url=server.base_url, model="gpt-4", max_retries=1, retry_initial_s=0.01,
+                               timeout_s=5)
         configfile = tmp_path / "config.yaml"
-        configfile.write_text(yaml.safe_dump(tiny_config(base_url=server.base_url, model="gpt-4", max_retries=1,
-                                                         retry_initial_s=0.01, timeout_s=5)))
+        configfile.write_text(yaml.safe_dump(config))
         first = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile, check=False)
         output = first.stdout + first.stderr
         assert first.returncode != 0
@@ -134,7 +167,7 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
         assert failed_logs and any(log in output.split("Error in rule judge", 1)[1] for log in failed_logs)
         assert "JudgeEndpointError" in Path(failed_logs[-1]).read_text() + \
             (tmp_path / "results" / "logs" / "judge" / f"{CELL}.log").read_text()
-        assert set(submitted(output).values()) == {"train", "generate", "judge"}
+        assert set(submitted(output).values()) == {"judge"}  # the model and its answers are the sweep's
 
         failing["on"] = False  # the endpoint is back
         second = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile)
@@ -146,20 +179,9 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
     assert all(j["score"] == 1 and not j["on_language"] for j in judgments if j["judgment"] is None)
 
 
-def test_the_train_job_asks_slurm_for_an_early_sigterm(cluster, tmp_path):
-    # training.preempt_signal_minutes -> sbatch --signal=TERM@seconds (slurm_extra of the train rules):
-    # the run checkpoints before the time limit and the retry resumes
-    config = tiny_config()
-    config["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
-    configfile = tmp_path / "config.yaml"
-    configfile.write_text(yaml.safe_dump(config))
-    run = snakemake(tmp_path, *SLURM_ARGS, "--verbose", f"results/models/{CELL}", configfile=configfile)
-    output = run.stdout + run.stderr
-    jobs = submitted(output)
-    assert sorted(jobs.values()) == ["train"], output[-3000:]
-    calls = [line for line in output.splitlines() if "sbatch call:" in line]
+def test_the_train_job_asks_slurm_for_an_early_sigterm(sweep):
+    _, on_slurm, output = sweep
+    calls = [line for line in output.splitlines() if "sbatch call:" in line and "rule_train/" in line]
     assert len(calls) == 1 and "--signal=TERM@300" in calls[0], calls
-    job = slurm_job(next(iter(jobs)))
-    assert job["JobState"] == "COMPLETED", job
-    execution = yaml.safe_load((tmp_path / "results" / "execution_settings.json").read_text())
+    execution = yaml.safe_load((on_slurm / "results" / "execution_settings.json").read_text())
     assert execution["training"]["tiny-llama"]["checkpoint_grace_s"] == 240  # how the job runs, not what it learns

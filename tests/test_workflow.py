@@ -1,6 +1,5 @@
 """The real workflow, end to end, on a small grid (the demo's pipeline with fewer cells)."""
 
-import copy
 import json
 import re
 
@@ -12,59 +11,52 @@ from mlit.files import read_jsonl
 from mlit.judge.prompts import parse_rating
 from mlit.run_settings import EXECUTION_KEYS
 
-from conftest import REPO, job_counts, snakemake
-
-pytestmark = pytest.mark.workflow
+from conftest import DEMO_GRID_CELLS, DEMO_GRID_LANGS, REPO, job_counts, snakemake
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-
-
-def small_config():
-    config = copy.deepcopy(DEMO)
-    config.update(compositions=["EN", "ENDE"], sizes=[30], eval_languages=["EN", "DE"])
-    config["training"].update(epochs=2)
-    config["generation"].update(questions_per_category=1, max_new_tokens=24)
-    config["judge"]["serve"]["training"].update(epochs=2)
-    return config
+CELLS = {"EN": DEMO_GRID_CELLS[0], "ENDEFRITES": DEMO_GRID_CELLS[1]}
+QUESTIONS_PER_CATEGORY = 2
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    configfile = workdir / "config.yaml"
-    configfile.write_text(yaml.safe_dump(small_config()))
-    snakemake(workdir, "--cores", "2", configfile=configfile)
-    return workdir, configfile
+def finished_run(demo_grid):
+    """The session's finished demo grid (conftest.demo_grid_config): EN and ENDEFRITES at 160 examples per
+    language, answering 2 questions per category in EN, DE and FR, judged by the demo judge."""
+    return demo_grid
 
 
+@pytest.mark.slow
 def test_tables_hold_a_judged_score_per_cell_language_category_and_turn(finished_run):
     workdir, _ = finished_run
     tables = workdir / "results" / "tables"
+    turns = len(CELLS) * len(DEMO_GRID_LANGS) * 8 * 2  # cells x languages x categories x turns
     detail = pl.read_csv(tables / "scores_by_cell_lang_category_turn.csv")
-    assert detail.height == 2 * 2 * 8 * 2  # cells x languages x categories x turns
-    assert set(detail["composition"]) == {"EN", "ENDE"} and set(detail["lang"]) == {"EN", "DE"}
-    assert (detail["n_scored"] + detail["n_failed"] == 1).all()  # one question per category
+    assert detail.height == turns
+    assert set(detail["composition"]) == set(CELLS) and set(detail["lang"]) == set(DEMO_GRID_LANGS)
+    assert (detail["n_scored"] + detail["n_failed"] == QUESTIONS_PER_CATEGORY).all()
     long = pl.read_parquet(tables / "scores_long.parquet")
-    assert long.height == 2 * 2 * 8 * 2
+    assert long.height == turns * QUESTIONS_PER_CATEGORY
     scored = long.filter(pl.col("score").is_not_null())
-    assert scored.height > 0, "the demo judge produced no rating at all"
     # every score came from a judge reply, or from the off-language rule (judge.off_language: score_1,
     # the demo's setting): such an answer is never sent to the judge and gets 1
     for judgment, score, on_language in zip(scored["judgment"], scored["score"], scored["on_language"]):
         assert parse_rating(judgment) == score if on_language else (judgment is None and score == 1)
+    judged = scored.filter(pl.col("on_language"))
+    assert judged.height > 0, "no score came from the demo judge: every scored turn was decided by a rule"
     assert long.filter(pl.col("failed"))["error"].null_count() == 0
     main = pl.read_csv(tables / "main_table.csv")
-    assert main.height == 2 and {"EN", "DE", "average", "n_failed"} <= set(main.columns)
+    assert main.height == len(CELLS) and {*DEMO_GRID_LANGS, "average", "n_failed"} <= set(main.columns)
 
 
+@pytest.mark.slow
 def test_every_step_leaves_its_outputs_and_logs(finished_run):
     workdir, _ = finished_run
     results = workdir / "results"
-    cell = "tiny-llama__demo__ENDE__30__seed1"
-    assert (results / "data" / "demo__ENDE__30__seed1" / "manifest.json").exists()
+    cell = CELLS["ENDEFRITES"]
+    assert (results / "data" / "demo__ENDEFRITES__160__seed1" / "manifest.json").exists()
     assert (results / "models" / cell / "model.safetensors").exists()
     answers = read_jsonl(results / "answers" / cell / "DE.jsonl")
-    assert len(answers) == 8 and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
+    assert len(answers) == 8 * QUESTIONS_PER_CATEGORY and all(len(a["choices"][0]["turns"]) == 2 for a in answers)
     judgments = read_jsonl(results / "judgments" / cell / "DE.jsonl")
     assert {j["prompt_name"] for j in judgments} == {"single-v1", "single-v1-multi-turn", "single-math-v1",
                                                      "single-math-v1-multi-turn"}
@@ -73,12 +65,13 @@ def test_every_step_leaves_its_outputs_and_logs(finished_run):
         assert any((results / "logs" / rule).iterdir()), rule
 
 
+@pytest.mark.slow
 def test_rerun_does_nothing_and_a_new_size_adds_only_its_cells(finished_run):
     workdir, configfile = finished_run
     nothing = snakemake(workdir, "-n", configfile=configfile)
     assert "Nothing to be done" in nothing.stdout + nothing.stderr
     config = yaml.safe_load(configfile.read_text())
-    config["sizes"] = [30, 60]
+    config["sizes"] = [60, 160]
     bigger = workdir / "bigger.yaml"
     bigger.write_text(yaml.safe_dump(config))
     counts = job_counts(snakemake(workdir, "-n", configfile=bigger).stdout)
@@ -127,6 +120,7 @@ def test_the_execution_changes_cover_every_execution_key():
     assert set(EXECUTION_CHANGES) == listed - NOT_IN_THE_DEMO
 
 
+@pytest.mark.slow
 def test_no_execution_setting_reruns_anything(finished_run):
     """Every execution key changed at once plans nothing (one dry run: each costs Snakemake's start-up);
     if something is planned, each key is tried alone to name the ones that rerun."""
@@ -143,11 +137,12 @@ def test_no_execution_setting_reruns_anything(finished_run):
     for dotted_key, value in EXECUTION_CHANGES.items():  # each reaches the jobs through this file
         section, key = dotted_key.split(".")
         where = {"training": lambda: written["training"]["tiny-llama"],  # per base model
-                 "generation": lambda: written["generation"]["tiny-llama__demo__EN__30__seed1"],  # per cell
+                 "generation": lambda: written["generation"][CELLS["EN"]],  # per cell
                  }.get(section, lambda: written[section])()
         assert where[key] == value, dotted_key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("dotted_key", "value", "expected"), [
     # the demo judge sets its own learning rate (judge.serve.training): it is not touched
     ("training.learning_rate", 1e-3, {"train": 2, "generate": 2, "judge": 2}),
@@ -197,6 +192,7 @@ def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_p
     assert judge and all("slurm_partition=cpu" in b and "openai_api=1" in b and "gres" not in b for b in judge)
 
 
+@pytest.mark.slow
 def test_report_bundles_tables_and_plots_with_captions(finished_run):
     workdir, configfile = finished_run
     snakemake(workdir, "--report", str(workdir / "report.html"), configfile=configfile)
@@ -211,14 +207,15 @@ def test_report_bundles_tables_and_plots_with_captions(finished_run):
     assert (health["prompt_tokens"] > 0).all()
 
 
+@pytest.mark.slow
 def test_partial_tables_from_what_exists(finished_run):
     workdir, configfile = finished_run
     config = yaml.safe_load(configfile.read_text())
-    config["compositions"] = ["EN", "ENDE", "DE"]  # DE's cell has not run: its judgments are missing
+    config["compositions"] = ["EN", "ENDEFRITES", "DE"]  # DE's cell has not run: its judgments are missing
     partial = workdir / "partial.yaml"
     partial.write_text(yaml.safe_dump(config))
     snakemake(workdir, "--cores", "1", "partial_tables", configfile=partial)
     main = pl.read_csv(workdir / "results" / "tables_partial" / "main_table.csv")
-    assert sorted(main["composition"]) == ["EN", "ENDE"]
+    assert sorted(main["composition"]) == ["EN", "ENDEFRITES"]
     readme = (workdir / "results" / "tables_partial" / "README.md").read_text()
-    assert "Partial results" in readme and "tiny-llama__demo__DE__30__seed1/EN.jsonl" in readme
+    assert "Partial results" in readme and "tiny-llama__demo__DE__160__seed1/EN.jsonl" in readme

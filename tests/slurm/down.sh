@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the test cluster started by up.sh STATE_DIR (its daemons only).
+# Stop the test cluster started by up.sh STATE_DIR (its daemons) and put /etc/slurm back as up.sh found it.
 set -uo pipefail
 STATE=$(realpath -m "${1:?usage: down.sh STATE_DIR}")
 for daemon in slurmd slurmctld; do
@@ -11,4 +11,12 @@ for daemon in slurmd slurmctld; do
     rm -f "$STATE/$daemon.pid"
   fi
 done
+SAVED="$STATE/etc-slurm-before"
+if [ -d "$SAVED" ]; then
+  for f in slurm.conf gres.conf; do
+    if [ -e "$SAVED/$f.absent" ]; then rm -f "/etc/slurm/$f"; else cp -p "$SAVED/$f" "/etc/slurm/$f"; fi
+  done
+  if [ -e "$SAVED/.no-dir" ]; then rmdir /etc/slurm 2>/dev/null; fi
+  rm -rf "$SAVED"
+fi
 exit 0

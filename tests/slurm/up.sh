@@ -57,6 +57,16 @@ PartitionName=cpu Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=$HOST MaxTime=INFINITE State=UP
 CONF
 echo "NodeName=$HOST Name=gpu File=$STATE/gpus/nvidia[0-1]" > "$STATE/gres.conf"
+# /etc/slurm as it was, for down.sh to put back: a config left there pointing at a stopped controller
+# makes every later Snakemake start on this machine wait about 9 s for it
+SAVED="$STATE/etc-slurm-before"
+if [ ! -d "$SAVED" ]; then
+  mkdir -p "$SAVED"
+  [ -d /etc/slurm ] || touch "$SAVED/.no-dir"
+  for f in slurm.conf gres.conf; do
+    if [ -e "/etc/slurm/$f" ]; then cp -p "/etc/slurm/$f" "$SAVED/$f"; else touch "$SAVED/$f.absent"; fi
+  done
+fi
 mkdir -p /etc/slurm
 cp "$STATE/slurm.conf" "$STATE/gres.conf" /etc/slurm/
 

@@ -202,7 +202,8 @@ def plot_human_vs_judge(human: pl.DataFrame, judgments: pl.DataFrame, out_stem: 
                            on=["model", "question_id", "turn"])
     jitter = np.random.default_rng(0).uniform(-0.15, 0.15, size=(2, joined.height))
     fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(joined["score"].to_numpy() + jitter[0], joined["rating"].to_numpy() + jitter[1], s=14, alpha=0.6)
+    ax.scatter(joined["score"].to_numpy() + jitter[0], joined["rating"].to_numpy() + jitter[1], s=14, alpha=0.6,
+               gid="items")
     ax.plot([1, 10], [1, 10], color="grey", linewidth=0.8)
     ax.set_xlim(0.5, 10.5)
     ax.set_ylim(0.5, 10.5)

@@ -216,7 +216,8 @@ def plot_score_by_size(table: pl.DataFrame, out_stem: Path) -> list[Path]:
                                                           maintain_order=True):
             points = dict(zip(line["size"], line["mean_score"]))
             xs = [i for i, s in enumerate(sizes) if s in points]
-            ax.plot(xs, [points[sizes[i]] for i in xs], marker="o", label=f"{comp} ({model}, {dataset})")
+            ax.plot(xs, [points[sizes[i]] for i in xs], marker="o", label=f"{comp} ({model}, {dataset})",
+                    gid=f"line|{lang}|{comp}|{model}|{dataset}")
         ax.set_title("all languages (pooled)" if lang == ALL_LANGUAGES else f"MT-Bench-X {lang}")
         ax.set_xticks(range(len(sizes)), sizes)
         ax.set_xlabel("examples per language")
@@ -251,7 +252,9 @@ def plot_parallel_gain(gain: pl.DataFrame, out_stem: Path) -> list[Path]:
             low = [100 * (rows[lang]["relative_gain"] - rows[lang]["ci95_low"]) for lang in langs if lang in rows]
             high = [100 * (rows[lang]["ci95_high"] - rows[lang]["relative_gain"]) for lang in langs if lang in rows]
             label = f"{comp}, {size}" + (f" ({model}, {dataset})" if len({s[:2] for s in series}) > 1 else "")
-            ax.bar(xs, values, width=width, yerr=[low, high], capsize=2, label=label)
+            bars = ax.bar(xs, values, width=width, yerr=[low, high], capsize=2, label=label)
+            for bar, lang in zip(bars, [lang for lang in langs if lang in rows]):
+                bar.set_gid(f"bar|{comparison}|{comp}|{size}|{model}|{dataset}|{lang}")
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(langs))], langs)
         ax.set_xlabel("evaluation language")
@@ -273,7 +276,7 @@ def plot_heatmap(long: pl.DataFrame, out_stem: Path) -> list[Path]:
     for comp, lang, score in means.iter_rows():
         grid[comps.index(comp), langs.index(lang)] = score
     fig, ax = plt.subplots(figsize=(1.2 * len(langs) + 2, 0.5 * len(comps) + 1.5))
-    image = ax.imshow(grid, cmap="viridis", aspect="auto")
+    image = ax.imshow(grid, cmap="viridis", aspect="auto", gid="heatmap")
     ax.set_xticks(range(len(langs)), langs)
     ax.set_yticks(range(len(comps)), comps)
     low, high = np.nanmin(grid), np.nanmax(grid)
@@ -308,8 +311,10 @@ def plot_category_bars(long: pl.DataFrame, out_stem: Path) -> list[Path]:
         for k, comp in enumerate(comps):
             values = dict(zip(part.filter(pl.col("composition") == comp)["category"],
                               part.filter(pl.col("composition") == comp)["score"]))
-            ax.bar([i + k * width for i in range(len(categories))], [values.get(c, 0.0) for c in categories],
-                   width=width, label=comp)
+            bars = ax.bar([i + k * width for i in range(len(categories))], [values.get(c, 0.0) for c in categories],
+                          width=width, label=comp)
+            for bar, category in zip(bars, categories):
+                bar.set_gid(f"bar|{lang}|{comp}|{category}")
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(categories))], categories, fontsize=8)
         ax.set_ylim(0, 10)
         ax.set_ylabel(f"{lang} score")

@@ -1,4 +1,6 @@
-"""Matplotlib without a display, and figures saved as PNG and SVG side by side."""
+"""Matplotlib without a display, and figures saved as PNG and SVG side by side. Each plotted series
+has a group id (matplotlib's ``gid``: ``line|...``, ``bar|...``) that names what it shows, so the SVG
+can be read back (the tests do)."""
 
 from __future__ import annotations
 
