@@ -186,7 +186,7 @@ def test_the_paper_grid_plans_without_its_checkpoints_or_data(tmp_path):
     assert any("ASSUMED" in line for line in plan.assumptions)
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_snakemake_plan_on_the_demo_counts_the_prepared_data(tmp_path):
     """The real target: prepares the demo's data and tiny model (no training), then counts."""
     result = snakemake(tmp_path, "--cores", "2", "plan")
