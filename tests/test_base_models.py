@@ -268,3 +268,26 @@ def test_prepared_inputs_changed_in_place_are_picked_up_or_stop_the_grid(tmp_pat
     assert (f"base_models[local-model].path: the checkpoint {model_dir} changed after it was prepared (config.json "
             "differ from results/base_models/local-model/mlit_base.json)") in stopped.stdout + stopped.stderr
     assert "delete results/base_models/local-model to prepare it again" in stopped.stdout + stopped.stderr
+
+
+def test_a_slow_to_fast_conversion_whose_ids_differ_is_refused(standins):
+    """A slow tokenizer that does more than its sentencepiece model (here: lower-cases the text) converts to
+    a fast tokenizer with other ids: refused, naming the language and both id lists."""
+    from transformers import AutoTokenizer
+
+    from mlit.model.base import convert_to_fast
+
+    slow = AutoTokenizer.from_pretrained(standins["remote"], trust_remote_code=True)
+
+    class LowercasingTokenizer(type(slow)):
+        def _tokenize(self, text, **kwargs):
+            return super()._tokenize(text.lower(), **kwargs)
+
+    lowering = LowercasingTokenizer(vocab_file=str(standins["remote"] / "tokenizer.model"))
+    text = "Ein Gespräch über Künstliche Intelligenz."
+    assert lowering(text)["input_ids"] != slow(text)["input_ids"]
+    _, counts = convert_to_fast(slow, {"DE": [text]}, standins["remote"])  # the plain one converts
+    assert counts == {"DE": 1}
+    with pytest.raises(BaseModelError, match=r"the converted fast tokenizer differs from the slow one on a DE text "
+                                             r"\('Ein Gespräch.*slow \[.*fast \[.*provide a tokenizer\.json"):
+        convert_to_fast(lowering, {"EN": ["a chat"], "DE": [text]}, standins["remote"])

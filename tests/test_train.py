@@ -173,3 +173,27 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_it_resumed(
     assert f"{checkpoints / 'checkpoint-2'} does not load (model.safetensors: SafetensorError" in output
     assert "resuming from checkpoint-1" in output
     assert info["resumed_from_step"] == 1 and info["global_steps"] == 6
+
+
+def test_an_example_of_exactly_max_length_tokens_is_not_truncated(tiny_base_model):
+    """The boundary of the truncation count: max_length tokens fit, one more is cut; the trained tokens lost
+    are those at positions >= max_length (the last trained one is the end-of-turn token)."""
+    from transformers import AutoTokenizer
+
+    from mlit.train.truncation import truncation_report
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    example = {**rows(1)[0], "lang": "DE"}
+    encoded = tokenizer.apply_chat_template([example["messages"]], tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+    mask = encoded["assistant_masks"][0]
+    length, trained, last_trained = len(encoded["input_ids"][0]), sum(mask), max(i for i, m in enumerate(mask) if m)
+    fits = truncation_report([example], tokenizer, max_length=length)["DE"]
+    assert fits == {"examples": 1, "truncated_examples": 0, "answer_tokens": trained, "answer_tokens_lost": 0,
+                    "answer_tokens_lost_fraction": 0.0}
+    assert truncation_report([example], tokenizer, max_length=length - 1)["DE"]["truncated_examples"] == 1
+    kept = truncation_report([example], tokenizer, max_length=last_trained + 1)["DE"]
+    assert kept["answer_tokens_lost"] == 0
+    cut = truncation_report([example], tokenizer, max_length=last_trained)["DE"]
+    assert cut["truncated_examples"] == 1 and cut["answer_tokens_lost"] == 1
+    assert cut["answer_tokens_lost_fraction"] == 1 / trained
