@@ -320,3 +320,41 @@ def test_partial_answers_of_the_same_settings_are_resumed(tmp_path, tiny_base_mo
     assert out.with_name("EN.jsonl.partial").exists() and not log
     keep_matching_partials(out, "other", log=log.append)
     assert not out.with_name("EN.jsonl.partial").exists() and "discarding EN.jsonl.partial" in log[0]
+
+
+def test_an_answer_stops_at_its_end_of_turn_token_id_and_is_cut_at_its_end_of_turn_text(tiny_base_model):
+    """Sampled with a fixed seed (the same tokens each time), an answer ends right before the chat format's
+    end-of-turn token id, and an end of turn given as text (several tokens) stops it and is cut off with
+    whatever follows it."""
+    import torch
+
+    from mlit.generate.answers import ChatStop, eos_ids
+    from mlit.model.base import read_base_info
+
+    generator = Generator(str(tiny_base_model), max_new_tokens=16, batch_size=1)
+    prompt = generator.render([{"role": "user", "content": "Was ist die Hauptstadt von Deutschland?"}])
+    encoded = generator.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+    torch.manual_seed(3)
+    free = generator.model.generate(**encoded, max_new_tokens=16, do_sample=True, temperature=1.0, top_p=1.0,
+                                    eos_token_id=None, pad_token_id=generator.tokenizer.pad_token_id)
+    tokens = free[0, encoded["input_ids"].shape[1]:].tolist()
+    eos = eos_ids(generator.model.generation_config.eos_token_id)
+    decode = generator.tokenizer.decode
+    k = next(i for i in range(3, len(tokens)) if tokens[i] not in tokens[:i] and tokens[i] not in eos
+             and decode([tokens[i]]).strip() and decode([tokens[i]]) not in decode(tokens[:i]))
+    info = read_base_info(tiny_base_model)
+
+    # an end-of-turn token id (as </s>, whose text the decoding skips): generation must stop at it, as no text
+    # cut can find it (here its text is left in the answer, to see where generation stopped)
+    generator.stop = ChatStop({**info, "chat_format": {**info["chat_format"], "end_of_turn": None},
+                               "end_of_turn_token_id": tokens[k]}, eos)
+    before = generator.generated_tokens
+    assert generator.generate([prompt], 1.0, 3) == [decode(tokens[:k + 1], skip_special_tokens=True).strip()]
+    assert generator.generated_tokens - before == k + 1  # stopped at the end-of-turn token
+
+    text = decode(tokens, skip_special_tokens=True)
+    marker = next(word for word in text.split()[1:] if len(word) > 1 and text.index(word) > 0)
+    generator.stop = ChatStop({**info, "chat_format": {**info["chat_format"], "end_of_turn": marker},
+                               "end_of_turn_token_id": None}, eos)
+    assert generator.stop.stop_strings == [marker]
+    assert generator.generate([prompt], 1.0, 3) == [text[:text.index(marker)].strip()]
