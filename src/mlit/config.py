@@ -569,7 +569,7 @@ class Grid:
         return pool
 
     def execution_settings(self) -> dict:
-        """How each step runs (mlit.run_settings): written to results/execution_settings.json. A training
+        """How each step runs (mlit.run_settings): written to results/execution/<hash>.json. A training
         section also holds the schema's defaults of the experiment keys the config leaves out (they are
         not in the params, see ``training_params``): params + section = the full settings."""
         from mlit.run_settings import execution_part
