@@ -317,6 +317,8 @@ class Grid:
         setting, template_key = self.chat_template_setting(name)
         try:
             template_file = self.chat_template_file(name)
+            if template_file is not None and not template_file.is_file():
+                template_file = None  # a typo of a preset: the message names the value as written
             resolve_template_setting(str(template_file) if template_file else setting, template_key)
         except ChatFormatError as error:
             raise ConfigError(str(error)) from None
