@@ -229,3 +229,65 @@ def test_the_demo_tokenizer_ends_an_opengptx_answer_with_one_token(tiny_base_mod
     assert prompt == "User: Hallo?\nAssistant:"  # this tokenizer adds no BOS, so neither does the template
     answers = generator.generate([prompt, prompt], temperature=0.0, seed=1)
     assert len(answers) == 2 and not any("</s>" in answer for answer in answers)
+
+
+@pytest.mark.workflow
+def test_prepared_inputs_changed_in_place_are_picked_up_or_stop_the_grid(tmp_path, tiny_base_model):
+    """A chat template file not named *.jinja is hashed into the prepare step (an edit prepares the model
+    again), and a local checkpoint whose config.json changes after preparation stops the next start with a
+    message naming the key and the files (main: 'Nothing to be done' for both, old and new weights mixed)."""
+    import shutil
+
+    from mlit.model.chat_format import opengptx_template
+
+    from conftest import job_counts
+
+    model_dir = tmp_path / "checkpoint"
+    shutil.copytree(tiny_base_model, model_dir)
+    template = tmp_path / "format.tmpl"  # a Jinja template under another name
+    template.write_text(opengptx_template(True))
+    config = copy.deepcopy(DEMO)
+    config.update(compositions=["EN"], sizes=[8], eval_languages=["EN"])
+    config["base_models"] = [{"name": "local-model", "path": str(model_dir), "chat_template": str(template)}]
+    config["judge"] = {"model": "x", "base_url": "http://127.0.0.1:9/v1"}
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    configfile = workdir / "config.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    target = "results/base_models/local-model"
+    snakemake(workdir, "--cores", "1", target, configfile=configfile)
+    assert "Nothing to be done" in snakemake(workdir, "-n", target, configfile=configfile).stdout
+
+    template.write_text(opengptx_template(True) + "{# edited #}")
+    assert job_counts(snakemake(workdir, "-n", target, configfile=configfile).stdout).get("prepare_base_model") == 1
+
+    settings = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**settings, "rope_theta": 1.0}))  # changed in place
+    stopped = snakemake(workdir, "-n", target, configfile=configfile, check=False)
+    assert stopped.returncode != 0
+    assert (f"base_models[local-model].path: the checkpoint {model_dir} changed after it was prepared (config.json "
+            "differ from results/base_models/local-model/mlit_base.json)") in stopped.stdout + stopped.stderr
+    assert "delete results/base_models/local-model to prepare it again" in stopped.stdout + stopped.stderr
+
+
+def test_a_slow_to_fast_conversion_whose_ids_differ_is_refused(standins):
+    """A slow tokenizer that does more than its sentencepiece model (here: lower-cases the text) converts to
+    a fast tokenizer with other ids: refused, naming the language and both id lists."""
+    from transformers import AutoTokenizer
+
+    from mlit.model.base import convert_to_fast
+
+    slow = AutoTokenizer.from_pretrained(standins["remote"], trust_remote_code=True)
+
+    class LowercasingTokenizer(type(slow)):
+        def _tokenize(self, text, **kwargs):
+            return super()._tokenize(text.lower(), **kwargs)
+
+    lowering = LowercasingTokenizer(vocab_file=str(standins["remote"] / "tokenizer.model"))
+    text = "Ein Gespräch über Künstliche Intelligenz."
+    assert lowering(text)["input_ids"] != slow(text)["input_ids"]
+    _, counts = convert_to_fast(slow, {"DE": [text]}, standins["remote"])  # the plain one converts
+    assert counts == {"DE": 1}
+    with pytest.raises(BaseModelError, match=r"the converted fast tokenizer differs from the slow one on a DE text "
+                                             r"\('Ein Gespräch.*slow \[.*fast \[.*provide a tokenizer\.json"):
+        convert_to_fast(lowering, {"EN": ["a chat"], "DE": [text]}, standins["remote"])

@@ -226,3 +226,80 @@ def test_a_wrong_value_names_its_key(change, expected):
     change(config)
     with pytest.raises(ConfigError, match=expected):
         Grid(config, repo_root=REPO, dry_run=True)
+
+
+def alias_bomb(levels=9, width=9) -> str:
+    """A YAML value a few hundred bytes long that expands to width**levels strings."""
+    node = "&a0 [" + ", ".join(["lol"] * width) + "]"
+    for level in range(1, levels):
+        node = f"&a{level} [{node}, " + ", ".join([f"*a{level - 1}"] * (width - 1)) + "]"
+    return node
+
+
+def test_a_yaml_alias_bomb_is_refused_before_the_schema_expands_it():
+    import time
+
+    config = copy.deepcopy(DEMO)
+    config["judge"]["model"] = yaml.safe_load(f"model: {alias_bomb()}")["model"]  # 9**9 strings, shared lists
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"config: more than 100000 values once its YAML aliases .* are expanded, "
+                                          r"near judge\.model"):
+        Grid(config, repo_root=REPO)
+    assert time.perf_counter() - started < 30  # main spent minutes and 3.5 GB in jsonschema's message
+
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("training.learning_rate", float("nan"), r"training\.learning_rate: nan is not a finite number"),
+    ("training.learning_rate", float("inf"), r"training\.learning_rate: inf is not a finite number"),
+    ("judge.temperature", float("nan"), r"judge\.temperature: nan is not a finite number"),
+    ("training.warmup_ratio", float("-inf"), r"training\.warmup_ratio: -inf is not a finite number"),
+])
+def test_non_finite_numbers_are_refused_naming_the_key(key, value, expected):
+    config = copy.deepcopy(DEMO)
+    section, name = key.split(".")
+    config[section][name] = value
+    with pytest.raises(ConfigError, match=expected):
+        Grid(config, repo_root=REPO)
+
+
+def test_sizes_must_be_whole_numbers_and_languages_listed_once():
+    with pytest.raises(ConfigError, match=r"sizes\[1\]: 40\.0 is not a whole number of examples; write 40"):
+        grid(sizes=[20, 40.0])
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["sizes"] = [40.0]
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.sizes\[0\]: 40\.0 is not a whole number"):
+        Grid(config, repo_root=REPO)
+    with pytest.raises(ConfigError, match=r"eval_languages\[2\]: 'EN' is listed twice"):
+        grid(eval_languages=["EN", "DE", "EN"])
+
+
+def test_dataset_files_must_be_regular_files(tmp_path):
+    import os
+    import time
+
+    for lang in ("DE", "FR", "IT", "ES"):
+        (tmp_path / f"i_{lang}.jsonl").write_text((REPO / "data" / "demo" / f"instructions_{lang}.jsonl").read_text())
+    os.mkfifo(tmp_path / "i_EN.jsonl")  # a reader would wait for a writer forever
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["local"] = str(tmp_path / "i_{lang}.jsonl")
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"local file for language EN .*i_EN\.jsonl is a FIFO; give a regular file"):
+        Grid(copy.deepcopy(config), repo_root=REPO)
+    (tmp_path / "i_EN.jsonl").unlink()
+    (tmp_path / "i_EN.jsonl").symlink_to("/dev/zero")  # a reader would fill the memory
+    with pytest.raises(ConfigError, match=r"i_EN\.jsonl is a device; give a regular file"):
+        Grid(copy.deepcopy(config), repo_root=REPO)
+    assert time.perf_counter() - started < 30
+
+
+def test_a_local_dataset_path_must_name_one_file_per_language(tmp_path):
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["local"] = str(REPO / "data" / "demo" / "instructions_EN.jsonl")  # no {lang}
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.local: languages EN and DE resolve to the same file"):
+        Grid(config, repo_root=REPO)
+    for lang in ("EN", "FR", "IT", "ES"):
+        (tmp_path / f"i_{lang}.jsonl").write_text((REPO / "data" / "demo" / f"instructions_{lang}.jsonl").read_text())
+    (tmp_path / "i_DE.jsonl").symlink_to(tmp_path / "i_EN.jsonl")  # DE trained on the English file
+    config["datasets"]["demo"]["local"] = str(tmp_path / "i_{lang}.jsonl")
+    with pytest.raises(ConfigError, match=r"datasets\.demo\.local: languages EN and DE resolve to the same file"):
+        Grid(config, repo_root=REPO)

@@ -256,3 +256,106 @@ def test_whole_turn_submission_resumes_with_what_a_killed_job_left(tmp_path, tin
     assert [r["choices"][0]["turns"][0] for r in rows[2:4]] == [f"kept-{q['question_id']}" for q in questions[2:4]]
     assert any(f"kept-{questions[2]['question_id']}" in prompt for prompt, _, _ in generator.requests[1])
     assert read_jsonl(out) == rows and not out.with_name("IT.jsonl.partial").exists()
+
+
+def _generate_command(model, out_dir, max_new_tokens):
+    import json
+    import sys
+
+    settings = {"backend": "hf", "max_new_tokens": max_new_tokens, "batch_size": 1, "questions_per_category": 2,
+                "seed": 42}
+    return [sys.executable, "-m", "mlit", "generate", "--model", str(model), "--bench", str(BENCH), "--langs", "EN",
+            "--model-id", "cell-x", "--settings", json.dumps(settings), "--out-dir", str(out_dir)]
+
+
+def test_partial_answers_of_other_generation_settings_are_discarded_not_resumed(tmp_path, tiny_base_model):
+    """A generate job killed under max_new_tokens 200 leaves EN.jsonl.partial; the rerun under
+    max_new_tokens 4 discards it (a log line) and answers every question again: no answer of the killed
+    job is in its file (main resumed them: a file mixing two settings)."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    out = tmp_path / "killed"
+    partial = out / "EN.jsonl.partial"
+    job = subprocess.Popen(_generate_command(tiny_base_model, out, 200), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and job.poll() is None:
+        if partial.exists() and partial.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not (out / "EN.jsonl").exists(), "the job finished before it was killed"
+    kept = read_jsonl(partial, tolerate_torn_tail=True)
+    assert len(kept) >= 2
+
+    rerun = subprocess.run(_generate_command(tiny_base_model, out, 4), capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    rows = read_jsonl(out / "EN.jsonl")
+    assert len(rows) == 16
+    mixed = {row["answer_id"] for row in kept} & {row["answer_id"] for row in rows}
+    assert not mixed, f"{len(mixed)} of {len(rows)} answers are the killed job's (max_new_tokens 200)"
+    assert "discarding EN.jsonl.partial" in rerun.stdout + rerun.stderr
+    assert not partial.exists() and not (out / "EN.jsonl.partial.fingerprint").exists()
+
+
+def test_partial_answers_of_the_same_settings_are_resumed(tmp_path, tiny_base_model):
+    from mlit.data.mtbench import load_questions
+    from mlit.generate.partials import answers_fingerprint, keep_matching_partials
+
+    settings = {"backend": "hf", "max_new_tokens": 4, "batch_size": 1, "vllm_python": "/a"}
+    questions = load_questions(BENCH, "EN", per_category=1)
+    out = tmp_path / "EN.jsonl"
+    fingerprint = answers_fingerprint(tiny_base_model, settings, "EN", questions, "m")
+    # an execution setting (the vLLM interpreter) does not change what the answers are
+    assert answers_fingerprint(tiny_base_model, {**settings, "vllm_python": "/b"}, "EN", questions, "m") == fingerprint
+    assert answers_fingerprint(tiny_base_model, {**settings, "max_new_tokens": 5}, "EN", questions, "m") != fingerprint
+    assert answers_fingerprint(tiny_base_model, settings, "EN", questions[1:], "m") != fingerprint
+    keep_matching_partials(out, fingerprint, log=print)
+    out.with_name("EN.jsonl.partial").write_text('{"question_id": 81}\n')
+    log = []
+    keep_matching_partials(out, fingerprint, log=log.append)
+    assert out.with_name("EN.jsonl.partial").exists() and not log
+    keep_matching_partials(out, "other", log=log.append)
+    assert not out.with_name("EN.jsonl.partial").exists() and "discarding EN.jsonl.partial" in log[0]
+
+
+def test_an_answer_stops_at_its_end_of_turn_token_id_and_is_cut_at_its_end_of_turn_text(tiny_base_model):
+    """Sampled with a fixed seed (the same tokens each time), an answer ends right before the chat format's
+    end-of-turn token id, and an end of turn given as text (several tokens) stops it and is cut off with
+    whatever follows it."""
+    import torch
+
+    from mlit.generate.answers import ChatStop, eos_ids
+    from mlit.model.base import read_base_info
+
+    generator = Generator(str(tiny_base_model), max_new_tokens=16, batch_size=1)
+    prompt = generator.render([{"role": "user", "content": "Was ist die Hauptstadt von Deutschland?"}])
+    encoded = generator.tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+    torch.manual_seed(3)
+    free = generator.model.generate(**encoded, max_new_tokens=16, do_sample=True, temperature=1.0, top_p=1.0,
+                                    eos_token_id=None, pad_token_id=generator.tokenizer.pad_token_id)
+    tokens = free[0, encoded["input_ids"].shape[1]:].tolist()
+    eos = eos_ids(generator.model.generation_config.eos_token_id)
+    decode = generator.tokenizer.decode
+    k = next(i for i in range(3, len(tokens)) if tokens[i] not in tokens[:i] and tokens[i] not in eos
+             and decode([tokens[i]]).strip() and decode([tokens[i]]) not in decode(tokens[:i]))
+    info = read_base_info(tiny_base_model)
+
+    # an end-of-turn token id (as </s>, whose text the decoding skips): generation must stop at it, as no text
+    # cut can find it (here its text is left in the answer, to see where generation stopped)
+    generator.stop = ChatStop({**info, "chat_format": {**info["chat_format"], "end_of_turn": None},
+                               "end_of_turn_token_id": tokens[k]}, eos)
+    before = generator.generated_tokens
+    assert generator.generate([prompt], 1.0, 3) == [decode(tokens[:k + 1], skip_special_tokens=True).strip()]
+    assert generator.generated_tokens - before == k + 1  # stopped at the end-of-turn token
+
+    text = decode(tokens, skip_special_tokens=True)
+    marker = next(word for word in text.split()[1:] if len(word) > 1 and text.index(word) > 0)
+    generator.stop = ChatStop({**info, "chat_format": {**info["chat_format"], "end_of_turn": marker},
+                               "end_of_turn_token_id": None}, eos)
+    assert generator.stop.stop_strings == [marker]
+    assert generator.generate([prompt], 1.0, 3) == [text[:text.index(marker)].strip()]

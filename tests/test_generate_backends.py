@@ -165,6 +165,12 @@ def test_the_generate_rule_gets_its_base_models_generation_settings(tmp_path):
     assert "vllm_gpu_memory_utilization" not in plan.stdout
     cell = f"{model['name']}__demo__EN__{config['sizes'][0]}__seed{config['seeds'][0]}"
     assert f"--execution-section generation/{cell}" in plan.stdout
-    written = json.loads((tmp_path / "results" / "execution_settings.json").read_text())["generation"][cell]
+    # the job reads this invocation's execution file (a dry run names it and writes nothing)
+    from mlit.config import Grid
+    from mlit.run_settings import execution_file
+
+    execution = Grid(yaml.safe_load(configfile.read_text()), repo_root=REPO, dry_run=True).execution_settings()
+    assert f"--execution {execution_file('results', execution)} " in plan.stdout
+    written = execution["generation"][cell]
     assert written["vllm_python"] == sys.executable and written["vllm_gpu_memory_utilization"] == 0.5
     assert written["gpus"] == 2  # vLLM's tensor parallel size

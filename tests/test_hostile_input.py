@@ -123,3 +123,34 @@ def test_every_value_in_a_shell_command_is_quoted():
                     continue
                 unquoted.append(f"{rule_file.name}: {{{placeholder}}}")
     assert not unquoted, unquoted
+
+
+@pytest.mark.workflow
+def test_a_dry_run_refuses_a_fifo_dataset_and_an_alias_bomb_instead_of_hanging(tmp_path):
+    """`snakemake -n` with a dataset file that is a FIFO (main waited for a writer forever) or a config
+    holding a YAML alias bomb (main grew to 3.5 GB in jsonschema's error message): refused, naming the key.
+    The timeout is what main ran into, not a speed claim."""
+    import os
+
+    from test_config import alias_bomb
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for lang in ("DE", "FR", "IT", "ES"):
+        shutil.copy(REPO / "data" / "demo" / f"instructions_{lang}.jsonl", data / f"instructions_{lang}.jsonl")
+    os.mkfifo(data / "instructions_EN.jsonl")
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["local"] = str(data / "instructions_{lang}.jsonl")
+    result = snakemake(tmp_path, "-n", configfile=write_config(tmp_path, config), check=False, timeout=300)
+    assert result.returncode != 0
+    assert f"{data / 'instructions_EN.jsonl'} is a FIFO; give a regular file" in result.stdout + result.stderr
+
+    bomb = (REPO / "config" / "config.yaml").read_text().replace("  model: mlit-demo-judge",
+                                                                  f"  model: {alias_bomb()}")
+    assert bomb.count("*a7") == 8  # the bomb is in the file
+    (tmp_path / "bomb.yaml").write_text(bomb)
+    result = snakemake(tmp_path, "-n", configfile=tmp_path / "bomb.yaml", check=False, timeout=300)
+    assert result.returncode != 0
+    assert "config: more than 100000 values once its YAML aliases (&/*) are expanded, near judge.model" \
+        in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

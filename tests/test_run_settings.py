@@ -96,3 +96,56 @@ def test_the_cell_id_has_one_owner_that_builds_and_parses_it():
         assert cell_fields(cell.cell_id)["examples_per_language"] == (40 if size == 40 else None)
     with pytest.raises(ValueError, match="is not a cell id"):
         Cell.parse("a__b__c__d__e")
+
+
+def test_an_execution_file_never_overrides_an_experiment_setting(tmp_path):
+    path = tmp_path / "execution.json"
+    write_if_changed(path, {"training": {"m-1": {"save_steps": 5, "learning_rate": 1.0}}})
+    with pytest.raises(ValueError, match=r"section 'training/m-1' sets \['learning_rate'\], which this job's "
+                                         r"experiment settings \(its params\) set too"):
+        merged({"learning_rate": 2e-5}, str(path), "training/m-1")
+
+
+def _execution_file_of(plan: str, rule_option: str) -> str:
+    """The execution file a planned job is told to read (``-n -p``: its shell command)."""
+    import re
+
+    commands = [line for line in plan.splitlines() if rule_option in line and "--execution " in line]
+    assert commands, plan[-2000:]
+    return re.search(r"--execution (\S+)", commands[0]).group(1)
+
+
+@pytest.mark.workflow
+def test_another_invocation_never_changes_the_settings_of_a_planned_grid(tmp_path):
+    """Grid A ran a job and plans its judge jobs with judge.timeout_s 7. A dry run of config B
+    (timeout_s 3) writes nothing; a real run of B writes its own file: A's judge jobs still read 7. (On main
+    every start rewrote results/execution_settings.json, and A's judge job used B's timeout.)"""
+    import copy
+
+    import yaml
+
+    from conftest import REPO, snakemake
+
+    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo.update(compositions=["EN"], sizes=[8], eval_languages=["EN"])
+    config_a, config_b = copy.deepcopy(demo), copy.deepcopy(demo)
+    config_a["judge"]["timeout_s"], config_b["judge"]["timeout_s"] = 7, 3
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(config_a))
+    (tmp_path / "b.yaml").write_text(yaml.safe_dump(config_b))
+    data = "results/data/demo__EN__8__seed1/manifest.json"
+
+    snakemake(tmp_path, "--cores", "1", data, configfile=tmp_path / "a.yaml")
+    plan_a = snakemake(tmp_path, "-n", "-p", configfile=tmp_path / "a.yaml").stdout
+    file_a = tmp_path / _execution_file_of(plan_a, "mlit judge ")
+    assert json.loads(file_a.read_text())["judge"]["timeout_s"] == 7
+    written = {path: path.read_text() for path in (tmp_path / "results").rglob("*.json")}
+
+    plan_b = snakemake(tmp_path, "-n", "-p", configfile=tmp_path / "b.yaml").stdout
+    assert {path: path.read_text() for path in (tmp_path / "results").rglob("*.json")} == written  # nothing written
+    assert json.loads(file_a.read_text())["judge"]["timeout_s"] == 7
+    snakemake(tmp_path, "--cores", "1", data, configfile=tmp_path / "b.yaml")  # a real start of B
+    file_b = tmp_path / _execution_file_of(plan_b, "mlit judge ")
+    assert file_b != file_a and json.loads(file_b.read_text())["judge"]["timeout_s"] == 3
+    assert json.loads(file_a.read_text())["judge"]["timeout_s"] == 7
+    assert _execution_file_of(snakemake(tmp_path, "-n", "-p", configfile=tmp_path / "a.yaml").stdout,
+                              "mlit judge ") == str(file_a.relative_to(tmp_path))

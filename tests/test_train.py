@@ -139,3 +139,61 @@ def test_a_finished_worker_exits_with_its_code_and_output_but_without_teardown()
     finished = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True)
     assert finished.returncode == 143
     assert finished.stdout == "model published\n" and "a warning" in finished.stderr
+
+
+def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_it_resumed(tmp_path, tiny_base_model, capsys):
+    """A training run killed after two checkpoints, whose newest model.safetensors is then cut in half
+    (a full disk, a kill during the copy): the rerun names the damaged checkpoint and resumes from the one
+    before it (main raised a SafetensorError without the path at every rerun)."""
+    import os
+    import signal
+    import time
+
+    write_jsonl(tmp_path / "train.jsonl", rows())
+    settings = {**SETTINGS, "epochs": 3, "save_steps": 1, "save_total_limit": 3}  # 6 steps, a checkpoint each
+    checkpoints = tmp_path / "model.tmp" / "checkpoints"
+    job = subprocess.Popen([sys.executable, "-m", "mlit", "train-worker", "--base", str(tiny_base_model), "--data",
+                            str(tmp_path / "train.jsonl"), "--settings", json.dumps(settings), "--seed", "1",
+                            "--out", str(tmp_path / "model")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           env={**os.environ, "MLIT_TEST_CHECKPOINT_DELAY_S": "2"}, start_new_session=True)
+    deadline = time.time() + 600
+    while time.time() < deadline and job.poll() is None:
+        if (checkpoints / "checkpoint-2" / "trainer_state.json").exists():
+            break
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert (checkpoints / "checkpoint-1" / "trainer_state.json").exists(), "no two checkpoints before the kill"
+    assert not (tmp_path / "model").exists()
+    weights = checkpoints / "checkpoint-2" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+
+    info = train(str(tiny_base_model), str(tmp_path / "train.jsonl"), tmp_path / "model", settings, seed=1)
+    output = capsys.readouterr().out
+    assert f"{checkpoints / 'checkpoint-2'} does not load (model.safetensors: SafetensorError" in output
+    assert "resuming from checkpoint-1" in output
+    assert info["resumed_from_step"] == 1 and info["global_steps"] == 6
+
+
+def test_an_example_of_exactly_max_length_tokens_is_not_truncated(tiny_base_model):
+    """The boundary of the truncation count: max_length tokens fit, one more is cut; the trained tokens lost
+    are those at positions >= max_length (the last trained one is the end-of-turn token)."""
+    from transformers import AutoTokenizer
+
+    from mlit.train.truncation import truncation_report
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    example = {**rows(1)[0], "lang": "DE"}
+    encoded = tokenizer.apply_chat_template([example["messages"]], tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+    mask = encoded["assistant_masks"][0]
+    length, trained, last_trained = len(encoded["input_ids"][0]), sum(mask), max(i for i, m in enumerate(mask) if m)
+    fits = truncation_report([example], tokenizer, max_length=length)["DE"]
+    assert fits == {"examples": 1, "truncated_examples": 0, "answer_tokens": trained, "answer_tokens_lost": 0,
+                    "answer_tokens_lost_fraction": 0.0}
+    assert truncation_report([example], tokenizer, max_length=length - 1)["DE"]["truncated_examples"] == 1
+    kept = truncation_report([example], tokenizer, max_length=last_trained + 1)["DE"]
+    assert kept["answer_tokens_lost"] == 0
+    cut = truncation_report([example], tokenizer, max_length=last_trained)["DE"]
+    assert cut["truncated_examples"] == 1 and cut["answer_tokens_lost"] == 1
+    assert cut["answer_tokens_lost_fraction"] == 1 / trained

@@ -1,6 +1,5 @@
 """The real workflow, end to end, on a small grid (the demo's pipeline with fewer cells)."""
 
-import json
 import re
 
 import polars as pl
@@ -133,8 +132,15 @@ def test_no_execution_setting_reruns_anything(finished_run):
             if "Nothing to be done" not in alone.stdout + alone.stderr:
                 culprits[dotted_key] = job_counts(alone.stdout)
         pytest.fail(f"execution settings that rerun jobs: {culprits or job_counts(result.stdout)}")
-    written = json.loads((workdir / "results" / "execution_settings.json").read_text())
-    for dotted_key, value in EXECUTION_CHANGES.items():  # each reaches the jobs through this file
+    # each reaches the jobs through the invocation's execution file (a dry run names it, writes nothing)
+    from mlit.config import Grid
+    from mlit.run_settings import execution_file
+
+    configured = yaml.safe_load(changed(configfile, workdir, "execution", EXECUTION_CHANGES).read_text())
+    written = Grid(configured, repo_root=REPO, dry_run=True).execution_settings()
+    plan = snakemake(workdir, "-n", "-p", "--forceall", configfile=workdir / "execution.yaml").stdout
+    assert f"--execution {execution_file('results', written)} " in plan
+    for dotted_key, value in EXECUTION_CHANGES.items():
         section, key = dotted_key.split(".")
         where = {"training": lambda: written["training"]["tiny-llama"],  # per base model
                  "generation": lambda: written["generation"][CELLS["EN"]],  # per cell

@@ -190,7 +190,7 @@ def cmd_plan(args) -> None:
 
 
 def add_execution_arguments(p: argparse.ArgumentParser, settings_dest: str) -> None:
-    """``--execution FILE --execution-section S``: how the job runs (results/execution_settings.json,
+    """``--execution FILE --execution-section S``: how the job runs (results/execution/<hash>.json,
     written by the Snakefile), merged into the experiment settings given in ``settings_dest``."""
     p.add_argument("--execution", help="execution settings file (see mlit.run_settings)")
     p.add_argument("--execution-section", help="its section for this job, e.g. training/<model>, generation, judge")

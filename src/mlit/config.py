@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from mlit.config_checks import ConfigValueError, check_values, regular_file
 from mlit.langs import LANGUAGES, parse_composition
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,7 @@ def with_defaults(config: dict) -> dict:
     used). A value that breaks the schema raises ``ConfigError`` naming its key."""
     import jsonschema
 
+    _check_values(config)  # bounded, before jsonschema (whose messages quote an alias bomb's expansion)
     errors = list(_filling_validator(_schema()).iter_errors(config))  # walks (and fills) the whole config
     error = jsonschema.exceptions.best_match(errors)
     if error is not None:
@@ -78,6 +80,29 @@ def with_defaults(config: dict) -> dict:
             check_name(where, error.instance)  # the same message as the grid's own check
         raise ConfigError(f"{where}: {error.message}")
     return config
+
+
+def _check_values(config) -> None:
+    try:
+        check_values(config)
+    except ConfigValueError as error:
+        raise ConfigError(str(error)) from None
+
+
+def check_distinct_files(key: str, paths: dict[str, Path]) -> None:
+    """The files of a dataset's languages (``{lang}`` filled in) must be different files: a template without
+    ``{lang}``, or two names of one file (a link), would train every language on the same text."""
+    seen: dict[tuple, str] = {}
+    for lang, path in paths.items():
+        try:
+            info = path.stat()
+            identity = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = (str(path.resolve()),)
+        if identity in seen:
+            raise ConfigError(f"{key}: languages {seen[identity]} and {lang} resolve to the same file {path}; "
+                              "put {lang} (or {lang_lower}) in the path, one file per language")
+        seen[identity] = lang
 
 
 def section_defaults(section: str, settings: dict | None) -> dict:
@@ -154,16 +179,24 @@ class Cell:
         return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}
 
 
-def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = REPO_ROOT) -> int:
+def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = REPO_ROOT, name: str = "") -> int:
     """Items present in every language of a local dataset (the parallel core)."""
     ids: set[str] | None = None
+    paths = {lang: resolve_path(format_lang(spec["local"], lang), repo_root) for lang in languages}
     for lang in languages:
-        path = resolve_path(format_lang(spec["local"], lang), repo_root)
+        path = paths[lang]
         if not path.exists():
             raise ConfigError(
                 f"datasets: local file for language {lang} not found: {path} "
                 f"(from template '{spec['local']}'); create it or remove {lang} from the compositions"
             )
+        try:
+            regular_file(path, f"datasets: local file for language {lang} (template '{spec['local']}')")
+        except ConfigValueError as error:
+            raise ConfigError(str(error)) from None
+    check_distinct_files(f"datasets.{name}.local" if name else "datasets.local", paths)
+    for lang in languages:
+        path = paths[lang]
         id_field = spec.get("id_field")
         lang_ids = set()
         index = 0
@@ -196,6 +229,7 @@ class Grid:
     def __init__(self, config: dict, repo_root: Path = REPO_ROOT, dry_run: bool = False):
         """``config`` as read: validated and filled with the schema's defaults here, in place (the rules
         read the filled ``config``)."""
+        _check_values(config)
         written = copy.deepcopy(config)
         self.config = with_defaults(config)
         # The training keys the config itself sets (before its defaults are filled in): the train steps'
@@ -216,6 +250,8 @@ class Grid:
         for index, lang in enumerate(self.eval_languages):
             if lang not in LANGUAGES:
                 raise ConfigError(f"eval_languages[{index}]: unknown language '{lang}'; allowed: {list(LANGUAGES)}")
+            if lang in self.eval_languages[:index]:
+                raise ConfigError(f"eval_languages[{index}]: '{lang}' is listed twice; list each language once")
         self.base_models = {}
         for index, model in enumerate(config["base_models"]):
             if model["name"] in self.base_models:
@@ -231,6 +267,10 @@ class Grid:
             check_name(f"datasets.{name}", name)
             sizes_key = f"datasets.{name}.sizes" if "sizes" in spec else "sizes"
             sizes = spec.get("sizes", config["sizes"])
+            for index, size in enumerate(sizes):
+                if isinstance(size, float):  # the schema's integer type takes 40.0; a slice does not
+                    raise ConfigError(f"{sizes_key}[{index}]: {size} is not a whole number of examples; write "
+                                      f"{int(size) if size.is_integer() else round(size)}")
             if spec.get("composed_configs") and any(size != "full" for size in sizes):
                 raise ConfigError(
                     f"datasets.{name}.sizes: {list(sizes)} with composed_configs: true; a composed dataset is "
@@ -285,7 +325,10 @@ class Grid:
         name = model["name"]
         setting, template_key = self.chat_template_setting(name)
         try:
-            resolve_template_setting(self.resolve(setting) if setting.endswith(".jinja") else setting, template_key)
+            template_file = self.chat_template_file(name)
+            if template_file is not None and not template_file.is_file():
+                template_file = None  # a typo of a preset: the message names the value as written
+            resolve_template_setting(str(template_file) if template_file else setting, template_key)
         except ChatFormatError as error:
             raise ConfigError(str(error)) from None
         if "path" not in model:
@@ -296,12 +339,43 @@ class Grid:
             return
         try:
             check_local_model(path, f"base_models[{name}]", model["trust_remote_code"],
-                              setting, template_key)
+                              str(template_file) if template_file else setting, template_key)
         except BaseModelError as error:
             raise ConfigError(str(error)) from None
 
     def resolve(self, path: str) -> Path:
         return resolve_path(path, self.repo_root)
+
+    def chat_template_file(self, name: str) -> Path | None:
+        """The file of a base model's ``chat_template`` when it names one (any name, not only *.jinja):
+        everything but a preset and ``model``."""
+        from mlit.model.chat_format import KEEP_MODEL_TEMPLATE, PRESETS
+
+        setting, _ = self.chat_template_setting(name)
+        return None if setting in PRESETS or setting == KEEP_MODEL_TEMPLATE else self.resolve(setting)
+
+    def check_prepared_sources(self, results: str = "results") -> None:
+        """A local checkpoint (``base_models[].path``) must hold what it held when it was prepared (the
+        fingerprint in its prepared ``mlit_base.json``): changed in place, new cells would train on other
+        weights than the finished ones. Raises ConfigError naming the key, the changed files and the fix."""
+        from mlit.model.base import BASE_INFO
+        from mlit.model.fingerprint import changed_files, checkpoint_fingerprint
+
+        for name, model in self.base_models.items():
+            info_file = Path(self.model_path(name, results)) / BASE_INFO
+            source = self.resolve(model["path"]) if "path" in model else None
+            if source is None or not info_file.is_file() or not source.is_dir():
+                continue
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+            if info.get("source") != str(source) or "source_fingerprint" not in info:
+                continue  # prepared from elsewhere (the params differ: it is prepared again), or before fingerprints
+            changed = changed_files(info["source_fingerprint"], checkpoint_fingerprint(source))
+            if changed:
+                raise ConfigError(
+                    f"base_models[{name}].path: the checkpoint {source} changed after it was prepared "
+                    f"({', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''} differ from "
+                    f"{info_file}); its finished cells used the old files. Restore it, or delete "
+                    f"{self.model_path(name, results)} to prepare it again and rerun every cell of {name}")
 
     def _check_training(self, key: str, settings: dict) -> None:
         """DeepSpeed preset exists; the effective batch splits over the processes a job will have
@@ -327,9 +401,13 @@ class Grid:
 
     def _available_items(self, name: str, spec: dict, languages: tuple[str, ...]) -> int | None:
         if spec.get("composed_configs"):
+            if "local" in spec and len(self.compositions) > 1:
+                names = {composed_config_name(c) for c in self.compositions.values()}
+                check_distinct_files(f"datasets.{name}.local", {
+                    n: resolve_path(format_lang(spec["local"], n), self.repo_root) for n in sorted(names)})
             return spec.get("num_examples")  # only 'full' is allowed; row counts are checked at data prep
         if "local" in spec:
-            count = count_local_items(spec, languages, self.repo_root)
+            count = count_local_items(spec, languages, self.repo_root, name)
             if "num_examples" in spec and spec["num_examples"] != count:
                 raise ConfigError(
                     f"datasets.{name}.num_examples: says {spec['num_examples']} but the local files have {count} "
@@ -411,8 +489,8 @@ class Grid:
         setting, key = self.chat_template_setting(name)
         spec = {"name": name, "source": self.model_source(name, results), "chat_template": setting,
                 "chat_template_key": key, "trust_remote_code": model["trust_remote_code"]}
-        if setting.endswith(".jinja"):
-            path = self.resolve(setting)
+        path = self.chat_template_file(name)
+        if path is not None:  # its content, whatever its name: an edit prepares the model again
             spec["chat_template"] = str(path)
             spec["chat_template_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
         if "hub" in model:
@@ -502,7 +580,7 @@ class Grid:
         return pool
 
     def execution_settings(self) -> dict:
-        """How each step runs (mlit.run_settings): written to results/execution_settings.json. A training
+        """How each step runs (mlit.run_settings): written to results/execution/<hash>.json. A training
         section also holds the schema's defaults of the experiment keys the config leaves out (they are
         not in the params, see ``training_params``): params + section = the full settings."""
         from mlit.run_settings import execution_part

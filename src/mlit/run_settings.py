@@ -3,9 +3,12 @@
 *Experiment* settings (model, data, learning settings, seed, effective batch, generation sampling,
 judge model and prompts, ...) are a rule's params: changing one reruns that step and what depends on
 it. *Execution* settings (checkpoint and log cadence, processes, GPUs, nodes, parallelism, timeouts,
-prices, polling, interpreter paths) never trigger a rerun: the Snakefile writes them to
-``results/execution_settings.json`` each time it starts, and each job merges its section of that file
-into its settings. The README's config table lists the execution keys (``EXECUTION_KEYS``).
+prices, polling, interpreter paths) never trigger a rerun: each Snakemake invocation (not a dry run)
+writes them to ``results/execution/<hash of the content>.json`` (``execution_file``), names that file on
+each job's command line (not in the params), and each job merges its section of that file into its
+settings; a key of the file that the job's params also set is refused (``merged``). So another
+invocation (another config, a dry run) never changes the settings of jobs already planned or running.
+The README's config table lists the execution keys (``EXECUTION_KEYS``).
 A training section of that file also holds the schema's defaults of the experiment keys the config
 leaves out: the train steps' params hold only the keys the config sets (``Grid.training_params``), so
 that filling in defaults (``mlit.config.with_defaults``) reruns nothing.
@@ -62,6 +65,15 @@ def execution_part(section: str, settings: dict) -> dict:
     return {key: value for key, value in settings.items() if key in keys}
 
 
+def execution_file(results: str, settings: dict) -> str:
+    """Where an invocation's execution settings are written: named by their content, so that two
+    invocations with other settings never share a file, and the same settings always give the same file."""
+    import hashlib
+
+    text = json.dumps(settings, sort_keys=True)
+    return f"{results}/execution/{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+
+
 def write_if_changed(path: str | Path, settings: dict) -> None:
     """Write the execution file (atomically, and only when its content changes: every Snakemake
     process, also each cluster job, writes the same content)."""
@@ -83,4 +95,9 @@ def merged(experiment: dict, execution_file: str | None, section: str | None) ->
         if part not in tree:
             raise KeyError(f"{execution_file}: no section '{section}'; rerun Snakemake to rewrite the file")
         tree = tree[part]
+    clash = sorted(set(tree) & set(experiment))
+    if clash:
+        raise ValueError(f"{execution_file}: section '{section}' sets {clash}, which this job's experiment settings "
+                         "(its params) set too; an execution file never overrides an experiment setting. Rerun "
+                         "Snakemake to write the file of this config")
     return {**experiment, **tree}

@@ -9,7 +9,11 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from mlit.config import ConfigError, Grid  # noqa: E402
-from mlit.run_settings import experiment_part, write_if_changed  # noqa: E402
+from mlit.run_settings import (  # noqa: E402
+    execution_file,
+    experiment_part,
+    write_if_changed,
+)
 
 # Grid(config) validates config against workflow/schemas/config.schema.yaml and fills in its defaults, in
 # place: the rules below read `config` with every default set (no fallbacks of their own).
@@ -19,18 +23,22 @@ DRY_RUN = any(
     arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
     for arg in sys.argv
 )
+RESULTS = "results"
 try:
     # `snakemake plan` also plans a grid whose checkpoints are not here (it estimates what it cannot read)
     GRID = Grid(config, repo_root=REPO, dry_run=DRY_RUN or "plan" in sys.argv[1:])
+    # a local checkpoint (base_models[].path) changed in place after it was prepared: stop, saying so
+    GRID.check_prepared_sources(RESULTS)
 except ConfigError as error:
     raise WorkflowError(f"config error: {error}") from None
 for warning in GRID.warnings:
     print(f"config warning: {warning}", file=sys.stderr)
 
-RESULTS = "results"
-# How jobs run (processes, GPUs, cadence, timeouts, prices, ...): read by each job, never a rerun trigger
-EXECUTION_FILE = f"{RESULTS}/execution_settings.json"
-write_if_changed(EXECUTION_FILE, GRID.execution_settings())
+# How jobs run (processes, GPUs, cadence, timeouts, prices, ...): read by each job, never a rerun trigger.
+# One file per content, named in the jobs' shell commands (not their params); a dry run writes nothing.
+EXECUTION_FILE = execution_file(RESULTS, GRID.execution_settings())
+if not DRY_RUN:
+    write_if_changed(EXECUTION_FILE, GRID.execution_settings())
 MLIT = f"{shlex.quote(sys.executable)} -m mlit"
 EVAL_LANGS = GRID.eval_languages
 JUDGE_SERVED = config["judge"].get("base_url") is None

@@ -25,9 +25,8 @@ rule generate:
         out_dir=out_dir,
         langs=EVAL_LANGS,
         bench=bench_dir,
-        execution_file=EXECUTION_FILE,
     shell:
         "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} generate --model {input.model:q} "
         "--bench {params.bench:q} --langs {params.langs:q} --model-id {wildcards.cell:q} --settings {params.settings:q} "
-        "--execution {params.execution_file:q} --execution-section generation/{wildcards.cell:q} "
+        "--execution {EXECUTION_FILE:q} --execution-section generation/{wildcards.cell:q} "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"

@@ -42,10 +42,9 @@ if JUDGE_SERVED:
             slurm_extra=slurm_signal_option(GRID.judge_training_settings()),
         params:
             settings=as_json(GRID.judge_training_params()),
-            execution_file=EXECUTION_FILE,
         shell:
             "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {input.base:q} --data {input.data:q} "
-            "--settings {params.settings:q} --execution {params.execution_file:q} --execution-section judge_training "
+            "--settings {params.settings:q} --execution {EXECUTION_FILE:q} --execution-section judge_training "
             "--out {output:q} > {log:q} 2>&1"
 
 
@@ -74,12 +73,11 @@ rule judge:
         out_dir=out_dir,
         bench=bench_dir,
         cache=f"{RESULTS}/judge_cache",
-        execution_file=EXECUTION_FILE,
         questions_per_category=config["generation"].get("questions_per_category")
         or "all",
     shell:
         "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} "
-        "--judge {params.judge:q} --execution {params.execution_file:q} --execution-section judge "
+        "--judge {params.judge:q} --execution {EXECUTION_FILE:q} --execution-section judge "
         "{params.judge_model:q} --cache {params.cache:q} "
         "--server-log {log.server:q} --out-dir {params.out_dir:q} > {log.judge:q} 2>&1"

@@ -76,11 +76,10 @@ rule tables:
         cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         train_info=[f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells],
         questions_per_category=QUESTIONS_PER_CATEGORY,
-        execution_file=EXECUTION_FILE,
         bench=bench_dir,
         out_dir=lambda w, output: str(Path(output.main).parent),
     shell:
-        "{MLIT} tables --judgments {input.judgments:q} --cells {params.cells:q} --execution {params.execution_file:q} "
+        "{MLIT} tables --judgments {input.judgments:q} --cells {params.cells:q} --execution {EXECUTION_FILE:q} "
         "--train-info {params.train_info:q} --answers {input.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
 
@@ -100,11 +99,10 @@ rule partial_tables:
         expected=JUDGMENT_FILES,
         cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
         questions_per_category=QUESTIONS_PER_CATEGORY,
-        execution_file=EXECUTION_FILE,
         bench=bench_dir,
         out_dir=out_dir,
     shell:
-        "{MLIT} tables --judgments {params.expected:q} --cells {params.cells:q} --execution {params.execution_file:q} "
+        "{MLIT} tables --judgments {params.expected:q} --cells {params.cells:q} --execution {EXECUTION_FILE:q} "
         "--bench {params.bench:q} --questions-per-category {params.questions_per_category:q} --partial "
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 

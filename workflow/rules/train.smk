@@ -29,11 +29,10 @@ rule train:
         slurm_extra=lambda w: slurm_signal_option(train_settings(w)),
     params:
         settings=lambda w: as_json(GRID.training_params(cell_model(w))),
-        execution_file=EXECUTION_FILE,
         execution_section=lambda w: f"training/{cell_model(w)}",
         seed=lambda w: GRID.cells[w.cell].data.seed,
     shell:
         "HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 {MLIT} train --base {input.base:q} --data {input.data:q} "
-        "--settings {params.settings:q} --execution {params.execution_file:q} "
+        "--settings {params.settings:q} --execution {EXECUTION_FILE:q} "
         "--execution-section {params.execution_section:q} "
         "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"

@@ -26,6 +26,8 @@ from mlit.model.chat_format import with_system_message
 from mlit.files import append_jsonl, read_jsonl, write_jsonl
 from mlit.data.mtbench import TEMPERATURE, load_questions
 from mlit.generate.prompt_budget import DEFAULT_POLICY, decide, last_records, turn_records
+from mlit.generate.partials import answers_fingerprint, keep_matching_partials
+from mlit.generate.partials import finish as finish_partials
 
 
 class ChatStop:
@@ -459,14 +461,19 @@ def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: 
     system_message = settings.get("system_message", "question_language")
     tasks = [(lang, load_questions(bench_dir, lang, settings.get("questions_per_category")), out_dir / f"{lang}.jsonl")
              for lang in languages]
+    for lang, questions, out_path in tasks:  # resume only the partial answers of this model and these settings
+        keep_matching_partials(out_path, answers_fingerprint(model_dir, settings, lang, questions, model_id))
     if whole_turns:
         started = time.time()
         results = answer_whole_turns(generator, tasks, model_id, seed, system_message=system_message)
         print(f"{', '.join(f'{lang}: {len(rows)}' for lang, rows in results.items())} questions answered in "
               f"{time.time() - started:.1f} s ({generator.engine_calls} engine calls)", flush=True)
+        for _, _, out_path in tasks:
+            finish_partials(out_path)
         return
     for lang, questions, out_path in tasks:
         started = time.time()
         rows = answer_questions(generator, questions, out_path, model_id, seed, lang=lang,
                                 system_message=system_message)
         print(f"{lang}: {len(rows)} questions answered in {time.time() - started:.1f} s", flush=True)
+        finish_partials(out_path)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlit.model.chat_format import ChatFormatError, check_markers, chat_format, resolve_template_setting
 from mlit.files import write_json
+from mlit.model.fingerprint import checkpoint_fingerprint
 from mlit.safe_paths import checked, fresh_dir, publish_dir, remove_tree
 
 BASE_INFO = "mlit_base.json"
@@ -208,7 +209,8 @@ def prepare(spec: dict, sample_texts: dict[str, list[str]], out_dir: Path) -> di
     info = {"name": spec["name"], "source": str(source), "trust_remote_code": trust,
             "chat_format": fmt.to_json(), "end_of_turn_token_id": single_token_id(tokenizer, fmt.end_of_turn),
             "pad_token": tokenizer.pad_token, "pad_token_from": pad_from, "tokenizer_conversion": conversion,
-            "linked_files": linked, "vocabulary": len(tokenizer)}
+            "linked_files": linked, "vocabulary": len(tokenizer),
+            "source_fingerprint": checkpoint_fingerprint(source)}  # checked at each start (Grid.check_prepared_sources)
     write_json(tmp / BASE_INFO, info)
     publish_dir(tmp, out_dir)
     return info

@@ -29,7 +29,7 @@ from mlit.model.base import BASE_INFO, read_base_info
 from mlit.generate.batching import gradient_accumulation_steps
 from mlit.model.chat_format import with_system_message
 from mlit.train.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
-                              staging_dir)
+                                   set_aside_damaged_checkpoints, staging_dir)
 from mlit.files import sha256_file
 from mlit.model.publish import publish_model
 from mlit.train.truncation import truncation_report
@@ -370,6 +370,8 @@ def prepare(base_model: str, data_path: str, out_dir: Path, settings: dict, seed
     args = sft_config(settings, tmp / "checkpoints", seed, world_size)  # sets up the process group
     state = PartialState()
     staging = prepare_staging(tmp, fingerprint) if state.is_main_process else None
+    if state.is_main_process:  # a damaged newest checkpoint: resume the one before it, naming it
+        set_aside_damaged_checkpoints(tmp / "checkpoints")
     state.wait_for_everyone()
 
     base_info = read_base_info(base_model)
