@@ -377,3 +377,47 @@ def test_duplicated_unknown_or_unselected_answers_stop_the_judge(tmp_path):
     # all 80 questions expected (questions_per_category null): the 9 answered ones are not enough
     with pytest.raises(ValueError, match=rf"{path}: 71 of 80 expected EN questions have no answer: "):
         requests_for(path, BENCH, "EN", questions_per_category=None)
+
+
+@pytest.mark.parametrize("reply, score", [
+    ("Rating: [[08]]", None),  # no number literal (ast.literal_eval raised SyntaxError on it)
+    ("Rating: [[٧]]", None),  # Arabic-Indic seven: '\d' matched it
+    ("Rating: [[７]]", None),  # fullwidth seven
+    ("Rating: [[7.5.1]]", None),
+    ("Rating: [[1e3]]", None),
+    ("Rating: [[7.]]", 7.0), ("Rating: [[08.5]]", 8.5), ("Rating: [[10]]", 10.0), ("Rating: [[1]]", 1.0),
+])
+def test_rating_parser_reads_ascii_numbers_and_never_raises(reply, score):
+    assert parse_rating(reply) == score
+
+
+def test_odd_ratings_are_recorded_unparsable_and_their_cached_replies_parse_on_a_rerun(tmp_path):
+    answers, questions = write_answers(tmp_path)
+    odd = {questions[0]["question_id"]: "Rating: [[08]]", questions[1]["question_id"]: "Rating: [[٧]]",
+           questions[2]["question_id"]: "Rating: [[7.5.1]]"}
+
+    def behaviour(request, attempt):
+        prompt = request["messages"][-1]["content"]
+        return ("reply", next((reply for qid, reply in odd.items() if f"answer one {qid}" in prompt),
+                              "Fine. Rating: [[6]]"))
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url}
+        for run in range(2):  # the second run reads every reply from the cache and parses it again
+            counts = judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+            rows = read_jsonl(tmp_path / "out" / "EN.jsonl")
+            assert {(r["question_id"], r["turn"]): r["failure"] for r in rows if r["score"] is None} == {
+                (qid, turn): "unparsable" for qid in odd for turn in (1, 2)}
+            assert all(r["score"] == 6.0 for r in rows if r["question_id"] not in odd)
+            assert counts["failed"] == 6 and counts["cached"] == 16 * run
+        assert len(server.requests) == 16  # the rerun sent nothing
+
+
+def test_a_cache_entry_without_a_reply_text_is_requested_again(tmp_path):
+    from mlit.judge.client import JudgeCache
+
+    cache = JudgeCache(tmp_path)
+    for text in ('{"judgment": null}', '["not", "an", "entry"]', '{"judgment": 7}', '\udcff'):
+        cache.path("ab" * 32).parent.mkdir(parents=True, exist_ok=True)
+        cache.path("ab" * 32).write_text(text, errors="surrogateescape")
+        assert cache.get("ab" * 32) is None

@@ -66,9 +66,12 @@ class JudgeCache:
         if not path.exists():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return None  # a torn entry is re-requested
+        if not isinstance(entry, dict) or not isinstance(entry.get("judgment"), str):
+            return None  # not an entry this client wrote (a reply is a string): re-requested, never raised on
+        return entry
 
     def put(self, key: str, entry: dict) -> None:
         write_json(self.path(key), entry)
