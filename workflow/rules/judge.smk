@@ -1,5 +1,33 @@
+from mlit.judge import retry as judge_retry  # noqa: E402
+
 JUDGE_RESOURCES = cluster_resources("judge")
 JUDGE_MODEL_DIR = f"{RESULTS}/judge/model"
+
+
+def judge_retry_file(cell):
+    return f"{RESULTS}/judgments/{cell}/{judge_retry.FILE_NAME}"
+
+
+def judge_retry_round(wildcards):
+    """The retry round of a cell's judge job (mlit.judge.retry): a job that ended with requests that failed
+    after their retries (api_error) raised it, so the next run reruns that job (params change); the
+    judge cache answers what was received, so only the failed requests are sent again.
+    """
+    return judge_retry.read(judge_retry_file(wildcards.cell))["round"]
+
+
+JUDGE_RETRIES = judge_retry.pending(
+    {cell: judge_retry_file(cell) for cell in GRID.cells}
+)
+if JUDGE_RETRIES:
+    print(
+        f"judge: {sum(JUDGE_RETRIES.values())} judge request(s) of {len(JUDGE_RETRIES)} cell(s) failed after "
+        f"their retries (api_error) in their last run; this run retries them, and only them: "
+        + ", ".join(
+            f"{cell} ({count})" for cell, count in sorted(JUDGE_RETRIES.items())
+        ),
+        file=sys.stderr,
+    )
 
 
 if JUDGE_SERVED:
@@ -77,9 +105,12 @@ rule judge:
         execution_file=EXECUTION_FILE,
         questions_per_category=config["generation"].get("questions_per_category")
         or "all",
+        # not a setting: raised by a job that ended with failed requests, so that a rerun retries them
+        retry_round=judge_retry_round,
     shell:
         "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} "
         "--judge {params.judge:q} --execution {params.execution_file:q} --execution-section judge "
         "{params.judge_model:q} --cache {params.cache:q} "
-        "--server-log {log.server:q} --out-dir {params.out_dir:q} > {log.judge:q} 2>&1"
+        "--retry-round {params.retry_round:q} --server-log {log.server:q} --out-dir {params.out_dir:q} "
+        "> {log.judge:q} 2>&1"
