@@ -178,6 +178,34 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
                 assert row["score"] == (7.0 if no_language == "judge" else 1.0) and row["failure"] is None
 
 
+def test_off_language_answers_are_judged_unless_the_config_says_score_1(tmp_path):
+    """The schema's default of judge.off_language is 'report' (MT-Bench-X's own rule: the judge rates
+    every answer); rating off-language answers 1 is the Finnish MT-Bench's rule, chosen explicitly."""
+    import copy
+
+    import yaml
+
+    from mlit.config import Grid, section_defaults
+
+    from conftest import REPO
+
+    assert section_defaults("judge", {"model": "x"})["off_language"] == "report"
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    del config["judge"]["off_language"]
+    assert Grid(copy.deepcopy(config), repo_root=REPO).config["judge"]["off_language"] == "report"
+    questions = load_questions(BENCH, "DE", per_category=1)[:1]
+    path = tmp_path / "answers.jsonl"
+    write_jsonl(path, [{"question_id": questions[0]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
+        "The capital of Germany is Berlin and it is a beautiful city.",
+        "It has many museums, parks and old buildings to visit."]}]}])
+    with OpenAIServer() as server:
+        judge = {key: value for key, value in JUDGE.items() if key != "off_language"}
+        counts = judge_cell({"DE": str(path)}, str(BENCH), tmp_path / "out", {**judge, "base_url": server.base_url},
+                            str(tmp_path / "cache"))
+    assert counts["not_sent"] == 0 and len(server.requests) == 2
+    assert [(r["on_language"], r["score"]) for r in read_jsonl(tmp_path / "out" / "DE.jsonl")] == [(False, 7.0)] * 2
+
+
 def test_repeated_samples_fail_as_unparsable_if_any_reply_arrived_else_as_api_error():
     question = load_questions(BENCH, "EN", per_category=1)[0]
     answer = answer_row(question, ("The answer is here, in English.", "And a second one, also English."))
