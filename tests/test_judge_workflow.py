@@ -3,6 +3,7 @@ always finishes the work (a failed judge job, a file deleted by hand, requests t
 retries), and the tables always show the judgments of the config."""
 
 import copy
+import os
 
 import polars as pl
 import pytest
@@ -17,6 +18,7 @@ pytestmark = pytest.mark.workflow
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 CELL = "tiny__demo__EN__8__seed1"
+KEY = "PLANTED-workflow-key-0123456789"  # not sk-shaped: found as the value of $judge.api_key_env
 
 
 def grid_config(base_model, base_url: str, judge_model: str) -> dict:
@@ -26,7 +28,7 @@ def grid_config(base_model, base_url: str, judge_model: str) -> dict:
     config["training"].update(epochs=1, logging_steps=1, save_steps=1000)
     config["generation"].update(questions_per_category=1, max_new_tokens=4)
     config["judge"] = {"model": judge_model, "base_url": base_url, "max_retries": 0, "retry_initial_s": 0,
-                       "parallel": 4}
+                       "parallel": 4, "api_key_env": "MLIT_WORKFLOW_KEY"}
     return config
 
 
@@ -39,8 +41,8 @@ def grid(tmp_path_factory, tiny_base_model):
 
     def behaviour(request, attempt):
         prompt = request["messages"][-1]["content"]
-        if state["status"] or any(text in prompt for text in state["failing"]):
-            return ("status", state["status"] or 500, {})
+        if state["status"] or any(text in prompt for text in state["failing"]):  # the error echoes the key
+            return ("status", state["status"] or 500, {}, f"key {KEY} refused")
         return ("reply", f"Fine. Rating: [[{state['rating']}]]")
 
     with OpenAIServer(behaviour) as server:
@@ -49,8 +51,12 @@ def grid(tmp_path_factory, tiny_base_model):
             configfile.write_text(yaml.safe_dump(grid_config(tiny_base_model, server.base_url, judge_model)))
             return snakemake(workdir, "--cores", "2", *args, configfile=configfile, check=check)
 
-        run("judge-a")
-        yield workdir, server, state, run
+        os.environ["MLIT_WORKFLOW_KEY"] = KEY
+        try:
+            run("judge-a")
+            yield workdir, server, state, run
+        finally:
+            os.environ.pop("MLIT_WORKFLOW_KEY")
 
 
 def main_table(workdir):
@@ -107,3 +113,14 @@ def test_a_rerun_retries_the_requests_that_failed_and_only_them(grid):
 
     after = run("judge-c", "-n")
     assert "Nothing to be done" in after.stdout + after.stderr and "judge:" not in after.stderr
+
+
+def test_the_key_reaches_no_file_of_the_grid(grid):
+    """After the runs above (a refused key, failed requests whose errors echo the key): the key is in no
+    file the workflow wrote: results (judgments, tables, logs, execution settings), Snakemake's
+    metadata and logs."""
+    workdir, server, state, run = grid
+    assert server.headers[0]["authorization"] == f"Bearer {KEY}"  # it was sent
+    files = [path for path in workdir.rglob("*") if path.is_file()]
+    assert any(".snakemake/metadata" in str(path) for path in files) and any("logs/judge" in str(path) for path in files)
+    assert [path for path in files if KEY.encode() in path.read_bytes()] == []

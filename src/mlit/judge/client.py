@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from mlit.files import write_json
 from mlit.judge.prompts import JudgeRequest
-from mlit.redact import redact, secret_values
+from mlit.redact import check_judge_endpoint, redact, secret_values
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class JudgeSettings:
     timeout_s: float = 120.0
     retry_initial_s: float = 1.0
     served_model: str | None = None  # the name the endpoint knows the model by, if not `model`
+
+    def __post_init__(self):  # also for a hand-run `mlit judge --judge JSON` (the workflow's config is checked)
+        check_judge_endpoint(self.api_key_env, self.base_url)
 
     @classmethod
     def from_config(cls, judge: dict, base_url: str | None = None, **overrides) -> "JudgeSettings":

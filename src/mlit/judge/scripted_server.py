@@ -9,7 +9,7 @@ It also speaks the Batch API: ``POST /v1/files`` (multipart upload), ``POST /v1/
 
 Its reply to each request is decided by ``behaviour(request_json, attempt)``, where ``attempt``
 counts the requests seen with the same user prompt. A behaviour returns one of:
-``("reply", text)``, ``("status", code, headers)``, ``("drop",)`` (close the connection without an
+``("reply", text)``, ``("status", code, headers)`` (or ``("status", code, headers, message)``: the error's message), ``("drop",)`` (close the connection without an
 answer) or ``("slow", seconds, text)``. Every request is recorded (body and headers).
 """
 
@@ -102,7 +102,8 @@ class OpenAIServer:
                     self.connection.shutdown(2)
                     return
                 if action[0] == "status":
-                    payload = json.dumps({"error": {"message": "injected", "type": "test"}}).encode()
+                    message = action[3] if len(action) > 3 else "injected"  # ("status", code, headers[, message])
+                    payload = json.dumps({"error": {"message": message, "type": "test"}}).encode()
                     self.send_response(action[1])
                     for name, value in action[2].items():
                         self.send_header(name, value)
