@@ -449,3 +449,57 @@ def test_a_cache_entry_without_a_reply_text_is_requested_again(tmp_path):
         cache.path("ab" * 32).parent.mkdir(parents=True, exist_ok=True)
         cache.path("ab" * 32).write_text(text, errors="surrogateescape")
         assert cache.get("ab" * 32) is None
+
+
+def test_timeout_s_is_a_deadline_for_the_whole_request(tmp_path):
+    """A server that trickles its reply (status line, headers and body) a byte every 0.2 s: each read
+    gets a byte in time, so httpx's per-read timeout never fires and the reply took a minute per attempt,
+    then counted as a score. judge.timeout_s: 2 ends each attempt at 2 s: api_error after the retries."""
+    import time
+
+    answers, questions = write_answers(tmp_path)
+    slow = questions[0]["question_id"]
+
+    def behaviour(request, attempt):
+        if f"answer one {slow}" in request["messages"][-1]["content"]:
+            return ("trickle", 0.2, "Fine. Rating: [[9]]")
+        return ("reply", "Fine. Rating: [[6]]")
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "timeout_s": 2, "max_retries": 1, "retry_initial_s": 0}
+        started = time.monotonic()
+        counts = judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+        took = time.monotonic() - started
+    rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / "out" / "EN.jsonl")}
+    for turn in (1, 2):
+        row = rows[slow, turn]
+        assert (row["score"], row["failure"]) == (None, "api_error")
+        assert "no complete reply within judge.timeout_s = 2 s" in row["error"]
+    assert counts["api_errors"] == 2 and sum(r["score"] == 6.0 for r in rows.values()) == 14
+    assert sum(slow in r["messages"][-1]["content"] for r in server.requests) == 2 * 2  # 1 retry per turn
+    assert took < 2 * 2 + 10  # two attempts of 2 s (and the other requests), not two minutes
+
+
+def test_a_reply_far_beyond_max_tokens_is_a_failure_and_is_stored_nowhere(tmp_path):
+    """A 20 MB reply to max_tokens: 32 was read whole and stored in the cache, the rows and the tables."""
+    answers, questions = write_answers(tmp_path)
+    huge = questions[0]["question_id"]
+    flood = "Rating: [[7]] " + "x" * 20_000_000
+
+    def behaviour(request, attempt):
+        return ("reply", flood if f"answer one {huge}" in request["messages"][-1]["content"] else "Fine. Rating: [[6]]")
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "max_tokens": 32, "max_retries": 2, "retry_initial_s": 0}
+        judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+    rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / "out" / "EN.jsonl")}
+    for turn in (1, 2):
+        row = rows[huge, turn]
+        assert (row["score"], row["failure"], row["judgment"]) == (None, "api_error", None)
+        assert "the judge's reply is larger than 73728 bytes" in row["error"]
+    assert sum(huge in r["messages"][-1]["content"] for r in server.requests) == 2  # not retried: it is no outage
+    assert (tmp_path / "out" / "EN.jsonl").stat().st_size < 100_000
+    cached = [path for path in (tmp_path / "cache").rglob("*.json")]
+    assert len(cached) == 14 and max(path.stat().st_size for path in cached) < 10_000
+    long, _ = load_long([str(tmp_path / "out" / "EN.jsonl")], {"m": {"cell": "m"}})
+    assert long["judgment"].str.len_bytes().max() < 1000
