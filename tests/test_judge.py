@@ -503,3 +503,36 @@ def test_a_reply_far_beyond_max_tokens_is_a_failure_and_is_stored_nowhere(tmp_pa
     assert len(cached) == 14 and max(path.stat().st_size for path in cached) < 10_000
     long, _ = load_long([str(tmp_path / "out" / "EN.jsonl")], {"m": {"cell": "m"}})
     assert long["judgment"].str.len_bytes().max() < 1000
+
+
+def test_failed_requests_raise_the_retry_round_and_a_clean_rerun_keeps_it(tmp_path, capsys):
+    """mlit.judge.retry, as the workflow's judge rule drives it (its params hold the round): a job that
+    ends with api_error requests writes round + 1 (the next run reruns it), a job without keeps its round."""
+    from mlit.judge import retry
+
+    answers, questions = write_answers(tmp_path)
+    broken = questions[0]["question_id"]
+    state = {"fixed": False}
+
+    def behaviour(request, attempt):
+        if f"answer one {broken}" in request["messages"][-1]["content"] and not state["fixed"]:
+            return ("status", 500, {})
+        return ("reply", "Fine. Rating: [[6]]")
+
+    out, cache = tmp_path / "out", str(tmp_path / "cache")
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "max_retries": 0}
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache)  # by hand: no bookkeeping
+        assert not (out / retry.FILE_NAME).exists()
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache, retry_round=0)
+        assert retry.read(out / retry.FILE_NAME) == {"round": 1, "api_errors": 2}
+        assert retry.pending({"c": out / retry.FILE_NAME, "d": tmp_path / "none.json"}) == {"c": 2}
+        state["fixed"], sent = True, len(server.requests)
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache, retry_round=1)
+        assert "the last judge run of this cell recorded 2 request(s)" in capsys.readouterr().out
+        assert len(server.requests) - sent == 2 and retry.read(out / retry.FILE_NAME) == {"round": 1, "api_errors": 0}
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache, retry_round=1)
+        assert len(server.requests) - sent == 2 and retry.read(out / retry.FILE_NAME) == {"round": 1, "api_errors": 0}
+    for text in ("", "[1]", '{"round": -1, "api_errors": "2"}', '{"round": true}'):
+        (tmp_path / "odd.json").write_text(text)
+        assert retry.read(tmp_path / "odd.json") == {"round": 0, "api_errors": 0}
