@@ -536,3 +536,16 @@ def test_failed_requests_raise_the_retry_round_and_a_clean_rerun_keeps_it(tmp_pa
     for text in ("", "[1]", '{"round": -1, "api_errors": "2"}', '{"round": true}'):
         (tmp_path / "odd.json").write_text(text)
         assert retry.read(tmp_path / "odd.json") == {"round": 0, "api_errors": 0}
+
+
+def test_the_judge_client_keeps_the_environments_proxy(monkeypatch):
+    """The deadline needs the client's own transport, and httpx reads proxy variables only without one."""
+    from mlit.judge.deadline import environment_proxy, http_client
+
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert environment_proxy("https://api.openai.com/v1") == "http://127.0.0.1:3128"
+    assert environment_proxy("http://127.0.0.1:8000/v1") is None
+    assert type(http_client("https://api.openai.com/v1")._transport._pool).__name__ == "HTTPProxy"

@@ -122,7 +122,7 @@ def make_client(settings: JudgeSettings):
     from mlit.judge.deadline import http_client
 
     return OpenAI(base_url=settings.base_url, api_key=api_key(settings), max_retries=0, timeout=settings.timeout_s,
-                  http_client=http_client())
+                  http_client=http_client(settings.base_url))
 
 
 # A reply of judge.max_tokens tokens takes at most this many bytes of HTTP (a token of a few characters,

@@ -112,11 +112,25 @@ class _BudgetBackend(httpcore2.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-def http_client() -> httpx2.Client:
-    """The judge client's HTTP client: openai's defaults, with the budget on every connection."""
+def environment_proxy(url: str) -> str | None:
+    """The proxy the environment names for ``url`` (HTTPS_PROXY, ALL_PROXY, NO_PROXY, ...): httpx reads
+    these only for a client without its own transport."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies()
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return proxies.get(parts.scheme) or proxies.get("all")
+
+
+def http_client(base_url: str) -> httpx2.Client:
+    """The judge client's HTTP client: openai's defaults (and the environment's proxy), with the budget
+    on every connection."""
     from openai import DefaultHttpxClient
 
-    transport = httpx2.HTTPTransport()
+    transport = httpx2.HTTPTransport(proxy=environment_proxy(base_url))
     pool = transport._pool  # httpx builds its connection pool (or proxy) with a network backend: wrap it
     pool._network_backend = _BudgetBackend(pool._network_backend)
     return DefaultHttpxClient(transport=transport)
