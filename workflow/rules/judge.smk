@@ -1,33 +1,5 @@
-from mlit.judge import retry as judge_retry  # noqa: E402
-
 JUDGE_RESOURCES = cluster_resources("judge")
 JUDGE_MODEL_DIR = f"{RESULTS}/judge/model"
-
-
-def judge_retry_file(cell):
-    return f"{RESULTS}/judgments/{cell}/{judge_retry.FILE_NAME}"
-
-
-def judge_retry_round(wildcards):
-    """The retry round of a cell's judge job (mlit.judge.retry): a job that ended with requests that failed
-    after their retries (api_error) raised it, so the next run reruns that job (params change); the
-    judge cache answers what was received, so only the failed requests are sent again.
-    """
-    return judge_retry.read(judge_retry_file(wildcards.cell))["round"]
-
-
-JUDGE_RETRIES = judge_retry.pending(
-    {cell: judge_retry_file(cell) for cell in GRID.cells}
-)
-if JUDGE_RETRIES:
-    print(
-        f"judge: {sum(JUDGE_RETRIES.values())} judge request(s) of {len(JUDGE_RETRIES)} cell(s) failed after "
-        f"their retries (api_error) in their last run; this run retries them, and only them: "
-        + ", ".join(
-            f"{cell} ({count})" for cell, count in sorted(JUDGE_RETRIES.items())
-        ),
-        file=sys.stderr,
-    )
 
 
 if JUDGE_SERVED:
