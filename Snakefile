@@ -52,7 +52,17 @@ localrules:
     annotation_sheets,
 
 
+# The target lists the answers and judgments the tables summarise, not only the tables: Snakemake reruns
+# the producer of a missing file only for a job that needs to run, and tables that are up to date do not,
+# so a judgments or answers file deleted (by hand, or by Snakemake after a failed judge job) would never
+# be made again. A target's missing input is always made, and the tables after it.
 rule all:
     default_target: True
     input:
         rules.tables.output,
+        answers=[
+            f"{RESULTS}/answers/{cell}/{lang}.jsonl"
+            for cell in GRID.cells
+            for lang in EVAL_LANGS
+        ],
+        judgments=JUDGMENT_FILES,

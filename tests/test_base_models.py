@@ -231,7 +231,7 @@ def test_the_demo_tokenizer_ends_an_opengptx_answer_with_one_token(tiny_base_mod
     assert len(answers) == 2 and not any("</s>" in answer for answer in answers)
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_prepared_inputs_changed_in_place_are_picked_up_or_stop_the_grid(tmp_path, tiny_base_model):
     """A chat template file not named *.jinja is hashed into the prepare step (an edit prepares the model
     again), and a local checkpoint whose config.json changes after preparation stops the next start with a

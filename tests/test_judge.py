@@ -178,6 +178,34 @@ def test_off_language_answers_are_reported_or_rated_1(tmp_path):
                 assert row["score"] == (7.0 if no_language == "judge" else 1.0) and row["failure"] is None
 
 
+def test_off_language_answers_are_judged_unless_the_config_says_score_1(tmp_path):
+    """The schema's default of judge.off_language is 'report' (MT-Bench-X's own rule: the judge rates
+    every answer); rating off-language answers 1 is the Finnish MT-Bench's rule, chosen explicitly."""
+    import copy
+
+    import yaml
+
+    from mlit.config import Grid, section_defaults
+
+    from conftest import REPO
+
+    assert section_defaults("judge", {"model": "x"})["off_language"] == "report"
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    del config["judge"]["off_language"]
+    assert Grid(copy.deepcopy(config), repo_root=REPO).config["judge"]["off_language"] == "report"
+    questions = load_questions(BENCH, "DE", per_category=1)[:1]
+    path = tmp_path / "answers.jsonl"
+    write_jsonl(path, [{"question_id": questions[0]["question_id"], "model_id": "m", "choices": [{"index": 0, "turns": [
+        "The capital of Germany is Berlin and it is a beautiful city.",
+        "It has many museums, parks and old buildings to visit."]}]}])
+    with OpenAIServer() as server:
+        judge = {key: value for key, value in JUDGE.items() if key != "off_language"}
+        counts = judge_cell({"DE": str(path)}, str(BENCH), tmp_path / "out", {**judge, "base_url": server.base_url},
+                            str(tmp_path / "cache"))
+    assert counts["not_sent"] == 0 and len(server.requests) == 2
+    assert [(r["on_language"], r["score"]) for r in read_jsonl(tmp_path / "out" / "DE.jsonl")] == [(False, 7.0)] * 2
+
+
 def test_repeated_samples_fail_as_unparsable_if_any_reply_arrived_else_as_api_error():
     question = load_questions(BENCH, "EN", per_category=1)[0]
     answer = answer_row(question, ("The answer is here, in English.", "And a second one, also English."))
@@ -377,3 +405,147 @@ def test_duplicated_unknown_or_unselected_answers_stop_the_judge(tmp_path):
     # all 80 questions expected (questions_per_category null): the 9 answered ones are not enough
     with pytest.raises(ValueError, match=rf"{path}: 71 of 80 expected EN questions have no answer: "):
         requests_for(path, BENCH, "EN", questions_per_category=None)
+
+
+@pytest.mark.parametrize("reply, score", [
+    ("Rating: [[08]]", None),  # no number literal (ast.literal_eval raised SyntaxError on it)
+    ("Rating: [[٧]]", None),  # Arabic-Indic seven: '\d' matched it
+    ("Rating: [[７]]", None),  # fullwidth seven
+    ("Rating: [[7.5.1]]", None),
+    ("Rating: [[1e3]]", None),
+    ("Rating: [[7.]]", 7.0), ("Rating: [[08.5]]", 8.5), ("Rating: [[10]]", 10.0), ("Rating: [[1]]", 1.0),
+])
+def test_rating_parser_reads_ascii_numbers_and_never_raises(reply, score):
+    assert parse_rating(reply) == score
+
+
+def test_odd_ratings_are_recorded_unparsable_and_their_cached_replies_parse_on_a_rerun(tmp_path):
+    answers, questions = write_answers(tmp_path)
+    odd = {questions[0]["question_id"]: "Rating: [[08]]", questions[1]["question_id"]: "Rating: [[٧]]",
+           questions[2]["question_id"]: "Rating: [[7.5.1]]"}
+
+    def behaviour(request, attempt):
+        prompt = request["messages"][-1]["content"]
+        return ("reply", next((reply for qid, reply in odd.items() if f"answer one {qid}" in prompt),
+                              "Fine. Rating: [[6]]"))
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url}
+        for run in range(2):  # the second run reads every reply from the cache and parses it again
+            counts = judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+            rows = read_jsonl(tmp_path / "out" / "EN.jsonl")
+            assert {(r["question_id"], r["turn"]): r["failure"] for r in rows if r["score"] is None} == {
+                (qid, turn): "unparsable" for qid in odd for turn in (1, 2)}
+            assert all(r["score"] == 6.0 for r in rows if r["question_id"] not in odd)
+            assert counts["failed"] == 6 and counts["cached"] == 16 * run
+        assert len(server.requests) == 16  # the rerun sent nothing
+
+
+def test_a_cache_entry_without_a_reply_text_is_requested_again(tmp_path):
+    from mlit.judge.client import JudgeCache
+
+    cache = JudgeCache(tmp_path)
+    for text in ('{"judgment": null}', '["not", "an", "entry"]', '{"judgment": 7}', '\udcff'):
+        cache.path("ab" * 32).parent.mkdir(parents=True, exist_ok=True)
+        cache.path("ab" * 32).write_text(text, errors="surrogateescape")
+        assert cache.get("ab" * 32) is None
+
+
+def test_timeout_s_is_a_deadline_for_the_whole_request(tmp_path):
+    """A server that trickles its reply (status line, headers and body) a byte every 0.2 s: each read
+    gets a byte in time, so httpx's per-read timeout never fires and the reply took a minute per attempt,
+    then counted as a score. judge.timeout_s: 5 ends each attempt at 5 s: api_error after the retries."""
+    import time
+
+    answers, questions = write_answers(tmp_path)
+    slow = questions[0]["question_id"]
+
+    def behaviour(request, attempt):
+        if f"answer one {slow}" in request["messages"][-1]["content"]:
+            return ("trickle", 0.2, "Fine. Rating: [[9]]")
+        return ("reply", "Fine. Rating: [[6]]")
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "timeout_s": 5, "max_retries": 1, "retry_initial_s": 0}
+        started = time.monotonic()
+        counts = judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+        took = time.monotonic() - started
+    rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / "out" / "EN.jsonl")}
+    for turn in (1, 2):
+        row = rows[slow, turn]
+        assert (row["score"], row["failure"]) == (None, "api_error")
+        assert "no complete reply within judge.timeout_s = 5 s" in row["error"]
+    assert counts["api_errors"] == 2 and sum(r["score"] == 6.0 for r in rows.values()) == 14
+    assert sum(slow in r["messages"][-1]["content"] for r in server.requests) == 2 * 2  # 1 retry per turn
+    assert took < 2 * 5 + 30  # two attempts of 5 s (and the other requests), not two minutes and more
+
+
+def test_a_reply_far_beyond_max_tokens_is_a_failure_and_is_stored_nowhere(tmp_path):
+    """A 20 MB reply to max_tokens: 32 was read whole and stored in the cache, the rows and the tables."""
+    answers, questions = write_answers(tmp_path)
+    huge = questions[0]["question_id"]
+    flood = "Rating: [[7]] " + "x" * 20_000_000
+
+    def behaviour(request, attempt):
+        return ("reply", flood if f"answer one {huge}" in request["messages"][-1]["content"] else "Fine. Rating: [[6]]")
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "max_tokens": 32, "max_retries": 2, "retry_initial_s": 0}
+        judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+    rows = {(r["question_id"], r["turn"]): r for r in read_jsonl(tmp_path / "out" / "EN.jsonl")}
+    for turn in (1, 2):
+        row = rows[huge, turn]
+        assert (row["score"], row["failure"], row["judgment"]) == (None, "api_error", None)
+        assert "the judge's reply is larger than 73728 bytes" in row["error"]
+    assert sum(huge in r["messages"][-1]["content"] for r in server.requests) == 2  # not retried: it is no outage
+    assert (tmp_path / "out" / "EN.jsonl").stat().st_size < 100_000
+    cached = [path for path in (tmp_path / "cache").rglob("*.json")]
+    assert len(cached) == 14 and max(path.stat().st_size for path in cached) < 10_000
+    long, _ = load_long([str(tmp_path / "out" / "EN.jsonl")], {"m": {"cell": "m"}})
+    assert long["judgment"].str.len_bytes().max() < 1000
+
+
+def test_failed_requests_raise_the_retry_round_and_a_clean_rerun_keeps_it(tmp_path, capsys):
+    """mlit.judge.retry, as the workflow's judge rule drives it (its params hold the round): a job that
+    ends with api_error requests writes round + 1 (the next run reruns it), a job without keeps its round."""
+    from mlit.judge import retry
+
+    answers, questions = write_answers(tmp_path)
+    broken = questions[0]["question_id"]
+    state = {"fixed": False}
+
+    def behaviour(request, attempt):
+        if f"answer one {broken}" in request["messages"][-1]["content"] and not state["fixed"]:
+            return ("status", 500, {})
+        return ("reply", "Fine. Rating: [[6]]")
+
+    out, cache = tmp_path / "out", str(tmp_path / "cache")
+    with OpenAIServer(behaviour) as server:
+        judge = {**JUDGE, "base_url": server.base_url, "max_retries": 0}
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache)  # by hand: no bookkeeping
+        assert not (out / retry.FILE_NAME).exists()
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache, retry_round=0)
+        assert retry.read(out / retry.FILE_NAME) == {"round": 1, "api_errors": 2}
+        assert retry.pending({"c": out / retry.FILE_NAME, "d": tmp_path / "none.json"}) == {"c": 2}
+        state["fixed"], sent = True, len(server.requests)
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache, retry_round=1)
+        assert "the last judge run of this cell recorded 2 request(s)" in capsys.readouterr().out
+        assert len(server.requests) - sent == 2 and retry.read(out / retry.FILE_NAME) == {"round": 1, "api_errors": 0}
+        judge_cell({"EN": str(answers)}, str(BENCH), out, judge, cache, retry_round=1)
+        assert len(server.requests) - sent == 2 and retry.read(out / retry.FILE_NAME) == {"round": 1, "api_errors": 0}
+    for text in ("", "[1]", '{"round": -1, "api_errors": "2"}', '{"round": true}'):
+        (tmp_path / "odd.json").write_text(text)
+        assert retry.read(tmp_path / "odd.json") == {"round": 0, "api_errors": 0}
+
+
+def test_the_judge_client_keeps_the_environments_proxy(monkeypatch):
+    """The deadline needs the client's own transport, and httpx reads proxy variables only without one."""
+    from mlit.judge.deadline import environment_proxy, http_client
+
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    assert environment_proxy("https://api.openai.com/v1") == "http://127.0.0.1:3128"
+    assert environment_proxy("http://127.0.0.1:8000/v1") is None
+    assert type(http_client("https://api.openai.com/v1")._transport._pool).__name__ == "HTTPProxy"

@@ -52,6 +52,24 @@ def test_batch_mode_collects_by_custom_id_and_retries_the_error_file(tmp_path, m
             assert PLANTED_KEY not in path.read_text(errors="replace"), f"API key leaked into {path}"
 
 
+def test_a_batch_reply_far_beyond_max_tokens_is_a_failure_and_is_not_cached(tmp_path):
+    answers, questions = write_answers(tmp_path)
+    huge = questions[0]["question_id"]
+
+    def behaviour(request, attempt):
+        flood = "Rating: [[7]] " + "x" * 2_000_000
+        return ("reply", flood if f"answer one {huge}" in request["messages"][-1]["content"] else "Rating: [[6]]")
+
+    with OpenAIServer(behaviour) as server:
+        judge = {**BATCH, "base_url": server.base_url, "max_retries": 0, "max_tokens": 32}
+        judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
+    rows = [r for r in read_jsonl(tmp_path / "out" / "EN.jsonl") if r["question_id"] == huge]
+    assert [(r["score"], r["failure"], r["judgment"]) for r in rows] == [(None, "api_error", None)] * 2
+    assert "the judge's reply is larger than 73728 bytes" in rows[0]["error"]
+    cached = [path for path in (tmp_path / "cache").rglob("*.json") if "batches" not in path.parts]
+    assert len(cached) == 14 and max(path.stat().st_size for path in cached) < 10_000
+
+
 def test_a_killed_batch_job_resumes_polling_instead_of_resubmitting(tmp_path):
     answers, _ = write_answers(tmp_path)
     with OpenAIServer(lambda request, attempt: ("reply", "Rating: [[8]]")) as server:

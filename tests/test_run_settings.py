@@ -115,7 +115,7 @@ def _execution_file_of(plan: str, rule_option: str) -> str:
     return re.search(r"--execution (\S+)", commands[0]).group(1)
 
 
-@pytest.mark.workflow
+@pytest.mark.slow
 def test_another_invocation_never_changes_the_settings_of_a_planned_grid(tmp_path):
     """Grid A ran a job and plans its judge jobs with judge.timeout_s 7. A dry run of config B
     (timeout_s 3) writes nothing; a real run of B writes its own file: A's judge jobs still read 7. (On main

@@ -11,6 +11,7 @@ from mlit.results.tables import load_long, validate_judgments, write_tables
 
 from conftest import BENCH
 
+CELL = "m__d__EN__10__seed1"  # a judgment file is <cell>/<LANG>.jsonl, as the workflow writes it
 CELLS = {
     "m__d__EN__10__seed1": {"cell": "m__d__EN__10__seed1", "base_model": "m", "dataset": "d", "composition": "EN",
                             "size": "10", "seed": 1},
@@ -26,8 +27,8 @@ def judgment(qid, lang, category, turn, score):
 
 
 def fixture_files(tmp_path):
-    en = tmp_path / "EN.jsonl"
-    de = tmp_path / "DE.jsonl"
+    en = tmp_path / CELL / "EN.jsonl"
+    de = tmp_path / CELL / "DE.jsonl"
     write_jsonl(en, [judgment("1", "EN", "writing", 1, 8), judgment("1", "EN", "writing", 2, 6),
                      judgment("2", "EN", "math", 1, 3), judgment("2", "EN", "math", 2, None)])
     write_jsonl(de, [judgment("1", "DE", "writing", 1, 5), judgment("1", "DE", "writing", 2, 4)])
@@ -53,9 +54,9 @@ def test_means_exclude_failures_and_count_them(tmp_path):
 
 
 def test_partial_results_say_what_is_missing(tmp_path):
-    files = fixture_files(tmp_path) + [str(tmp_path / "FR.jsonl")]
+    files = fixture_files(tmp_path) + [str(tmp_path / CELL / "FR.jsonl")]
     long, missing = load_long(files, CELLS)
-    assert missing == [str(tmp_path / "FR.jsonl")] and long.height == 6
+    assert missing == [str(tmp_path / CELL / "FR.jsonl")] and long.height == 6
     with pytest.raises(DataFileError, match=r"FR.jsonl: missing"):  # the tables rule: every file is expected
         write_tables(files, CELLS, tmp_path / "tables")
     write_tables(files, CELLS, tmp_path / "tables", partial=True)
@@ -63,12 +64,13 @@ def test_partial_results_say_what_is_missing(tmp_path):
 
 
 def test_cli_builds_partial_tables_from_cell_ids_with_latex(tmp_path):
-    (tmp_path / "EN.jsonl").write_text("".join(json.dumps(row) + "\n" for row in complete_rows("EN")))
-    files = [str(tmp_path / "EN.jsonl"), str(tmp_path / "IT.jsonl")]
+    (tmp_path / CELL).mkdir()
+    (tmp_path / CELL / "EN.jsonl").write_text("".join(json.dumps(row) + "\n" for row in complete_rows("EN")))
+    files = [str(tmp_path / CELL / "EN.jsonl"), str(tmp_path / CELL / "IT.jsonl")]
     tables = [sys.executable, "-m", "mlit", "tables", "--judgments", *files, "--questions-per-category", "1",
               "--out-dir", str(tmp_path / "t")]
     refused = subprocess.run(tables, capture_output=True, text=True)
-    assert refused.returncode != 0 and f"{tmp_path / 'IT.jsonl'}: missing" in refused.stderr
+    assert refused.returncode != 0 and f"{tmp_path / CELL / 'IT.jsonl'}: missing" in refused.stderr
     subprocess.run(tables + ["--partial"], check=True, capture_output=True)
     main = pl.read_parquet(tmp_path / "t" / "main_table.parquet").row(0, named=True)
     assert (main["base_model"], main["composition"], main["size"], main["seed"]) == ("m", "EN", "10", 1)
@@ -114,6 +116,7 @@ def complete_rows(lang, score=7):
 
 def write_lines(path, rows):
     """Rows as JSON lines, as they are (a string score stays a string)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return str(path)
 
@@ -132,6 +135,11 @@ def probe(rows):
     twice[7] = dict(twice[6])
     flag = [dict(r) for r in rows]
     flag[2]["score"] = True
+    other = [dict(r) for r in rows]  # a row of another cell's judgments, in this cell's file
+    other[7]["model"] = "m__d__DE__10__seed1"
+    zero, eleven = ([dict(r) for r in rows] for _ in range(2))
+    zero[8]["score"] = 0
+    eleven[9]["score"] = 11
     unknown = [dict(r) for r in rows]
     unknown[9]["question_id"] = "999_EN"
     null = [dict(r) for r in rows]
@@ -154,6 +162,9 @@ def probe(rows):
         "score '7'": (text, 5, r'score "7" is a JSON string, not a number'),
         "score true": (flag, 3, r"score true is a JSON boolean, not a number"),
         "wrong lang": (lang, 6, r"lang 'DE' differs from the file's language EN"),
+        "other cell": (other, 8, r'model "m__d__DE__10__seed1" differs from the file\'s cell m__d__EN__10__seed1'),
+        "score 0": (zero, 9, r"score 0 is outside 1-10"),
+        "score 11": (eleven, 10, r"score 11 is outside 1-10"),
         "duplicate": (twice, 8, rf"question_id '{second}' turn 1 is judged twice \(first on line 7\)"),
         "unknown id": (unknown, 10, r"question_id '999_EN' is not one of the 8 expected EN questions"),
         "null without error": (null, 2, r"score null without an error"),
@@ -164,13 +175,14 @@ def probe(rows):
     }
 
 
-@pytest.mark.parametrize("name", ["cut", "score 420", "score '7'", "score true", "wrong lang", "duplicate",
+@pytest.mark.parametrize("name", ["cut", "score 420", "score '7'", "score true", "wrong lang", "other cell",
+                                  "score 0", "score 11", "duplicate",
                                   "unknown id", "null without error", "null without failure field",
                                   "null with failure null", "score with a failure", "unknown failure kind"])
 def test_an_invalid_judgment_file_stops_the_tables_naming_file_and_row(tmp_path, name):
     rows, line, problem = probe(complete_rows("EN"))[name]
-    en = write_lines(tmp_path / "EN.jsonl", rows)
-    de = write_lines(tmp_path / "DE.jsonl", complete_rows("DE"))
+    en = write_lines(tmp_path / CELL / "EN.jsonl", rows)
+    de = write_lines(tmp_path / CELL / "DE.jsonl", complete_rows("DE"))
     where = f"{en}: " if line is None else f"{en}:{line}: "
     with pytest.raises(DataFileError, match=problem) as error:
         checked_tables([en, de], tmp_path / "tables")
@@ -184,7 +196,7 @@ def test_an_invalid_judgment_file_stops_the_tables_naming_file_and_row(tmp_path,
 def test_the_cli_stops_on_a_bad_score_naming_file_and_row(tmp_path):
     rows = complete_rows("EN")
     rows[3]["score"] = 420
-    en = write_lines(tmp_path / "EN.jsonl", rows)
+    en = write_lines(tmp_path / CELL / "EN.jsonl", rows)
     result = subprocess.run([sys.executable, "-m", "mlit", "tables", "--judgments", en, "--bench", str(BENCH),
                              "--questions-per-category", "1", "--out-dir", str(tmp_path / "t")],
                             capture_output=True, text=True)
@@ -196,7 +208,7 @@ def test_a_complete_file_with_a_recorded_judge_failure_is_accepted_and_counted(t
     rows = complete_rows("EN", score=6)
     rows[0].update(score=None, judgment=None, error="RateLimitError: status 429 after 3 retries", failure="api_error")
     rows[1]["score"] = 9.5  # a median of samples may be a half point
-    en = write_lines(tmp_path / "EN.jsonl", rows)
+    en = write_lines(tmp_path / CELL / "EN.jsonl", rows)
     assert validate_judgments([en], BENCH, 1) == {"files": [], "rows": []}
     main = checked_tables([en], tmp_path / "tables")["main_table"].row(0, named=True)
     assert main["n_failed"] == 1 and main["EN"] == round((9.5 + 6 * 14) / 15, 3)
@@ -209,7 +221,7 @@ def test_failure_kinds_are_read_from_the_field_never_from_the_error_text(tmp_pat
                    error="no parsable rating [[1-10]] in the judge's reply")
     rows[1].update(score=None, judgment="I refuse.", failure="unparsable", error="APIError: status 500")
     rows[2].update(score=None, judgment=None, failure="api_error", error="InternalServerError: 500")
-    tables = checked_tables([write_lines(tmp_path / "EN.jsonl", rows)], tmp_path / "tables")
+    tables = checked_tables([write_lines(tmp_path / CELL / "EN.jsonl", rows)], tmp_path / "tables")
     health = tables["judge_health"].row(0, named=True)
     assert (health["failed"], health["unparsable_replies"], health["api_errors"]) == (3, 1, 2)
     failures = tables["judge_failures"]
@@ -226,36 +238,57 @@ def test_load_long_refuses_a_failure_without_its_kind(tmp_path):
     rows[2].update(score=None, error="no parsable rating [[1-10]] in the judge's reply")
     del rows[2]["failure"]
     with pytest.raises(DataFileError, match=r"EN.jsonl:3: score null with failure null .*re-run the judge step"):
-        load_long([write_lines(tmp_path / "EN.jsonl", rows)], CELLS)
+        load_long([write_lines(tmp_path / CELL / "EN.jsonl", rows)], CELLS)
     del rows[2]  # a scored row without the field (an older file) reads as no failure
     for row in rows:
         row.pop("failure")
-    long, _ = load_long([write_lines(tmp_path / "EN.jsonl", rows)], CELLS)
+    long, _ = load_long([write_lines(tmp_path / CELL / "EN.jsonl", rows)], CELLS)
     assert long["failure"].null_count() == long.height and not long["failed"].any()
 
 
 def test_samples_still_give_one_row_per_question_and_turn(tmp_path):
     rows = [{**row, "samples": 3, "sample_scores": [4.0, 9.0, 5.0], "score": 5.0, "score_spread": 5.0}
             for row in complete_rows("EN")]
-    checked_tables([write_lines(tmp_path / "EN.jsonl", rows)], tmp_path / "tables")
+    checked_tables([write_lines(tmp_path / CELL / "EN.jsonl", rows)], tmp_path / "tables")
     with pytest.raises(DataFileError, match="judged twice"):
-        checked_tables([write_lines(tmp_path / "EN.jsonl", rows + rows)], tmp_path / "twice")
+        checked_tables([write_lines(tmp_path / CELL / "EN.jsonl", rows + rows)], tmp_path / "twice")
 
 
 def test_partial_tables_list_missing_files_and_question_ids(tmp_path):
     rows = complete_rows("EN")
     cut = [row for row in rows if not (row["question_id"] == rows[4]["question_id"]
                                        or (row["question_id"] == rows[10]["question_id"] and row["turn"] == 2))]
-    en = write_lines(tmp_path / "EN.jsonl", cut)
-    fr = str(tmp_path / "FR.jsonl")
+    en = write_lines(tmp_path / CELL / "EN.jsonl", cut)
+    fr = str(tmp_path / CELL / "FR.jsonl")
     tables = checked_tables([en, fr], tmp_path / "tables", partial=True)
     assert tables["main_table"]["EN"].to_list() == [7.0]
     readme = (tmp_path / "tables" / "README.md").read_text()
     assert "**Partial results**: 1 judgment file(s) missing, 3 judgment row(s) missing from 1 file(s)." in readme
-    assert f"- {tmp_path.name}, FR: {fr} (all 8 questions)" in readme
+    assert f"- {CELL}, FR: {fr} (all 8 questions)" in readme
     assert (f"- m__d__EN__10__seed1, EN: {rows[4]['question_id']} (turns 1, 2), {rows[10]['question_id']} (turn 2)"
             f" — {en}") in readme
     assert json.loads((tmp_path / "tables" / "missing.json").read_text()) == [fr]
     with pytest.raises(DataFileError, match=rf"{rows[4]['question_id']} turns 1 and 2, "
                                             rf"{rows[10]['question_id']} turn 2"):
         checked_tables([en], tmp_path / "strict")
+
+
+def test_scores_1_and_10_are_the_bounds_of_the_scale(tmp_path):
+    rows = complete_rows("EN", score=1)
+    rows[0]["score"] = 10
+    main = checked_tables([write_lines(tmp_path / CELL / "EN.jsonl", rows)], tmp_path / "tables")["main_table"]
+    assert main["EN"].to_list() == [round((10 + 15) / 16, 3)]
+
+
+def test_a_file_of_another_cell_or_listed_twice_stops_the_tables(tmp_path):
+    """The probe of the issue: DE-cell judgments in the EN cell's file made one cell vanish from the
+    main table and the other count double. A file's rows belong to the cell of its directory."""
+    other = "m__d__DE__10__seed1"
+    en = write_lines(tmp_path / CELL / "EN.jsonl", complete_rows("EN"))
+    moved = write_lines(tmp_path / other / "EN.jsonl", complete_rows("EN"))  # rows naming m__d__EN__10__seed1
+    with pytest.raises(DataFileError) as error:
+        checked_tables([en, moved], tmp_path / "tables")
+    assert f"{moved}:1: model \"{CELL}\" differs from the file's cell {other}" in str(error.value)
+    assert "16 problem(s)" in str(error.value) and not (tmp_path / "tables").exists()
+    with pytest.raises(DataFileError, match="listed twice"):
+        checked_tables([en, en], tmp_path / "tables")

@@ -114,7 +114,8 @@ def cmd_judge(args) -> None:
     for lang, path in answers.items():  # before a local judge is started or anything is sent
         check_answers(path, args.bench, lang, per_category)
     with judge_endpoint(args.judge, args.judge_model, Path(args.server_log)) as endpoint:
-        judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint, per_category)
+        judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint, per_category,
+                   args.retry_round)
 
 
 def cmd_import_judgments(args) -> None:
@@ -280,6 +281,8 @@ def parser() -> argparse.ArgumentParser:
                         "these questions (checked before anything is sent); omitted: the answered ones")
     p.add_argument("--dry-run", action="store_true", help="write the requests that would be sent; send none")
     p.add_argument("--out", help="with --dry-run: JSONL of the requests")
+    p.add_argument("--retry-round", type=int, help="the workflow's retry round of this cell (mlit.judge.retry): "
+                                                   "failed requests are recorded in OUT_DIR/api_errors.json")
     p.set_defaults(func=cmd_judge)
     add_execution_arguments(p, "judge")
 

@@ -76,6 +76,14 @@ def with_defaults(config: dict) -> dict:
     if error is not None:
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
         where = where.removeprefix(".") or "config"
+        if where in ("judge.api_key_env", "judge.base_url"):  # jsonschema's message shows the value: maybe a key
+            from mlit.redact import check_judge_endpoint
+
+            try:
+                check_judge_endpoint(config["judge"].get("api_key_env"), config["judge"].get("base_url"))
+            except ValueError as refused:
+                raise ConfigError(str(refused)) from None
+            raise ConfigError(f"{where}: is not a string (a {type(error.instance).__name__}) or null")
         if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern:
             check_name(where, error.instance)  # the same message as the grid's own check
         raise ConfigError(f"{where}: {error.message}")
@@ -417,6 +425,12 @@ class Grid:
         return spec.get("num_examples")
 
     def _check_judge(self, judge: dict) -> None:
+        from mlit.redact import check_judge_endpoint
+
+        try:
+            check_judge_endpoint(judge["api_key_env"], judge.get("base_url"))
+        except ValueError as refused:
+            raise ConfigError(str(refused)) from None
         if judge.get("base_url") is None:
             serve = judge.get("serve")
             if not serve:

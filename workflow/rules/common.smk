@@ -14,6 +14,7 @@ from mlit.run_settings import (  # noqa: E402
     experiment_part,
     write_if_changed,
 )
+from mlit.judge import retry as judge_retry  # noqa: E402
 
 # Grid(config) validates config against workflow/schemas/config.schema.yaml and fills in its defaults, in
 # place: the rules below read `config` with every default set (no fallbacks of their own).
@@ -141,3 +142,30 @@ def check_vllm_pythons():
 # The interpreter of vLLM jobs is how a job runs, not what it computes: `mlit generate` re-executes
 # itself there, and it stays out of the rules' params.
 check_vllm_pythons()
+
+
+# --- judge
+def judge_retry_file(cell):
+    return f"{RESULTS}/judgments/{cell}/{judge_retry.FILE_NAME}"
+
+
+def judge_retry_round(wildcards):
+    """The retry round of a cell's judge job (mlit.judge.retry): a job that ended with requests that failed
+    after their retries (api_error) raised it, so the next run reruns that job (params change); the
+    judge cache answers what was received, so only the failed requests are sent again.
+    """
+    return judge_retry.read(judge_retry_file(wildcards.cell))["round"]
+
+
+JUDGE_RETRIES = judge_retry.pending(
+    {cell: judge_retry_file(cell) for cell in GRID.cells}
+)
+if JUDGE_RETRIES:
+    print(
+        f"judge: {sum(JUDGE_RETRIES.values())} judge request(s) of {len(JUDGE_RETRIES)} cell(s) failed after "
+        f"their retries (api_error) in their last run; this run retries them, and only them: "
+        + ", ".join(
+            f"{cell} ({count})" for cell, count in sorted(JUDGE_RETRIES.items())
+        ),
+        file=sys.stderr,
+    )

@@ -75,9 +75,12 @@ rule judge:
         cache=f"{RESULTS}/judge_cache",
         questions_per_category=config["generation"].get("questions_per_category")
         or "all",
+        # not a setting: raised by a job that ended with failed requests, so that a rerun retries them
+        retry_round=judge_retry_round,
     shell:
         "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} "
         "--judge {params.judge:q} --execution {EXECUTION_FILE:q} --execution-section judge "
         "{params.judge_model:q} --cache {params.cache:q} "
-        "--server-log {log.server:q} --out-dir {params.out_dir:q} > {log.judge:q} 2>&1"
+        "--retry-round {params.retry_round:q} --server-log {log.server:q} --out-dir {params.out_dir:q} "
+        "> {log.judge:q} 2>&1"

@@ -16,7 +16,7 @@ import time
 from tqdm import tqdm
 
 from mlit.files import write_json
-from mlit.judge.client import JudgeCache, JudgeSettings, chat_messages, make_client
+from mlit.judge.client import JudgeCache, JudgeSettings, chat_messages, make_client, reply_limit_bytes
 from mlit.judge.prompts import JudgeRequest
 
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
@@ -96,6 +96,11 @@ class BatchJudge:
                         text = body["choices"][0]["message"]["content"]
                     except (KeyError, IndexError, TypeError):
                         text = None
+                    limit = reply_limit_bytes(self.settings.max_tokens)
+                    if text is not None and len(text.encode("utf-8", "surrogatepass")) > limit:
+                        errors[key] = f"batch {batch_id}: the judge's reply is larger than {limit} bytes, more " \
+                                      "than judge.max_tokens tokens can be; it was not stored"
+                        continue
                     if text is not None:
                         self.cache.put(key, {"model": self.settings.model, "prompt_name":
                                              record["prompt_names"].get(key), "judgment": text,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mlit.config import section_defaults
 from mlit.files import read_jsonl, sha256_file, write_jsonl
+from mlit.judge import retry
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
 from mlit.judge.prompts import build_requests, parse_rating
 from mlit.judge.langcheck import detect_language
@@ -182,16 +183,22 @@ class JudgeEndpointError(RuntimeError):
 
 def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judge: dict, cache_dir: str,
                endpoint: tuple[str, dict] | None = None,
-               questions_per_category: int | None | str = ANSWERED) -> dict:
+               questions_per_category: int | None | str = ANSWERED, retry_round: int | None = None) -> dict:
     """Judge every language of a cell; returns counts. ``endpoint`` is (base_url, settings overrides).
-    Every answers file is checked (``check_answers``) before the first request is sent."""
+    Every answers file is checked (``check_answers``) before the first request is sent. With
+    ``retry_round`` (the workflow's judge rule: its params), the requests that failed after their
+    retries are recorded in ``out_dir/api_errors.json`` for the next run to retry (``mlit.judge.retry``)."""
     requests_by_lang = {lang: requests_for(path, bench_dir, lang, questions_per_category)
                         for lang, path in answer_files.items()}
+    retry_file = Path(out_dir) / retry.FILE_NAME
+    if retry_round is not None and (left := retry.read(retry_file)["api_errors"]):
+        print(f"retrying: the last judge run of this cell recorded {left} request(s) that failed after their "
+              "retries (api_error); they are sent again, and only they: every reply received is in the cache")
     judge = section_defaults("judge", judge)  # the workflow's is filled already; a test's or a hand-run's may not be
     base_url, overrides = endpoint or (None, {})
     settings = JudgeSettings.from_config(judge, base_url, **overrides)
     cache = JudgeCache(cache_dir)
-    counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0, "not_sent": 0}
+    counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0, "not_sent": 0, "failed_requests": 0}
     spent = {"prompt_tokens": 0, "completion_tokens": 0}
     first_api_error = None
     samples = int(judge["samples"])
@@ -234,6 +241,7 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
             counts["failed"] += row["failure"] is not None
             api_failed = all(r["failure"] == "api_error" for r in repeated)  # no reply at all
             counts["api_errors"] += api_failed
+            counts["failed_requests"] += sum(r["failure"] == "api_error" for r in repeated)  # what a rerun sends
             first_api_error = first_api_error or (redact_error(repeated[0]["error"], settings) if api_failed else None)
             for r in repeated:
                 for name in ("prompt_tokens", "completion_tokens"):
@@ -250,6 +258,11 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
             f"the judge endpoint {settings.base_url} failed every request, e.g. {first_api_error}; check "
             f"judge.base_url, judge.model and the key in ${settings.api_key_env}. Nothing was paid twice: "
             "successful calls are cached, so a rerun sends only what failed.")
+    if retry_round is not None:
+        retry.record(retry_file, retry_round, counts["failed_requests"])
+        if counts["failed_requests"]:
+            print(f"{counts['failed_requests']} request(s) failed after their retries (api_error): recorded in "
+                  f"{retry_file}; the next run of the workflow retries them (and only them)")
     return counts
 
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from mlit.files import write_json
 from mlit.judge.prompts import JudgeRequest
-from mlit.redact import redact, secret_values
+from mlit.redact import check_judge_endpoint, redact, secret_values
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,9 @@ class JudgeSettings:
     timeout_s: float = 120.0
     retry_initial_s: float = 1.0
     served_model: str | None = None  # the name the endpoint knows the model by, if not `model`
+
+    def __post_init__(self):  # also for a hand-run `mlit judge --judge JSON` (the workflow's config is checked)
+        check_judge_endpoint(self.api_key_env, self.base_url)
 
     @classmethod
     def from_config(cls, judge: dict, base_url: str | None = None, **overrides) -> "JudgeSettings":
@@ -66,9 +69,12 @@ class JudgeCache:
         if not path.exists():
             return None
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
             return None  # a torn entry is re-requested
+        if not isinstance(entry, dict) or not isinstance(entry.get("judgment"), str):
+            return None  # not an entry this client wrote (a reply is a string): re-requested, never raised on
+        return entry
 
     def put(self, key: str, entry: dict) -> None:
         write_json(self.path(key), entry)
@@ -113,7 +119,20 @@ def api_key(settings: JudgeSettings) -> str:
 def make_client(settings: JudgeSettings):
     from openai import OpenAI
 
-    return OpenAI(base_url=settings.base_url, api_key=api_key(settings), max_retries=0, timeout=settings.timeout_s)
+    from mlit.judge.deadline import http_client
+
+    return OpenAI(base_url=settings.base_url, api_key=api_key(settings), max_retries=0, timeout=settings.timeout_s,
+                  http_client=http_client(settings.base_url))
+
+
+# A reply of judge.max_tokens tokens takes at most this many bytes of HTTP (a token of a few characters,
+# each up to 6 bytes as a JSON \uXXXX escape, and the response's JSON around it): far more is no reply
+REPLY_BYTES = 64 * 1024
+REPLY_BYTES_PER_TOKEN = 256
+
+
+def reply_limit_bytes(max_tokens: int) -> int:
+    return REPLY_BYTES + REPLY_BYTES_PER_TOKEN * max_tokens
 
 
 def judge_cost(prompt_tokens: float, completion_tokens: float, prices: dict | None) -> float | None:
@@ -163,10 +182,14 @@ def _retrying_call(client, settings: JudgeSettings):
     @retry(retry=retry_if_exception_type(retryable), stop=stop_after_attempt(settings.max_retries + 1),
            wait=wait, reraise=True)
     def call(request: JudgeRequest, sample: int = 0):
+        from mlit.judge.deadline import request_budget
+
         extra = {"seed": sample} if sample else {}  # repeated judgments: distinct requests
-        return client.chat.completions.create(model=settings.served_model or settings.model,
-                                              messages=chat_messages(request), temperature=settings.temperature,
-                                              max_tokens=settings.max_tokens, **extra)
+        # judge.timeout_s is a deadline for each attempt as a whole; a reply far beyond max_tokens is refused
+        with request_budget(settings.timeout_s, reply_limit_bytes(settings.max_tokens)):
+            return client.chat.completions.create(model=settings.served_model or settings.model,
+                                                  messages=chat_messages(request), temperature=settings.temperature,
+                                                  max_tokens=settings.max_tokens, **extra)
 
     return call
 
@@ -195,6 +218,8 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
         except Exception as error:  # recorded, not raised: the job completes with the rest
             body = getattr(error, "body", None)
             detail = f"{type(error).__name__}: {error}" + (f" {json.dumps(body)}" if body else "")
+            if error.__cause__ is not None and str(error.__cause__) not in detail:  # e.g. the deadline's own words
+                detail += f" ({type(error.__cause__).__name__}: {error.__cause__})"
             detail = redact_error(detail, settings)  # an endpoint may echo the key; redacted before cut
             return {"judgment": None, "error": detail[:500], "failure": "api_error", "cached": False, "usage": None}
         usage = completion.usage.model_dump() if completion.usage else None

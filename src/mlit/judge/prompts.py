@@ -8,14 +8,19 @@ of the answer's language.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import asdict, dataclass
 
 from mlit.data.mtbench import NEED_REFERENCE
 
-ONE_SCORE = re.compile(r"\[\[(\d+\.?\d*)\]\]")
-ONE_SCORE_BACKUP = re.compile(r"\[(\d+\.?\d*)\]")
+# MT-Bench's patterns, with ASCII digits only ('\d' also matches '٧' or '７', which no number parser
+# here reads as the judge meant); the match is read by ``read_number``, never evaluated as Python.
+ONE_SCORE = re.compile(r"\[\[([0-9]+\.?[0-9]*)\]\]")
+ONE_SCORE_BACKUP = re.compile(r"\[([0-9]+\.?[0-9]*)\]")
+# What ast.literal_eval (FastChat's reader) accepts of those matches: an integer without a leading zero
+# ('0' itself, or only zeros, as Python allows), or a decimal number ('08.5', '7.'). '08' is no number
+# literal: it is no rating (unparsable), as it never was one for FastChat.
+NUMBER = re.compile(r"(?:[1-9][0-9]*|0+)|[0-9]+\.[0-9]*")
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,14 @@ def build_requests(question: dict, answer: dict, prompts: dict[str, dict], refer
 
 
 def parse_rating(judgment: str) -> float | None:
-    """MT-Bench's parse: ``[[n]]``, else ``[n]``; None when there is no rating or it is outside 1..10."""
-    match = ONE_SCORE.search(judgment) or ONE_SCORE_BACKUP.search(judgment)
-    if not match:
+    """MT-Bench's parse: ``[[n]]``, else ``[n]``; None when there is no rating, the rating is no number
+    literal (``[[08]]``) or it is outside 1..10. Never raises, whatever the reply: a reply without a
+    rating is a recorded ``unparsable`` judgment (``mlit.judge.cells``), and its cached text parses the
+    same on every rerun."""
+    if not isinstance(judgment, str):
         return None
-    rating = float(ast.literal_eval(match.group(1)))
+    match = ONE_SCORE.search(judgment) or ONE_SCORE_BACKUP.search(judgment)
+    if not match or not NUMBER.fullmatch(match.group(1)):
+        return None
+    rating = float(match.group(1))
     return rating if 1 <= rating <= 10 else None

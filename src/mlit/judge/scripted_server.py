@@ -9,8 +9,10 @@ It also speaks the Batch API: ``POST /v1/files`` (multipart upload), ``POST /v1/
 
 Its reply to each request is decided by ``behaviour(request_json, attempt)``, where ``attempt``
 counts the requests seen with the same user prompt. A behaviour returns one of:
-``("reply", text)``, ``("status", code, headers)``, ``("drop",)`` (close the connection without an
-answer) or ``("slow", seconds, text)``. Every request is recorded (body and headers).
+``("reply", text)``, ``("status", code, headers)`` (or ``("status", code, headers, message)``, the
+error's message), ``("drop",)`` (close the connection without an answer), ``("slow", seconds, text)``
+or ``("trickle", seconds, text)`` (the whole response, status line and headers included, one byte
+every ``seconds``). Every request is recorded (body and headers).
 """
 
 from __future__ import annotations
@@ -102,7 +104,8 @@ class OpenAIServer:
                     self.connection.shutdown(2)
                     return
                 if action[0] == "status":
-                    payload = json.dumps({"error": {"message": "injected", "type": "test"}}).encode()
+                    message = action[3] if len(action) > 3 else "injected"  # ("status", code, headers[, message])
+                    payload = json.dumps({"error": {"message": message, "type": "test"}}).encode()
                     self.send_response(action[1])
                     for name, value in action[2].items():
                         self.send_header(name, value)
@@ -121,11 +124,22 @@ class OpenAIServer:
                                  "finish_reason": "stop"}],
                     "usage": {"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110},
                 }).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    if action[0] == "trickle":  # the whole response, status line first, one byte per interval
+                        head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                f"Content-Length: {len(payload)}\r\n\r\n").encode()
+                        for index in range(len(head) + len(payload)):
+                            self.wfile.write((head + payload)[index:index + 1])
+                            self.wfile.flush()
+                            time.sleep(action[1])
+                        return
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a deadline, a size limit)
+                    self.close_connection = True
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"

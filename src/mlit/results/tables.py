@@ -80,13 +80,16 @@ def _read_numbered(path: Path) -> list[tuple[int, object]]:
     return rows
 
 
-def _row_problem(row, lang: str, expected: set[str] | None, expected_note: str) -> str | None:
-    """What is wrong with one judgment row, or None."""
+def _row_problem(row, lang: str, expected: set[str] | None, expected_note: str, cell: str) -> str | None:
+    """What is wrong with one judgment row of the file ``<cell>/<lang>.jsonl``, or None."""
     if not isinstance(row, dict):
         return "not a JSON object"
     absent = [field for field in ("question_id", "model", "turn", "score", "lang", "category") if field not in row]
     if absent:
         return f"no {', '.join(absent)}"
+    if row["model"] != cell:
+        return f"model {json.dumps(row['model'])} differs from the file's cell {cell} (a judgment file " \
+               "<cell>/<LANG>.jsonl holds the judgments of that cell's answers only)"
     if row["lang"] != lang:
         return f"lang {row['lang']!r} differs from the file's language {lang}"
     if not isinstance(row["question_id"], str):
@@ -122,14 +125,14 @@ def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None =
                        questions_per_category: int | None = None, partial: bool = False) -> dict:
     """Check the judgment files against what the config expects; return what is missing.
 
-    A file ``<LANG>.jsonl`` holds one row per (question, turn): the questions the generation step
+    A file ``<cell>/<LANG>.jsonl`` holds one row per (question, turn): the questions the generation step
     answers (``mtbench.load_questions(bench_dir, LANG, questions_per_category)``) x turns 1 and 2 —
     one row per request also with ``judge.samples`` > 1 (the row's score is the samples' median).
-    Each row has the file's ``lang``, turn 1 or 2, and a score that is a JSON number in 1..10 — or is a
+    Each row has the file's cell as ``model`` and its ``lang``, turn 1 or 2, and a score that is a JSON number in 1..10 — or is a
     recorded judge failure (score null with its ``error`` and a ``failure`` kind of ``FAILURE_KINDS``:
     counted in ``n_failed``, never averaged); a score with a ``failure`` kind, a kind not in
     ``FAILURE_KINDS``, or score null without one (a file from before the field: re-run the judge) is invalid.
-    An invalid row, a duplicated (question, turn) or an unknown question id raises DataFileError
+    An invalid row, a duplicated (question, turn), an unknown question id or a file listed twice raises DataFileError
     naming file, line and problem. Missing files and rows raise too, unless ``partial``: then they are
     returned as ``{"files": [{cell, lang, file, questions}], "rows": [{cell, lang, file, question_id, turns}]}``.
     Without ``bench_dir``, question ids are not checked against the benchmark (unknown or missing)."""
@@ -137,9 +140,14 @@ def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None =
     selections: dict[str, list[str]] = {}
     lines: dict[str, tuple[int, int]] = {}  # file -> (rows, last line)
     note = "" if questions_per_category is None else f" (generation.questions_per_category: {questions_per_category})"
+    listed: set[Path] = set()
     for path in map(Path, judgment_files):
         lang = path.stem
         expected = None
+        if path.resolve() in listed:
+            problems.append(f"{path}: listed twice (each judgment file is counted once)")
+            continue
+        listed.add(path.resolve())
         if bench_dir is not None:
             if not (Path(bench_dir) / lang / "question.jsonl").exists():
                 problems.append(f"{path}: the file name says language {lang!r}, which {bench_dir} has no questions for")
@@ -153,18 +161,16 @@ def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None =
                                      "questions": None if expected is None else len(expected)})
             continue
         seen: dict[tuple, int] = {}  # (question_id, turn) -> line, invalid rows too (reported once, not as missing)
-        cell = path.parent.name
+        cell = path.parent.name  # results/judgments/<cell>/<LANG>.jsonl: the file's cell and language
         numbered = _read_numbered(path)
         lines[str(path)] = (len(numbered), numbered[-1][0] if numbered else 0)
         for number, row in numbered:
-            problem = _row_problem(row, lang, expected_ids, note)
+            problem = _row_problem(row, lang, expected_ids, note, cell)
             key = (str(row.get("question_id")), row.get("turn")) if isinstance(row, dict) else None
             if problem is None and key in seen:
                 problem = f"question_id {key[0]!r} turn {key[1]} is judged twice (first on line {seen[key]})"
             if problem:
                 problems.append(f"{path}:{number}: {problem}")
-            elif isinstance(row.get("model"), str):
-                cell = row["model"]
             if key is not None and isinstance(key[1], int):
                 seen.setdefault(key, number)
         if expected is not None:
