@@ -107,7 +107,7 @@ def variant_args(variant: str, out: str, preset: dict, max_steps: int, activatio
     cuda = torch.cuda.is_available()
     settings = {"learning_rate": 2e-5, "epochs": 1, "max_steps": max_steps, "lr_scheduler": "linear",
                 "per_device_batch_size": preset["project_batch"], "max_length": preset["max_length"],
-                "packing": True, "activation_checkpointing": activation_checkpointing, "logging_steps": 5,
+                "packing": True, "activation_checkpointing": activation_checkpointing, "logging_steps": 1,
                 "save_steps": 10**9}
     project = sft_config(settings, Path(out), seed=42)
     project.save_strategy = "no"
