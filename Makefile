@@ -55,12 +55,12 @@ test: setup setup-vllm system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v --durations=25 tests
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
-# in tests/test_lint.py) and the tests that do not run the workflow end to end, train for long or start
-# Slurm (`-m "not workflow and not slurm"`). CI runs the full `make test`.
+# in tests/test_lint.py) and the tests that do not run the workflow end to end, train for long, start
+# Slurm or rehearse the GPU check (`-m "not workflow and not slurm and not slow"`). CI runs the full `make test`.
 check: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -m "not workflow and not slurm" tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -m "not workflow and not slurm and not slow" tests
 
 bench: setup setup-vllm
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/train_throughput.py

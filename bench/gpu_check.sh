@@ -59,15 +59,15 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/gpu-check-XXXXXX")
 if [ "$DRY" = 1 ]; then
   PRESET=cpu-tiny EXAMPLES=${GPU_CHECK_EXAMPLES:-96} NEW_TOKENS=${GPU_CHECK_NEW_TOKENS:-16}
   BATCH=${GPU_CHECK_BATCH:-16} ONE=${GPU_CHECK_ONE_AT_A_TIME:-2}
-  ZERO3_STEPS=${GPU_CHECK_ZERO3_STEPS:-2}
+  ZERO3_STEPS=${GPU_CHECK_ZERO3_STEPS:-2} REPEATS=${GPU_CHECK_REPEATS:-1}
 else
   if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "no GPU visible (set GPU_CHECK_DRY=1 for the CPU dry run)" >&2
     exit 1
   fi
-  PRESET=gpu-1b EXAMPLES=${GPU_CHECK_EXAMPLES:-1200} NEW_TOKENS=${GPU_CHECK_NEW_TOKENS:-128}
+  PRESET=gpu-1b EXAMPLES=${GPU_CHECK_EXAMPLES:-320} NEW_TOKENS=${GPU_CHECK_NEW_TOKENS:-128}
   BATCH=${GPU_CHECK_BATCH:-80} ONE=${GPU_CHECK_ONE_AT_A_TIME:-3}
-  ZERO3_STEPS=${GPU_CHECK_ZERO3_STEPS:-5}
+  ZERO3_STEPS=${GPU_CHECK_ZERO3_STEPS:-5} REPEATS=${GPU_CHECK_REPEATS:-3}
 fi
 
 stage "model: preset $PRESET, built from a config (random weights, tokenizer trained on data/demo)"
@@ -84,9 +84,9 @@ corpus = [f"data/demo/instructions_{lang}.jsonl" for lang in ("EN", "DE", "FR", 
 build_base_model(PRESETS[sys.argv[1]]["model"], corpus, Path(sys.argv[2]))
 EOF
 
-stage "training throughput: project path vs TRL defaults ($EXAMPLES chats)"
+stage "training throughput: the paper's settings, variants, TRL defaults ($EXAMPLES chats, $REPEATS repeats)"
 "$PY" bench/train_throughput.py --preset "$PRESET" --model "$WORK/model" --examples "$EXAMPLES" \
-  --out "$WORK/train.json"
+  --repeats "$REPEATS" --out "$WORK/train.json"
 
 stage "DeepSpeed ZeRO-3, one process: mlit train ($ZERO3_STEPS steps, 16-bit gather at save, saved-weights check)"
 "$PY" - "$WORK/zero3.jsonl" <<'EOF'
@@ -113,9 +113,9 @@ print(f"zero3: {info['global_steps']} steps, {info['parameters']:,} parameters s
       f"{info['last_logged_loss']}, {info['wall_time_s']} s, packages {info['packages']}")
 EOF
 
-stage "generation: HF batched (batch $BATCH) vs one at a time ($ONE questions), $NEW_TOKENS new tokens"
-"$PY" bench/generate_throughput.py --model "$WORK/model" --max-new-tokens "$NEW_TOKENS" --batch-size "$BATCH" \
-  --one-at-a-time-questions "$ONE" | tee "$WORK/generate.txt"
+stage "generation (a model that stops: the tiny one fine-tuned first): HF batched (batch $BATCH) vs one at a time ($ONE questions), $NEW_TOKENS new tokens"
+"$PY" bench/generate_throughput.py --only "hf one-at-a-time" "hf batched" --max-new-tokens "$NEW_TOKENS" \
+  --batch-size "$BATCH" --one-at-a-time-questions "$ONE" --repeats "$REPEATS" | tee "$WORK/generate.txt"
 
 stage "summary"
 "$PY" - "$WORK" <<'EOF'
@@ -125,11 +125,10 @@ from pathlib import Path
 
 work = Path(sys.argv[1])
 train = json.loads((work / "train.json").read_text())
-by = {r["variant"]: r for r in train["results"]}
-for name, r in by.items():
-    mfu = f"{r['mfu']:.1%}" if r.get("mfu") is not None else "-"
-    print(f"train {name:13} {r['tokens_per_s']:10.0f} tokens/s  MFU {mfu:>6}  peak {r['peak_memory_gib']:.2f} GiB")
-print(f"train ratio mlit / trl_defaults: {train['ratio']:.2f}x tokens/s, {train['memory_ratio']:.2f}x peak memory")
+print(f"train peak {train['peak_flops'] / 1e12:.3f} TFLOP/s measured ({train['peak']})")
+for name, v in train["variants"].items():
+    vs = "  ".join(f"vs {ref} {sorted(r)[len(r) // 2]:.2f}x ({min(r):.2f}-{max(r):.2f})" for ref, r in v["ratios"].items())
+    print(f"train {name:17} {v['tokens_per_s']:10.0f} tokens/s  MFU {v['mfu']:6.1%}  final loss {v['final_loss']:.3f}  {vs}")
 for line in (work / "generate.txt").read_text().splitlines():  # its table: x = tokens/s against one at a time
     if line.startswith(("run ", "hf ", "vllm ", "backend ")) or line.startswith("x:"):
         print("generate | " + line)

@@ -15,7 +15,9 @@ from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from wheel_plan import ROOTS, canonical  # noqa: E402
+from wheel_plan import ROOTS, canonical, project_specifiers  # noqa: E402
+
+from packaging.version import Version  # noqa: E402
 
 IMPORT_NAMES = {"pyyaml": "yaml", "huggingface-hub": "huggingface_hub", "pydantic-core": "pydantic_core",
                 "jsonschema-specifications": "jsonschema_specifications", "rpds-py": "rpds",
@@ -42,13 +44,14 @@ def main() -> int:
     print(f"python {platform.python_version()} ({sys.executable}); torch {torch.__version__} "
           f"(CUDA {torch.version.cuda}, {'GPU ' + torch.cuda.get_device_name() if cuda else 'no GPU: CPU mode'})")
     problems = []
+    needed = project_specifiers()
     print(f"{'package':26} {'version':>12}  {'from':8} imported from")
     for name in sorted(set(ROOTS) | set(wanted) | {"peft", "pandas", "pyarrow", "triton"}):
         try:
             version = metadata.version(name)
         except metadata.PackageNotFoundError:
-            if name in wanted:
-                problems.append(f"{name}: carried but not installed")
+            if name in wanted or name in ROOTS:
+                problems.append(f"{name}: needed by the check but not installed (carry it: make wheels)")
             print(f"{name:26} {'-':>12}  {'absent':8}")
             continue
         module_name = IMPORT_NAMES.get(name, name.replace("-", "_"))
@@ -60,6 +63,8 @@ def main() -> int:
                 problems.append(f"{name}: {location}")
         source = "carried" if location.startswith(str(site)) else "machine"
         print(f"{name:26} {version:>12}  {source:8} {location}")
+        if name in needed and not needed[name].contains(Version(Version(version).base_version), prereleases=True):
+            problems.append(f"{name}: {version} does not satisfy the project's {needed[name]} (pyproject.toml)")
         if name in wanted and (version != wanted[name] or source != "carried"):
             problems.append(f"{name}: {wanted[name]} carried, but {version} imported from {location}")
     if "polars" in sys.modules:

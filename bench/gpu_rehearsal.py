@@ -9,7 +9,7 @@
    command the device runs (--no-index, into a target folder first on PYTHONPATH), prints every version,
    then builds, trains (TRL; DeepSpeed ZeRO-3 through `mlit train`) and generates.
 A missing package or a version clash fails step 3. Steps 1-2 are cached in .rehearsal/<key>/ (git-ignored),
-keyed by the package list, the plan, the pins and pyproject.toml, so a rerun only runs step 3.
+keyed by the package list, the plan, the pins, pyproject.toml and RECIPE, so a rerun only runs step 3.
 
     .venv/bin/python bench/gpu_rehearsal.py            # what tests/test_gpu_check_rehearsal.py runs
 """
@@ -32,12 +32,13 @@ CACHE = REPO / ".rehearsal"
 # CPU index cannot be reached here, so the rehearsal uses this environment's CPU build.
 TORCH_CPU = "2.13.0"
 ALWAYS_ALLOWED = {"pip", "setuptools", "wheel"}
+RECIPE = "1"  # bump when machine_environment or prepare changes what they build
 
 
 def key() -> str:
-    digest = hashlib.sha256()
-    for path in (MACHINE_LIST, REPO / "bench" / "wheel_plan.py", REPO / "bench" / "gpu_rehearsal.py",
-                 REPO / "envs" / "requirements.txt", REPO / "pyproject.toml"):
+    digest = hashlib.sha256(RECIPE.encode())
+    for path in (MACHINE_LIST, REPO / "bench" / "wheel_plan.py", REPO / "envs" / "requirements.txt",
+                 REPO / "pyproject.toml"):
         digest.update(path.read_bytes())
     return f"py{sys.version_info.major}{sys.version_info.minor}-{digest.hexdigest()[:12]}"
 
@@ -100,25 +101,30 @@ def prepare() -> Path:
     run([sys.executable, str(REPO / "bench" / "wheel_plan.py"), "download", "--dest", str(root / "wheels"),
          "--python-version", target])
     (root / "ready").write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-    for stale in CACHE.iterdir():  # earlier keys
+    for stale in CACHE.glob("py*-*"):  # earlier keys (torch_extensions/ stays: DeepSpeed's compiled ops)
         if stale != root:
             shutil.rmtree(stale, ignore_errors=True)
     return root
+
+
+def check_environment(root: Path, wheels: Path | None = None) -> dict[str, str]:
+    """The environment gpu_check.sh runs in: the rehearsal's interpreter, no index, no extra wheel folder."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "CUDA_VISIBLE"))}
+    env.update(PYTHON=str(root / "venv" / "bin" / "python"), GPU_CHECK_DRY="1",
+               GPU_CHECK_WHEELS=str(wheels or root / "wheels"), GPU_CHECK_SITE=str(root / "site"),
+               PIP_CONFIG_FILE=os.devnull,  # no index, no extra wheel folder: only the carried files
+               TORCH_EXTENSIONS_DIR=str(CACHE / "torch_extensions"),
+               PATH=f"{root / 'venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
+               GPU_CHECK_EXAMPLES=os.environ.get("GPU_CHECK_EXAMPLES", "16"))
+    return env
 
 
 def main() -> int:
     started = time.perf_counter()
     root = prepare()
     prepared = time.perf_counter() - started
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "CUDA_VISIBLE"))}
-    env.update(PYTHON=str(root / "venv" / "bin" / "python"), GPU_CHECK_DRY="1",
-               GPU_CHECK_WHEELS=str(root / "wheels"), GPU_CHECK_SITE=str(root / "site"),
-               PIP_CONFIG_FILE=os.devnull,  # no index, no extra wheel folder: only the carried files
-               TORCH_EXTENSIONS_DIR=str(CACHE / "torch_extensions"),
-               PATH=f"{root / 'venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
-               GPU_CHECK_EXAMPLES=os.environ.get("GPU_CHECK_EXAMPLES", "16"))
-    status = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh")], env=env).returncode
+    status = subprocess.run(["bash", str(REPO / "bench" / "gpu_check.sh")], env=check_environment(root)).returncode
     print(f"rehearsal: preparation {prepared:.0f} s, check {time.perf_counter() - started - prepared:.0f} s, "
           f"exit {status}")
     return status
