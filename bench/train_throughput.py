@@ -134,7 +134,8 @@ class LengthRecorder:
 
 
 class Meter:
-    """Step end times; the measured window runs from the end of step ``warmup`` to the last step."""
+    """Step end times; the measured window runs from the end of step ``warmup`` to the last step (from the
+    start of training when there are fewer steps)."""
 
     def __init__(self, warmup: int):
         self.warmup, self.marks = warmup, []
@@ -145,6 +146,9 @@ class Meter:
         meter = self
 
         class _Cb(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                meter.marks.append((0, time.perf_counter()))  # a run of fewer steps than the warm-up
+
             def on_step_end(self, args, state, control, **kwargs):
                 import torch
 

@@ -40,6 +40,8 @@ def test_the_carried_set_runs_the_check_on_the_machines_packages(rehearsal_root)
     assert "zero3: 2 steps" in output and "parameters saved and checked" in output
     for variant in ("paper", "no_checkpointing", "packed_flex", "group_by_length", "trl_defaults"):
         assert f"train {variant}" in output
+    summary = result.stdout.split("s] summary")[1]
+    assert "nan" not in summary, summary
     assert "vs trl_defaults" in output and "generate | hf batched" in output
 
 
