@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels dag clean
+.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels gpu-rehearsal dag clean
 
 setup: $(VENV)/.installed
 
@@ -55,8 +55,8 @@ test: setup setup-vllm system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v --durations=25 tests
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
-# in tests/test_lint.py) and the tests that do not run the workflow end to end, train for long or start
-# Slurm (`-m "not slow and not slurm"`). CI runs the full `make test`.
+# in tests/test_lint.py) and the tests that do not train, launch, serve, start Slurm or rehearse the GPU check
+# (`-m "not slow and not slurm"`). CI runs the full `make test`.
 check: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
@@ -67,15 +67,18 @@ bench: setup setup-vllm
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/generate_throughput.py
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/judge_throughput.py
 
-# Wheels for bench/gpu_check.sh on a GPU machine without network (it has torch, transformers and accelerate):
-# trl, datasets, ... and their dependencies at this environment's versions (envs/requirements.txt).
-# Binary wheels are per Python version: WHEELS_PYTHON is the GPU machine's (python3 --version there).
-WHEELS_PYTHON ?= 3.11
+# Wheels for bench/gpu_check.sh on the GPU machine (no network): exactly the packages it lacks or has too old,
+# compared with its package list (bench/gpu_machine_packages.txt, dated), at this environment's versions, for its
+# Python (WHEELS_PYTHON, 3.12 there). Prints the plan, the files and the folder's size with the repository's
+# (all of it must stay under the 64 MiB that travel). vLLM is not carried.
+WHEELS_PYTHON ?= 3.12
 wheels: setup
-	$(BIN)/pip download --quiet --only-binary=:all: --no-deps -d wheels --python-version $(WHEELS_PYTHON) \
-	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-	  $$(PYTHON=$(BIN)/python bash bench/gpu_check.sh --wheel-list)
-	@ls wheels
+	$(BIN)/python bench/wheel_plan.py download --dest wheels --python-version $(WHEELS_PYTHON)
+
+# The GPU check's rehearsal on this machine (the machine's packages in a fresh environment, the carried set
+# installed as on the device, the check's CPU mode); also a test (tests/test_gpu_check_rehearsal.py)
+gpu-rehearsal: setup
+	$(BIN)/python bench/gpu_rehearsal.py
 
 dag: setup
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --rulegraph | dot -Tsvg > results/rulegraph.svg

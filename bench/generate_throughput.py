@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -70,8 +73,12 @@ def worker(backend: str, submission: str, batch_size: int, model: str, langs: li
     from mlit.generate.answers import make_generator
 
     # the one-at-a-time baseline is plain `model.generate` (transformers' default dynamic cache)
+    import torch
+
+    cuda = torch.cuda.is_available()  # vLLM on a GPU: the model's dtype and most of the memory
     settings = {"backend": backend, "max_new_tokens": max_new_tokens, "batch_size": batch_size, "seed": 1,
-                "vllm_dtype": "float32", "vllm_submission": submission, "vllm_gpu_memory_utilization": 0.2,
+                "vllm_dtype": "auto" if cuda else "float32", "vllm_submission": submission,
+                "vllm_gpu_memory_utilization": 0.85 if cuda else 0.2,
                 "hf_cache": "dynamic" if batch_size == 1 else "static"}
     started = time.perf_counter()
     generator = make_generator(model, settings, log=lambda *_: None)
@@ -109,6 +116,7 @@ def main() -> None:
     parser.add_argument("--one-at-a-time-questions", type=int, default=16,
                         help="one-at-a-time is slow: time it on the first N questions (rates compare per token)")
     parser.add_argument("--only", nargs="+", help="run only these runs (names as printed, e.g. 'vllm whole-turn')")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each (the spread of the ratios)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -117,38 +125,56 @@ def main() -> None:
         print("RESULT " + json.dumps(result))
         return
 
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"machine: {machine()} (before)", flush=True)
     model = args.model or default_model(Path(tempfile.mkdtemp(prefix="gen-bench-")))
     vllm_python = REPO / ".venv-vllm" / "bin" / "python"
     if not vllm_python.exists():
         print("(no .venv-vllm: vLLM skipped; make setup-vllm)")
-    results = []
-    for name, backend, submission, batch, one_at_a_time in RUNS:
-        if (args.only and name not in args.only) or (backend == "vllm" and not vllm_python.exists()):
-            continue
-        python = str(vllm_python) if backend == "vllm" else sys.executable
-        command = [python, __file__, "--langs", *args.langs, "--max-new-tokens", str(args.max_new_tokens),
-                   "--worker", backend, submission, str(batch or args.batch_size), model,
-                   str(args.one_at_a_time_questions if one_at_a_time else 0)]
-        done = subprocess.run(command, capture_output=True, text=True)
-        line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
-        if done.returncode or not line:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-4000:]}")
-        results.append((name, json.loads(line[0][len("RESULT "):])))
-        print(f"done: {name}", flush=True)
+    runs = [run for run in RUNS if not (args.only and run[0] not in args.only)
+            and not (run[1] == "vllm" and not vllm_python.exists())]
+    results: dict[str, list[dict]] = {run[0]: [] for run in runs}
+    for repeat in range(args.repeats):  # interleaved: a load change hits every run alike
+        for name, backend, submission, batch, one_at_a_time in runs:
+            python = str(vllm_python) if backend == "vllm" else sys.executable
+            command = [python, __file__, "--langs", *args.langs, "--max-new-tokens", str(args.max_new_tokens),
+                       "--worker", backend, submission, str(batch or args.batch_size), model,
+                       str(args.one_at_a_time_questions if one_at_a_time else 0)]
+            done = subprocess.run(command, capture_output=True, text=True)
+            line = [x for x in done.stdout.splitlines() if x.startswith("RESULT ")]
+            if done.returncode or not line:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-4000:]}")
+            results[name].append(json.loads(line[0][len("RESULT "):]))
+            print(f"done: repeat {repeat + 1}/{args.repeats} {name}", flush=True)
     print(f"\ngeneration throughput, MT-Bench-X {' '.join(args.langs)}, both turns, max_new_tokens "
-          f"{args.max_new_tokens}, batch size {args.batch_size}, model {model}")
+          f"{args.max_new_tokens}, batch size {args.batch_size}, model {model}, {args.repeats} repeats")
     header = f"{'run':20} {'batch':>5} {'questions':>9} {'engine calls':>12} {'load s':>7}"
-    print(f"{header} | natural: {'tokens':>7} {'wall s':>7} {'tok/s':>7} {'x':>6} | forced: {'tokens':>7} "
-          f"{'wall s':>7} {'tok/s':>7} {'x':>6}")
-    base = {kind: results[0][1][kind]["tokens_per_s"] for kind in ("natural", "forced")} if results else {}
-    for name, r in results:
-        natural, forced = r["natural"], r["forced"]
+    print(f"{header} | natural: {'tokens':>7} {'wall s':>7} {'tok/s':>7} {'x (min-max)':>19} | forced: {'tokens':>7} "
+          f"{'wall s':>7} {'tok/s':>7} {'x (min-max)':>19}")
+    base = results[runs[0][0]] if runs else []
+    for name, rs in results.items():
+        natural = rs[0]["natural"]
         calls = natural["engine_calls"] if natural["engine_calls"] is not None else "-"
-        print(f"{name:20} {r['batch_size']:5d} {natural['questions']:9d} {calls!s:>12} {r['load_s']:7.1f} | "
-              + " | ".join(f"{kind}: {run['new_tokens']:7d} {run['wall_s']:7.1f} {run['tokens_per_s']:7.0f} "
-                           f"{run['tokens_per_s'] / base[kind]:5.1f}x"
-                           for kind, run in (("natural", natural), ("forced", forced))))
-    print("x: tokens/s against the first run (hf one-at-a-time); engine calls: vLLM calls with natural lengths")
+        cells = []
+        for kind in ("natural", "forced"):
+            rates = [r[kind]["tokens_per_s"] for r in rs]
+            ratios = [r[kind]["tokens_per_s"] / b[kind]["tokens_per_s"] for r, b in zip(rs, base)]
+            cells.append(f"{kind}: {rs[0][kind]['new_tokens']:7d} {statistics.median(r[kind]['wall_s'] for r in rs):7.1f} "
+                         f"{statistics.median(rates):7.0f} {statistics.median(ratios):6.1f}x ({min(ratios):.1f}-{max(ratios):.1f})")
+        print(f"{name:20} {rs[0]['batch_size']:5d} {natural['questions']:9d} {calls!s:>12} "
+              f"{statistics.median(r['load_s'] for r in rs):7.1f} | " + " | ".join(f"{c:>46}" for c in cells))
+    print(f"x: tokens/s against the first run ({runs[0][0] if runs else '-'}) of the same repeat, median (min-max) "
+          "over the repeats; engine calls: vLLM calls with natural lengths; tokens: the first repeat's")
+    print(f"machine: {machine()} (after)")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), "unknown CPU")
+    import torch
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
 
 
 if __name__ == "__main__":

@@ -245,6 +245,16 @@ class SlowCheckpointForTests(TrainerCallback):
         return control
 
 
+def checkpointing_argument(config_class, enabled: bool) -> dict:
+    """Activation checkpointing under the name ``config_class`` takes: ``activation_checkpointing``
+    (transformers >= 5.20; ``gradient_checkpointing`` is its deprecated alias there) or, before it,
+    ``gradient_checkpointing`` (transformers 5.17, as on the GPU machine, rejects the new name)."""
+    import dataclasses
+
+    names = {field.name for field in dataclasses.fields(config_class)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": enabled}
+
+
 def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1):
     import torch
     from trl import SFTConfig
@@ -257,6 +267,7 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
     if bf16 is None:
         bf16 = cuda and torch.cuda.is_bf16_supported()
     return SFTConfig(
+        **checkpointing_argument(SFTConfig, settings["activation_checkpointing"]),
         output_dir=str(output_dir),
         num_train_epochs=settings["epochs"],
         max_steps=settings["max_steps"],
@@ -270,7 +281,6 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         packing=settings["packing"],
         padding_free=settings["padding_free"],
         assistant_only_loss=True,
-        activation_checkpointing=settings["activation_checkpointing"],
         use_liger_kernel=settings["liger_kernel"],
         bf16=bf16,
         use_cpu=not cuda,
