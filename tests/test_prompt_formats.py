@@ -15,20 +15,10 @@ from mlit.files import read_jsonl
 from mlit.model.base import prepare, sample_texts
 
 from conftest import BENCH, LANGS, REPO
+from test_base_models import SYSTEM as SYSTEM_2024_09
 
-# get_prompt_by_language_code's messages; EN differs between the two commits (a space after the first stop)
-SYSTEM_2024_09 = {
-    "EN": "A chat between a human and an artificial intelligence assistant.The assistant gives helpful and polite "
-          "answers to the human's questions.",
-    "DE": "Ein Gespräch zwischen einem Menschen und einem Assistenten mit künstlicher Intelligenz. Der Assistent gibt "
-          "hilfreiche und höfliche Antworten auf die Fragen des Menschen.",
-    "FR": "Conversation entre un humain et un assistant doté d'une intelligence artificielle. L'assistant donne des "
-          "réponses utiles et polies aux questions de l'homme.",
-    "IT": "Una chat tra un umano e un assistente di intelligenza artificiale. L'assistente fornisce risposte utili ed "
-          "educate alle domande dell'uomo.",
-    "ES": "Una conversación entre un humano y un asistente de inteligencia artificial. El asistente da respuestas "
-          "útiles y amables a las preguntas del humano.",
-}
+# get_prompt_by_language_code's messages (test_base_models.SYSTEM: commit 228365c onwards, verbatim); EN differs
+# between the two commits (a space after the first stop)
 SYSTEM_2024_08 = {**SYSTEM_2024_09, "EN": "A chat between a human and an artificial intelligence assistant. The "
                   "assistant gives helpful and polite answers to the human's questions."}
 
