@@ -207,7 +207,7 @@ def test_report_bundles_tables_and_plots_with_captions(finished_run):
                  "judge_health.csv", "size_effect.csv", "generation_health.csv"):
         assert text in html, text
     generation = pl.read_csv(workdir / "results" / "tables" / "generation_health.csv")
-    assert generation.height == 4 and (generation["prompts_over_budget"] == 0).all()  # every prompt fit, recorded
+    assert generation.height == len(CELLS) * len(DEMO_GRID_LANGS) and (generation["prompts_over_budget"] == 0).all()  # every prompt fit, recorded
     health = pl.read_csv(workdir / "results" / "tables" / "judge_health.csv")
     assert health.height == 2 and {"off_language_answers", "unparsable_replies", "prompt_tokens"} <= set(health.columns)
     assert (health["prompt_tokens"] > 0).all()
