@@ -497,7 +497,7 @@ class Grid:
 
     def base_model_spec(self, name: str, results: str = "results") -> dict:
         """What defines a prepared base model (the prepare step's params)."""
-        import hashlib
+        from mlit.files import sha256_file
 
         model = self.base_models[name]
         setting, key = self.chat_template_setting(name)
@@ -506,7 +506,7 @@ class Grid:
         path = self.chat_template_file(name)
         if path is not None:  # its content, whatever its name: an edit prepares the model again
             spec["chat_template"] = str(path)
-            spec["chat_template_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+            spec["chat_template_sha256"] = sha256_file(path)
         if "hub" in model:
             spec.update(hub=model["hub"], revision=model.get("revision"))
         return spec

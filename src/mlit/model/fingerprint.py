@@ -6,8 +6,9 @@ A checkpoint changed in place after it was prepared then differs from what ``mli
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from mlit.files import sha256_file
 
 HASHED_BELOW_BYTES = 1 << 20  # config.json, model.safetensors.index.json, tokenizer_config.json, ...
 
@@ -21,7 +22,7 @@ def checkpoint_fingerprint(model_dir: str | Path) -> dict[str, str]:
             continue
         info = path.stat()
         if info.st_size < HASHED_BELOW_BYTES:
-            entries[path.name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            entries[path.name] = "sha256:" + sha256_file(path)
         else:
             entries[path.name] = f"size:{info.st_size} mtime_ns:{info.st_mtime_ns}"
     return entries
