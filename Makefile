@@ -52,7 +52,7 @@ system-deps:
 	else echo "note: $(SYSTEM_PACKAGES) not all installed and not root: Slurm tests will be skipped"; fi
 
 test: setup setup-vllm system-deps
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v --durations=25 tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v -n 2 --dist loadfile --durations=25 tests
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
 # in tests/test_lint.py) and the tests that do not train, launch, serve, start Slurm or rehearse the GPU check

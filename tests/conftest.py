@@ -31,10 +31,35 @@ BENCH = REPO / "data" / "mt_bench_x"
 SNAKEMAKE_RUNS = {"executing": [0, 0.0], "dry": [0, 0.0]}
 
 
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workeroutput"):  # an xdist worker: hand its counts to the controller
+        session.config.workeroutput["snakemake_runs"] = SNAKEMAKE_RUNS
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    for kind, (count, seconds) in getattr(node, "workeroutput", {}).get("snakemake_runs", {}).items():
+        SNAKEMAKE_RUNS[kind] = [SNAKEMAKE_RUNS[kind][0] + count, SNAKEMAKE_RUNS[kind][1] + seconds]
+
+
 def pytest_terminal_summary(terminalreporter):
     parts = [f"{count} {kind} ({seconds:.0f} s)" for kind, (count, seconds) in SNAKEMAKE_RUNS.items() if count]
     if parts:
         terminalreporter.write_line(f"Snakemake runs started by the tests: {', '.join(parts)}")
+
+
+# `make test` runs on two pytest-xdist workers (`-n 2 --dist loadfile`): each test file goes to one worker,
+# so what a file's tests share (a session or module fixture that trains, the machine's one Slurm cluster) is
+# built once. Every test that reads the shared demo grid is in test_workflow.py for that reason. The files
+# whose shared builds take longest go first (longest first: no worker is left alone with a long file at the
+# end); each file's tests stay together and in their order.
+LONGEST_FIRST = ["test_workflow", "test_gpu_check_rehearsal", "test_slurm", "test_distributed_training",
+                 "test_generate_backends", "test_standin_workflow"]
+
+
+def pytest_collection_modifyitems(config, items):
+    order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: order.get(item.module.__name__, len(order)))
 
 
 def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
@@ -99,12 +124,12 @@ def standins(tmp_path_factory) -> dict[str, Path]:
             "remote": build_remote_code_standin(root / "polyglot-7b-like", texts)}
 
 
-# The demo grid every test that only reads a finished run shares (test_workflow, test_learning_signal):
+# The demo grid every test that only reads a finished run shares (all in test_workflow.py):
 # the demo's model, data, judge and checks on two compositions, trained once per pytest session.
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 DEMO_GRID_CELLS = ["tiny-llama__demo__EN__160__seed1", "tiny-llama__demo__ENDEFRITES__160__seed1"]
 DEMO_GRID_LANGS = ["EN", "DE", "FR"]
-# Negative controls of the learning-signal test, run by hand (see tests/test_learning_signal.py):
+# Negative controls of the learning-signal test, run by hand (see the learning-signal tests in tests/test_workflow.py):
 # None, "lr0" or "shuffled_labels"
 BREAK = os.environ.get("MLIT_TEST_BREAK_TRAINING")
 
