@@ -1,0 +1,137 @@
+"""Several judges: agreement of two judges, the sign / interval check of the study's comparisons,
+the stratified sample and the cost of judging a grid with two judges."""
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from mlit.annotation import agreement as items
+from mlit.judges.agreement import (RatingsError, agreement_table, joint_table, markdown, ratings_frame,
+                                   table_statistics)
+
+
+def ratings(scores, cells=("c1",), langs=("EN",), categories=("writing", "math"), shift=0.0):
+    """Rows keyed by (cell, lang, question, turn) with the given scores in order."""
+    rows, index = [], 0
+    for cell in cells:
+        for lang in langs:
+            for question in range(len(scores) // (2 * len(cells) * len(langs))):
+                for turn in (1, 2):
+                    rows.append({"cell": cell, "lang": lang, "question_id": f"q{question}", "turn": turn,
+                                 "category": categories[question % len(categories)],
+                                 "score": None if scores[index] is None else scores[index] + shift})
+                    index += 1
+    return ratings_frame(rows, "test")
+
+
+def test_statistics_equal_a_hand_computation():
+    a, b = [1, 2, 3, 4], [2, 2, 4, 3]
+    stats = table_statistics(*joint_table(a, b))
+    # by hand: differences 1, 0, 1, -1 -> mean 0.25; exact 1/4; within one 4/4
+    assert stats["mean_difference"] == pytest.approx(0.25)
+    assert stats["exact"] == pytest.approx(0.25) and stats["within_one"] == pytest.approx(1.0)
+    # Pearson: a - 2.5 = (-1.5, -.5, .5, 1.5), b - 2.75 = (-.75, -.75, 1.25, .25); sum of products 2.5,
+    # sums of squares 5 and 2.75 -> 2.5 / sqrt(13.75)
+    assert stats["pearson"] == pytest.approx(2.5 / math.sqrt(13.75))
+    # Kendall: pairs (12) tied in b only, (13) C, (14) C, (23) C, (24) C, (34) D -> (4 - 1) / sqrt(5 * 6)
+    assert stats["kendall_tau_b"] == pytest.approx(3 / math.sqrt(30))
+    # Spearman: b's ranks 1.5, 1.5, 4, 3 (deviations -1, -1, 1.5, .5) against 1..4 -> 3.5 / sqrt(5 * 4.5)
+    assert stats["spearman"] == pytest.approx(3.5 / math.sqrt(22.5))
+    # quadratic kappa: observed sum of squared differences 3 over the expected sum(outer(rows, cols) / n * d^2)
+    expected = sum((x - y) ** 2 for x in a for y in b) / 4
+    assert stats["quadratic_weighted_kappa"] == pytest.approx(1 - 3 / expected)
+    # Krippendorff's interval alpha: D_o = 3 / 4, D_e = 2 * S / 7 with S the pooled squared deviations
+    pooled = np.array(a + b, float)
+    assert stats["krippendorff_alpha"] == pytest.approx(1 - 0.75 / (2 * ((pooled - pooled.mean()) ** 2).sum() / 7))
+
+
+def test_table_statistics_equal_the_item_wise_functions_of_the_human_study():
+    rng = np.random.default_rng(3)
+    a = rng.integers(1, 11, 200)
+    b = np.clip(a + rng.integers(-2, 3, 200), 1, 10)
+    stats = table_statistics(*joint_table(a, b))
+    assert stats["pearson"] == pytest.approx(items.pearson(a, b))
+    assert stats["spearman"] == pytest.approx(items.spearman(a, b))
+    assert stats["kendall_tau_b"] == pytest.approx(items.kendall_tau_b(a, b))
+    assert stats["quadratic_weighted_kappa"] == pytest.approx(items.quadratic_weighted_kappa(list(a), list(b)))
+    assert stats["krippendorff_alpha"] == pytest.approx(items.krippendorff_alpha(np.array([a, b])))
+    assert stats["exact"] == pytest.approx(items.exact_agreement(a, b))
+    assert stats["within_one"] == pytest.approx(items.within_one_agreement(a, b))
+    # medians of repeated judgments (halves) are ratings too
+    halves = np.where(rng.random(200) < 0.3, b - 0.5, b).clip(1, 10)
+    assert table_statistics(*joint_table(a, halves))["kendall_tau_b"] == pytest.approx(items.kendall_tau_b(a, halves))
+
+
+SCORES = [8, 2, 7, 1, 9, 9, 5, 6, 3, 4, 8, 7, 6, 5, 2, 3]
+
+
+def test_identical_scores_agree_perfectly_in_every_group():
+    table = agreement_table(ratings(SCORES), ratings(SCORES), n_boot=200)
+    assert set(table["by"]) == {"all", "lang", "category", "turn"}
+    assert table.filter(pl.col("by") == "all")["n"].item() == len(SCORES)
+    for name in ("pearson", "spearman", "kendall_tau_b", "quadratic_weighted_kappa", "krippendorff_alpha",
+                 "exact", "within_one"):
+        assert table[name].to_list() == pytest.approx([1.0] * table.height), name
+    assert table["mean_difference"].to_list() == pytest.approx([0.0] * table.height)
+    assert table["mean_difference_low"].to_list() == pytest.approx([0.0] * table.height)
+
+
+def test_a_judge_that_adds_one_shows_mean_difference_one_and_exact_agreement_zero():
+    table = agreement_table(ratings(SCORES), ratings(SCORES, shift=1), n_boot=200)
+    assert table["mean_difference"].to_list() == pytest.approx([1.0] * table.height)
+    assert table["exact"].to_list() == pytest.approx([0.0] * table.height)
+    assert table["within_one"].to_list() == pytest.approx([1.0] * table.height)
+    assert table["pearson"].to_list() == pytest.approx([1.0] * table.height)  # a shift keeps the order
+    assert (table["quadratic_weighted_kappa"] < 1).all() and (table["krippendorff_alpha"] < 1).all()
+
+
+def test_only_the_overlap_is_compared_and_failures_are_counted_not_scored():
+    reference = ratings(SCORES)
+    candidate = ratings([None, *SCORES[1:]])  # the first item failed with the candidate judge
+    sample = candidate.filter(pl.col("question_id").is_in(["q0", "q1", "q2"]))  # a sample of the items
+    table = agreement_table(reference, sample, n_boot=0).filter(pl.col("by") == "all").row(0, named=True)
+    assert (table["n"], table["failed_a"], table["failed_b"]) == (5, 0, 11)
+    assert table["exact"] == 1.0 and math.isnan(table["exact_low"])  # no resamples asked
+
+
+def test_bootstrap_is_seeded_and_covers_the_estimate():
+    rng = np.random.default_rng(0)
+    a = list(rng.integers(1, 11, 40).astype(float))
+    b = [min(10.0, x + float(rng.integers(0, 3))) for x in a]
+    first = agreement_table(ratings(a), ratings(b), n_boot=300, seed=5)
+    assert first.equals(agreement_table(ratings(a), ratings(b), n_boot=300, seed=5))
+    assert not first.equals(agreement_table(ratings(a), ratings(b), n_boot=300, seed=6))
+    overall = first.filter(pl.col("by") == "all").row(0, named=True)
+    for name in ("pearson", "mean_difference", "krippendorff_alpha"):
+        assert overall[f"{name}_low"] <= overall[name] <= overall[f"{name}_high"], name
+    assert "| all | all | 40 |" in markdown(first)
+
+
+def test_a_key_rated_twice_is_an_error_naming_it():
+    row = {"cell": "c", "lang": "DE", "question_id": "81", "turn": 1, "category": "writing", "score": 5.0}
+    with pytest.raises(RatingsError, match="question_id=81.*rated 2 times"):
+        ratings_frame([row, row], "judge_b.jsonl")
+
+
+def test_judge_agreement_cli_reads_judgment_files_and_writes_csv_and_markdown(tmp_path):
+    from mlit.cli import main
+    from mlit.files import write_jsonl
+
+    def judgment_file(path, shift, failed=()):
+        rows = [{"model": "cellA", "lang": "DE", "question_id": f"{q}", "turn": t, "category": "stem",
+                 "score": None if (q, t) in failed else float(min(10, q % 7 + 1 + shift)),
+                 "failure": "api_error" if (q, t) in failed else None} for q in range(10) for t in (1, 2)]
+        write_jsonl(path, rows)
+        return str(path)
+
+    a = judgment_file(tmp_path / "a" / "DE.jsonl", 0)
+    b = judgment_file(tmp_path / "b" / "DE.jsonl", 1, failed={(3, 2)})
+    assert main(["judge-agreement", "--a", a, "--b", b, "--name-a", "gpt-4", "--name-b", "open",
+                 "--n-boot", "50", "--out", str(tmp_path / "agreement")]) == 0
+    table = pl.read_csv(tmp_path / "agreement.csv")
+    overall = table.filter(pl.col("by") == "all").row(0, named=True)
+    assert (overall["n"], overall["failed_b"], overall["exact"]) == (19, 1, 0.0)
+    assert overall["mean_difference"] == pytest.approx(1.0)
+    assert "open (B) with gpt-4 (A)" in (tmp_path / "agreement.md").read_text()
