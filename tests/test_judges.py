@@ -135,3 +135,82 @@ def test_judge_agreement_cli_reads_judgment_files_and_writes_csv_and_markdown(tm
     assert (overall["n"], overall["failed_b"], overall["exact"]) == (19, 1, 0.0)
     assert overall["mean_difference"] == pytest.approx(1.0)
     assert "open (B) with gpt-4 (A)" in (tmp_path / "agreement.md").read_text()
+
+
+# --- re-judging a reference file -------------------------------------------------------------------------
+
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "data" / "mt_bench_x"
+SHIPPED_EN = REPO / "data" / "mt_bench_x_judgments" / "EN" / "gpt-4_single.jsonl"
+
+
+def scripted_judge(shift: int = 0, refuse: tuple = ()):
+    """A behaviour of the scripted server that rates each shipped prompt with the file's score + ``shift``
+    and refuses (400, not retried) the first request of prompts whose question id is in ``refuse``."""
+    from mlit.files import read_jsonl
+
+    by_prompt = {row["user_prompt"]: row for row in read_jsonl(SHIPPED_EN)}
+
+    def behaviour(request, attempt):
+        row = by_prompt[request["messages"][-1]["content"]]
+        if row["question_id"] in refuse and attempt == 0:
+            return ("status", 400, {})
+        return ("reply", f"The assistant's answer is as judged before. Rating: [[{row['score'] + shift}]]")
+
+    return behaviour
+
+
+def overall(table):
+    return table.filter(pl.col("by") == "all").row(0, named=True)
+
+
+@pytest.mark.slow  # serves (the scripted OpenAI-protocol server)
+def test_rejudging_the_shipped_file_with_its_own_scores_agrees_perfectly_and_resumes(tmp_path):
+    from mlit.files import read_jsonl
+    from mlit.judge.scripted_server import OpenAIServer
+    from mlit.judges.rejudge import rejudge
+
+    cache, out = tmp_path / "cache", tmp_path / "out"
+    with OpenAIServer(scripted_judge(refuse=("87_EN",))) as server:
+        judge = {"model": "candidate", "base_url": server.base_url, "max_retries": 0, "parallel": 4}
+        # a first run loses two requests (a killed or failed run): they are recorded, never scored
+        first = overall(rejudge(SHIPPED_EN, judge, cache, out, BENCH, n_boot=100))
+        assert (first["n"], first["failed_b"], first["exact"]) == (10, 2, 1.0)
+        assert len(server.requests) == 12
+        # the rerun sends only what failed, and reproduces every score of the file
+        table = rejudge(SHIPPED_EN, judge, cache, out, BENCH, n_boot=100)
+        assert len(server.requests) == 14
+        rows = read_jsonl(out / "judgments.jsonl")
+        assert [r["score"] for r in rows] == [float(r["score"]) for r in read_jsonl(SHIPPED_EN)]
+        # a third run pays nothing
+        rejudge(SHIPPED_EN, judge, cache, out, BENCH, n_boot=100)
+        assert len(server.requests) == 14
+    result = overall(table)
+    assert (result["n"], result["failed_a"], result["failed_b"]) == (12, 0, 0)
+    for name in ("pearson", "spearman", "kendall_tau_b", "quadratic_weighted_kappa", "krippendorff_alpha", "exact",
+                 "within_one"):
+        assert result[name] == pytest.approx(1.0), name
+    assert result["mean_difference"] == 0 and result["judge_a"] == "gpt-4 (gpt-4_single.jsonl)"
+    assert table.filter(pl.col("by") == "category")["group"].to_list() == ["writing"]  # 81-90 are all writing
+    assert table.filter(pl.col("by") == "turn")["n"].to_list() == [6, 6]
+    assert (out / "agreement.csv").exists() and "| all | all | 12 |" in (out / "agreement.md").read_text()
+
+
+@pytest.mark.slow  # serves (the scripted OpenAI-protocol server)
+def test_rejudging_with_a_judge_that_adds_one_shows_plus_one_through_the_cli(tmp_path):
+    import json
+
+    from mlit.cli import main
+    from mlit.judge.scripted_server import OpenAIServer
+
+    with OpenAIServer(scripted_judge(shift=1)) as server:
+        judge = {"model": "plus-one", "base_url": server.base_url, "max_retries": 0}
+        assert main(["rejudge", str(SHIPPED_EN), "--judge", json.dumps(judge), "--cache", str(tmp_path / "cache"),
+                     "--n-boot", "100", "--out-dir", str(tmp_path / "out")]) == 0
+    result = overall(pl.read_csv(tmp_path / "out" / "agreement.csv"))
+    # the file's one 10 becomes 11, no rating on 1..10: a failure of judge B, not a score
+    assert (result["n"], result["failed_b"]) == (11, 1)
+    assert result["mean_difference"] == pytest.approx(1.0) and result["exact"] == 0.0
+    assert result["within_one"] == 1.0 and result["pearson"] == pytest.approx(1.0)

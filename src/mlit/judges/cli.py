@@ -17,7 +17,51 @@ def cmd_judge_agreement(args) -> None:
     print(f"written: {', '.join(map(str, paths))}")
 
 
+def judge_section(args) -> dict:
+    """The judge section: ``--judge JSON``, else the ``judge`` section of ``--configfile``."""
+    if args.judge:
+        return args.judge
+    if not args.configfile:
+        raise SystemExit(f"mlit {args.step}: give --judge JSON (the config's judge section) or --configfile FILE")
+    import yaml
+
+    config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8")) or {}
+    if not isinstance(config.get("judge"), dict):
+        raise SystemExit(f"{args.configfile}: no judge section (judge: model, base_url, ...)")
+    return config["judge"]
+
+
+def cmd_rejudge(args) -> None:
+    from mlit.judge.cells import judge_endpoint
+    from mlit.judges.agreement import markdown
+    from mlit.judges.rejudge import read_reference, rejudge
+
+    judge = judge_section(args)
+    read_reference(args.file, args.bench, args.lang)  # checked before a local judge is started or anything is sent
+    with judge_endpoint(judge, args.judge_model, Path(args.server_log)) as endpoint:
+        table = rejudge(args.file, judge, args.cache, args.out_dir, args.bench, endpoint, args.lang, args.n_boot,
+                        args.seed)
+    print(markdown(table))
+    print(f"written: {args.out_dir}/judgments.jsonl, agreement.csv, agreement.md")
+
+
 def add_parsers(steps) -> None:
+    from mlit.cli import _json
+
+    p = steps.add_parser("rejudge", help="re-send a FastChat judgment file's prompts to a judge; agreement with its scores")
+    p.add_argument("file", help="FastChat single-answer judgments, e.g. data/mt_bench_x_judgments/EN/gpt-4_single.jsonl")
+    p.add_argument("--judge", type=_json, help="JSON: the config's judge section")
+    p.add_argument("--configfile", help="a config file whose judge section is the judge (instead of --judge)")
+    p.add_argument("--judge-model", help="model directory to serve when judge.base_url is null")
+    p.add_argument("--server-log", default="results/logs/rejudge_server.log")
+    p.add_argument("--cache", default="results/judge_cache", help="judge cache directory (shared with the judge step)")
+    p.add_argument("--bench", default=DEFAULT_BENCH, help="MT-Bench-X directory: categories and system prompts")
+    p.add_argument("--lang", help="the file's language, if its question ids have no suffix (81_EN)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_rejudge)
+
     p = steps.add_parser("judge-agreement", help="agreement of two judges on the answers both rated (CSV + markdown)")
     p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
     p.add_argument("--b", nargs="+", required=True, help="judge B's judgment files")
