@@ -214,3 +214,66 @@ def test_rejudging_with_a_judge_that_adds_one_shows_plus_one_through_the_cli(tmp
     assert (result["n"], result["failed_b"]) == (11, 1)
     assert result["mean_difference"] == pytest.approx(1.0) and result["exact"] == 0.0
     assert result["within_one"] == 1.0 and result["pearson"] == pytest.approx(1.0)
+
+
+# --- the study's comparisons under two judges ------------------------------------------------------------
+
+def study_frame(score_of, questions=range(12)):
+    """A long judgment frame of one base model and dataset: compositions DE and ENDE at sizes 10 and 20, rated
+    in DE; ``score_of(composition, size, question, turn)`` gives each score (None: failed)."""
+    rows = []
+    for composition in ("DE", "ENDE"):
+        for size in ("10", "20"):
+            for q in questions:
+                for turn in (1, 2):
+                    score = score_of(composition, size, q, turn)
+                    rows.append({"cell": f"m__d__{composition}__{size}__seed1", "base_model": "m", "dataset": "d",
+                                 "composition": composition, "size": size, "seed": 1, "examples_per_language": int(size),
+                                 "lang": "DE", "question_id": f"q{q}", "category": "writing", "turn": turn,
+                                 "score": score, "failed": score is None})
+    return pl.DataFrame(rows)
+
+
+def study_scores(composition, size, q, turn):
+    """The parallel model is 1.5 better than the monolingual one, the larger set 1 better than the smaller."""
+    return 4.0 + (1.5 if composition == "ENDE" else 0) + (1 if size == "20" else 0) + (q % 3) * 0.5 + (turn - 1) * 0.5
+
+
+def test_comparisons_keep_their_sign_under_a_shifted_judge_and_flip_under_a_reversed_one():
+    from mlit.judges.comparisons import comparison_check, summary
+
+    reference = study_frame(study_scores)
+    lenient = study_frame(lambda c, s, q, t: min(10.0, study_scores(c, s, q, t) + 1))
+    check = comparison_check(reference, lenient, n_boot=200)
+    assert set(check["analysis"]) == {"parallel_gain", "size_effect"}
+    gains = check.filter(pl.col("analysis") == "parallel_gain")
+    assert gains.height == 2  # ENDE over DE, at sizes 10 and 20 (the English-only baseline has no DE rows)
+    assert check["same_sign"].all() and check["same_verdict"].all() and set(check["verdict_a"]) == {"higher"}
+    # the size effect is a difference: a judge that adds 1 everywhere gives the same one, intervals overlap
+    sizes = check.filter(pl.col("analysis") == "size_effect")
+    assert sizes["estimate_a"].to_list() == pytest.approx(sizes["estimate_b"].to_list())
+    assert sizes["intervals_overlap"].all()
+    # the gain is relative: the same 1.5 points over a higher baseline is a smaller gain, and these noise-free
+    # scores give intervals so narrow that they do not overlap although the verdict is the same
+    assert (gains["estimate_b"] < gains["estimate_a"]).all() and not gains["intervals_overlap"].any()
+    assert comparison_check(reference, reference, n_boot=200)["intervals_overlap"].all()
+    # a judge that prefers the monolingual model reverses the parallel gain and only that
+    reversed_judge = study_frame(lambda c, s, q, t: study_scores("ENDE" if c == "DE" else "DE", s, q, t))
+    flipped = comparison_check(reference, reversed_judge, n_boot=200)
+    by_analysis = {row["analysis"]: row for row in summary(flipped).iter_rows(named=True)}
+    assert by_analysis["parallel_gain"]["same_sign"] == 0 and by_analysis["parallel_gain"]["intervals_overlap"] == 0
+    # per composition (DE, ENDE) and language (DE, and ALL pooled): 4, all kept
+    assert by_analysis["size_effect"]["same_verdict"] == by_analysis["size_effect"]["comparisons"] == 4
+    assert set(flipped.filter(pl.col("analysis") == "parallel_gain")["verdict_b"]) == {"lower"}
+
+
+def test_a_sampled_judge_is_compared_on_its_sample_only():
+    from mlit.judges.comparisons import comparison_check
+
+    # judge A rates questions 0-5 of the study's way and 6-11 the other way round; judge B rated only 0-5
+    reference = study_frame(lambda c, s, q, t: study_scores(c if q < 6 else ("ENDE" if c == "DE" else "DE"), s, q, t))
+    sampled = study_frame(study_scores, questions=range(6))
+    on_sample = comparison_check(reference, sampled, n_boot=100).filter(pl.col("analysis") == "parallel_gain")
+    assert on_sample["same_sign"].all() and on_sample["estimate_a"].to_list() == on_sample["estimate_b"].to_list()
+    everything = comparison_check(reference, sampled, n_boot=100, overlap_only=False)
+    assert not everything.filter(pl.col("analysis") == "parallel_gain")["same_sign"].any()

@@ -45,8 +45,39 @@ def cmd_rejudge(args) -> None:
     print(f"written: {args.out_dir}/judgments.jsonl, agreement.csv, agreement.md")
 
 
+def cmd_judge_comparisons(args) -> None:
+    from mlit.files import atomic_write_text
+    from mlit.judges.comparisons import comparison_check, summary
+    from mlit.results.tables import load_long, to_markdown
+
+    frames = []
+    for files in (args.a, args.b):
+        frame, missing = load_long(files)
+        if missing:
+            raise SystemExit(f"mlit judge-comparisons: missing judgment files: {', '.join(missing)}")
+        frames.append(frame)
+    check = comparison_check(*frames, n_boot=args.n_boot, seed=args.seed, overlap_only=not args.all_turns)
+    stem = Path(args.out)
+    atomic_write_text(stem.with_suffix(".csv"), check.write_csv())
+    atomic_write_text(stem.with_suffix(".md"), f"The study's comparisons under {args.name_a} (a) and {args.name_b} (b)"
+                      f"\n\n{to_markdown(summary(check))}\n{to_markdown(check)}")
+    print(to_markdown(summary(check)))
+    print(f"written: {stem.with_suffix('.csv')}, {stem.with_suffix('.md')}")
+
+
 def add_parsers(steps) -> None:
     from mlit.cli import _json
+
+    p = steps.add_parser("judge-comparisons", help="the study's comparisons under two judges: sign, intervals, verdict")
+    p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
+    p.add_argument("--b", nargs="+", required=True, help="judge B's judgment files of the same cells")
+    p.add_argument("--name-a", default="a")
+    p.add_argument("--name-b", default="b")
+    p.add_argument("--all-turns", action="store_true", help="each judge on all it rated (default: the common turns)")
+    p.add_argument("--n-boot", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output stem: STEM.csv and STEM.md")
+    p.set_defaults(func=cmd_judge_comparisons)
 
     p = steps.add_parser("rejudge", help="re-send a FastChat judgment file's prompts to a judge; agreement with its scores")
     p.add_argument("file", help="FastChat single-answer judgments, e.g. data/mt_bench_x_judgments/EN/gpt-4_single.jsonl")
