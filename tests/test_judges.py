@@ -100,9 +100,9 @@ def test_bootstrap_is_seeded_and_covers_the_estimate():
     rng = np.random.default_rng(0)
     a = list(rng.integers(1, 11, 40).astype(float))
     b = [min(10.0, x + float(rng.integers(0, 3))) for x in a]
-    first = agreement_table(ratings(a), ratings(b), n_boot=300, seed=5)
-    assert first.equals(agreement_table(ratings(a), ratings(b), n_boot=300, seed=5))
-    assert not first.equals(agreement_table(ratings(a), ratings(b), n_boot=300, seed=6))
+    first = agreement_table(ratings(a), ratings(b), n_boot=150, seed=5)
+    assert first.equals(agreement_table(ratings(a), ratings(b), n_boot=150, seed=5))
+    assert not first.equals(agreement_table(ratings(a), ratings(b), n_boot=150, seed=6))
     overall = first.filter(pl.col("by") == "all").row(0, named=True)
     for name in ("pearson", "mean_difference", "krippendorff_alpha"):
         assert overall[f"{name}_low"] <= overall[name] <= overall[f"{name}_high"], name
@@ -277,3 +277,68 @@ def test_a_sampled_judge_is_compared_on_its_sample_only():
     assert on_sample["same_sign"].all() and on_sample["estimate_a"].to_list() == on_sample["estimate_b"].to_list()
     everything = comparison_check(reference, sampled, n_boot=100, overlap_only=False)
     assert not everything.filter(pl.col("analysis") == "parallel_gain")["same_sign"].any()
+
+
+# --- the stratified sample and the cost of two judges ---------------------------------------------------
+
+def grid_like_items(cells=("c1", "c2"), langs=("EN", "DE"), per_category=10):
+    return pl.DataFrame([{"cell": cell, "lang": lang, "question_id": f"{category}{q}_{lang}", "turn": turn,
+                          "category": category}
+                         for cell in cells for lang in langs for category in ("writing", "math", "coding")
+                         for q in range(per_category) for turn in (1, 2)])
+
+
+def test_stratified_sample_is_deterministic_by_seed_and_covers_every_stratum():
+    from mlit.judges.sample import STRATA, per_stratum, stratified_sample
+
+    items = grid_like_items()
+    sample = stratified_sample(items, 0.1, seed=7)
+    strata = items.select(STRATA).unique()
+    assert sample.select(STRATA).unique().sort(STRATA).equals(strata.sort(STRATA))  # every stratum
+    assert sample.height == strata.height == items.height // 10  # strata of 10: one item each
+    # the same seed gives the same sample, whatever the order of the items; another seed another one
+    shuffled = items.sample(fraction=1.0, shuffle=True, seed=3)
+    assert stratified_sample(shuffled, 0.1, seed=7).equals(sample)
+    assert not stratified_sample(items, 0.1, seed=8).equals(sample)
+    # adding a cell leaves the others' sample as it was
+    more = stratified_sample(grid_like_items(cells=("c1", "c2", "c3")), 0.1, seed=7)
+    assert more.filter(pl.col("cell") != "c3").equals(sample)
+    # small strata still get one item; a share rounds half up
+    assert [per_stratum(n, 0.1) for n in (0, 1, 3, 10, 14, 15, 100)] == [0, 1, 1, 1, 1, 2, 10]
+    assert stratified_sample(grid_like_items(per_category=3), 0.1).height == 2 * 2 * 3 * 2
+    with pytest.raises(ValueError, match="not in"):
+        stratified_sample(items, 0.0)
+
+
+def test_two_judge_cost_of_the_paper_grid_matches_the_plan_and_the_sample(tmp_path):
+    import yaml
+
+    from mlit.config import Grid
+    from mlit.judges.cost import two_judge_cost
+    from mlit.plan.grid import judge_rows, questions_per_lang
+
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    grid = Grid(config, repo_root=REPO, dry_run=True)
+    prices = {"prompt_per_1k": 0.0002, "completion_per_1k": 0.0004}
+    table = {row["plan"].split(" on ")[0] + " " + row["plan"].split(" ")[-1]: row for row in
+             two_judge_cost(grid, 0.1, 0, {"model": "open", "prices_per_1k": prices}).iter_rows(named=True)}
+    everything, sample = table["dear judge everything"], table["dear judge sample"]
+    second, both = table["second judge everything"], table["sample + second judge everything"]
+    plan = judge_rows(grid, questions_per_lang(grid), tmp_path)  # the plan's judge rows (snakemake plan)
+    assert everything["requests"] == sum(row["requests"] for row in plan) == 72 * 5 * 80 * 2
+    assert everything["dollars"] == pytest.approx(sum(row["dollars"] for row in plan), rel=1e-5)
+    # every (cell, language, category, turn) stratum has 10 questions: exactly one in the 10% sample
+    assert sample["requests"] == 72 * 5 * 8 * 2 and sample["share"] == 0.1
+    assert 0.09 < sample["dollars"] / everything["dollars"] < 0.11
+    assert second["dollars"] == pytest.approx((second["prompt_tokens"] * 0.0002 + second["completion_tokens"] * 0.0004)
+                                              / 1000, rel=1e-6)
+    assert both["dollars"] == pytest.approx(sample["dollars"] + second["dollars"])
+    unpriced = two_judge_cost(grid, 0.1, 0, {"model": "open"}).row(3, named=True)
+    assert unpriced["dollars"] is None and unpriced["requests"] == sample["requests"] + everything["requests"]
+    from mlit.cli import main
+
+    assert main(["judge-sample-cost", "--configfile", str(REPO / "config" / "paper.yaml"), "--out",
+                 str(tmp_path / "cost")]) == 0
+    written = pl.read_csv(tmp_path / "cost.csv")
+    assert written["dollars"][0] == pytest.approx(everything["dollars"]) and written["dollars"][2] is None
+    assert "10% sample stratified by cell, language, category and turn" in (tmp_path / "cost.md").read_text()

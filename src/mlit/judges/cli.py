@@ -65,8 +65,40 @@ def cmd_judge_comparisons(args) -> None:
     print(f"written: {stem.with_suffix('.csv')}, {stem.with_suffix('.md')}")
 
 
+def cmd_judge_sample_cost(args) -> None:
+    import polars as pl
+    import yaml
+
+    from mlit.config import Grid
+    from mlit.files import atomic_write_text
+    from mlit.judges.cost import two_judge_cost
+    from mlit.results.tables import to_markdown
+
+    config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8"))
+    grid = Grid(config, dry_run=True)  # a plan: checkpoints need not exist
+    table = two_judge_cost(grid, args.fraction, args.seed, args.second_judge)
+    text = (f"Judging {len(grid.cells)} cells x {len(grid.eval_languages)} languages ({args.configfile}): "
+            f"{grid.config['judge']['model']} on a {args.fraction:.0%} sample stratified by cell, language, category "
+            f"and turn (seed {args.seed}), plus a second judge on everything; dollars at each judge's prices_per_1k "
+            "(none: unknown)\n\n" + to_markdown(table.with_columns(pl.col("dollars").round(2))))
+    if args.out:
+        atomic_write_text(Path(args.out).with_suffix(".csv"), table.write_csv())
+        atomic_write_text(Path(args.out).with_suffix(".md"), text)
+    print(text)
+
+
 def add_parsers(steps) -> None:
     from mlit.cli import _json
+
+    p = steps.add_parser("judge-sample-cost", help="cost of the config's judge on a stratified sample plus a second "
+                                                   "judge on everything, against the config's judge on everything")
+    p.add_argument("--configfile", required=True, help="the grid's config, e.g. config/paper.yaml")
+    p.add_argument("--fraction", type=float, default=0.1, help="share of each (cell, language, category, turn) stratum")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--second-judge", type=_json, default=None,
+                   help='JSON: {"model": ..., "prices_per_1k": {"prompt_per_1k": x, "completion_per_1k": y}}')
+    p.add_argument("--out", help="output stem: STEM.csv and STEM.md")
+    p.set_defaults(func=cmd_judge_sample_cost)
 
     p = steps.add_parser("judge-comparisons", help="the study's comparisons under two judges: sign, intervals, verdict")
     p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
