@@ -342,3 +342,27 @@ def test_two_judge_cost_of_the_paper_grid_matches_the_plan_and_the_sample(tmp_pa
     written = pl.read_csv(tmp_path / "cost.csv")
     assert written["dollars"][0] == pytest.approx(everything["dollars"]) and written["dollars"][2] is None
     assert "10% sample stratified by cell, language, category and turn" in (tmp_path / "cost.md").read_text()
+
+
+def test_rejudging_reads_mlit_judgment_files_and_resends_only_what_the_judge_replied_to(tmp_path):
+    from mlit.files import read_jsonl, write_jsonl
+    from mlit.judges.rejudge import read_reference, reference_ratings, to_send
+
+    shipped = read_jsonl(SHIPPED_EN)
+    rows = [{**row, "model": "cellA", "lang": "EN", "failure": None} for row in shipped]
+    rows[0].update(score=None, judgment=None, failure="api_error")  # a failed request
+    rows[1].update(score=1.0, judgment=None)  # an off-language answer rated 1 by the rule, never sent
+    write_jsonl(tmp_path / "EN.jsonl", rows)
+    reference = read_reference(tmp_path / "EN.jsonl", BENCH)
+    assert reference_ratings(reference, "x")["score"].null_count() == 1
+    sent = to_send(reference)
+    assert len(sent) == 10 and {(r["question_id"], r["turn"]) for r in sent}.isdisjoint(
+        {(rows[0]["question_id"], rows[0]["turn"]), (rows[1]["question_id"], rows[1]["turn"])})
+    # a sample: one per (model, language, category, turn) stratum here (one category, two turns)
+    sample = to_send(reference, 0.1, seed=1)
+    assert sorted(r["turn"] for r in sample) == [1, 2] and sample == to_send(reference, 0.1, seed=1)
+    write_jsonl(tmp_path / "bad.jsonl", [{**rows[2], "score": 11}])
+    from mlit.judges.rejudge import ReferenceFileError
+
+    with pytest.raises(ReferenceFileError, match=r"bad.jsonl:1: score 11 is not a rating"):
+        read_reference(tmp_path / "bad.jsonl", BENCH)

@@ -37,10 +37,11 @@ def cmd_rejudge(args) -> None:
     from mlit.judges.rejudge import read_reference, rejudge
 
     judge = judge_section(args)
-    read_reference(args.file, args.bench, args.lang)  # checked before a local judge is started or anything is sent
+    for path in args.file:  # checked before a local judge is started or anything is sent
+        read_reference(path, args.bench, args.lang)
     with judge_endpoint(judge, args.judge_model, Path(args.server_log)) as endpoint:
         table = rejudge(args.file, judge, args.cache, args.out_dir, args.bench, endpoint, args.lang, args.n_boot,
-                        args.seed)
+                        args.seed, args.sample)
     print(markdown(table))
     print(f"written: {args.out_dir}/judgments.jsonl, agreement.csv, agreement.md")
 
@@ -112,7 +113,8 @@ def add_parsers(steps) -> None:
     p.set_defaults(func=cmd_judge_comparisons)
 
     p = steps.add_parser("rejudge", help="re-send a FastChat judgment file's prompts to a judge; agreement with its scores")
-    p.add_argument("file", help="FastChat single-answer judgments, e.g. data/mt_bench_x_judgments/EN/gpt-4_single.jsonl")
+    p.add_argument("file", nargs="+", help="FastChat single-answer judgments, e.g. "
+                   "data/mt_bench_x_judgments/EN/gpt-4_single.jsonl, or mlit's (results/judgments/<cell>/<LANG>.jsonl)")
     p.add_argument("--judge", type=_json, help="JSON: the config's judge section")
     p.add_argument("--configfile", help="a config file whose judge section is the judge (instead of --judge)")
     p.add_argument("--judge-model", help="model directory to serve when judge.base_url is null")
@@ -120,8 +122,10 @@ def add_parsers(steps) -> None:
     p.add_argument("--cache", default="results/judge_cache", help="judge cache directory (shared with the judge step)")
     p.add_argument("--bench", default=DEFAULT_BENCH, help="MT-Bench-X directory: categories and system prompts")
     p.add_argument("--lang", help="the file's language, if its question ids have no suffix (81_EN)")
+    p.add_argument("--sample", type=float, help="re-send only this share of each (model, language, category, turn) "
+                                                "stratum (at least one), drawn with --seed")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the sample's and the bootstrap's seed")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_rejudge)
 
