@@ -366,3 +366,42 @@ def test_rejudging_reads_mlit_judgment_files_and_resends_only_what_the_judge_rep
 
     with pytest.raises(ReferenceFileError, match=r"bad.jsonl:1: score 11 is not a rating"):
         read_reference(tmp_path / "bad.jsonl", BENCH)
+
+
+def test_main_table_cells_under_two_judges_show_the_difference_and_a_reordering():
+    from mlit.judges.comparisons import main_table_check
+
+    study = study_frame(study_scores)
+    reversed_judge = study_frame(lambda c, s, q, t: study_scores("ENDE" if c == "DE" else "DE", s, q, t))
+    table = main_table_check(study, reversed_judge)
+    assert table.height == 4 * 2  # four cells, DE and the average
+    row = table.filter((pl.col("composition") == "ENDE") & (pl.col("size") == "20") & (pl.col("lang") == "DE"))
+    # by hand: 4 + 1.5 + 1 + mean over q of (q % 3) * .5 (0.5) + mean over turns (0.25) = 7.25; reversed: -1.5
+    assert row.row(0, named=True)["mean_a"] == pytest.approx(7.25)
+    assert row.row(0, named=True)["difference"] == pytest.approx(-1.5)
+    # the best cell under A (7.25) is third under B: DE/20 7.25, DE/10 6.25, ENDE/20 5.75, ENDE/10 4.75
+    assert (row["rank_a"].item(), row["rank_b"].item()) == (1, 3)
+    assert (table["n_a"] == table["n_b"]).all()
+
+
+def test_judge_comparisons_cli_reads_judgment_files(tmp_path):
+    from mlit.cli import main
+    from mlit.files import write_jsonl
+
+    def write(judge: str, shift: float) -> list[str]:
+        paths = []
+        for composition in ("DE", "ENDE"):
+            cell = f"m__d__{composition}__10__seed1"
+            rows = [{"model": cell, "lang": "DE", "question_id": f"q{q}", "turn": turn, "category": "writing",
+                     "score": study_scores(composition, "10", q, turn) + shift, "failure": None}
+                    for q in range(8) for turn in (1, 2)]
+            write_jsonl(tmp_path / judge / cell / "DE.jsonl", rows)
+            paths.append(str(tmp_path / judge / cell / "DE.jsonl"))
+        return paths
+
+    assert main(["judge-comparisons", "--a", *write("a", 0), "--b", *write("b", 0.5), "--n-boot", "50",
+                 "--out", str(tmp_path / "out" / "check")]) == 0
+    check = pl.read_csv(tmp_path / "out" / "check.csv")
+    assert check["analysis"].to_list() == ["parallel_gain"] and check["same_sign"].all()
+    cells = pl.read_csv(tmp_path / "out" / "check_main_table.csv")
+    assert cells["difference"].to_list() == pytest.approx([0.5] * 4)  # two cells: DE and the average

@@ -48,7 +48,7 @@ def cmd_rejudge(args) -> None:
 
 def cmd_judge_comparisons(args) -> None:
     from mlit.files import atomic_write_text
-    from mlit.judges.comparisons import comparison_check, summary
+    from mlit.judges.comparisons import comparison_check, main_table_check, summary
     from mlit.results.tables import load_long, to_markdown
 
     frames = []
@@ -60,10 +60,12 @@ def cmd_judge_comparisons(args) -> None:
     check = comparison_check(*frames, n_boot=args.n_boot, seed=args.seed, overlap_only=not args.all_turns)
     stem = Path(args.out)
     atomic_write_text(stem.with_suffix(".csv"), check.write_csv())
+    cells = main_table_check(*frames, overlap_only=not args.all_turns)
+    atomic_write_text(stem.parent / f"{stem.name}_main_table.csv", cells.write_csv())
     atomic_write_text(stem.with_suffix(".md"), f"The study's comparisons under {args.name_a} (a) and {args.name_b} (b)"
                       f"\n\n{to_markdown(summary(check))}\n{to_markdown(check)}")
     print(to_markdown(summary(check)))
-    print(f"written: {stem.with_suffix('.csv')}, {stem.with_suffix('.md')}")
+    print(f"written: {stem.with_suffix('.csv')}, {stem.with_suffix('.md')}, {stem.name}_main_table.csv")
 
 
 def cmd_judge_sample_cost(args) -> None:
@@ -101,7 +103,7 @@ def add_parsers(steps) -> None:
     p.add_argument("--out", help="output stem: STEM.csv and STEM.md")
     p.set_defaults(func=cmd_judge_sample_cost)
 
-    p = steps.add_parser("judge-comparisons", help="the study's comparisons under two judges: sign, intervals, verdict")
+    p = steps.add_parser("judge-comparisons", help="the study's comparisons and main table under two judges: sign, intervals, verdict")
     p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
     p.add_argument("--b", nargs="+", required=True, help="judge B's judgment files of the same cells")
     p.add_argument("--name-a", default="a")

@@ -81,3 +81,29 @@ def summary(check: pl.DataFrame) -> pl.DataFrame:
     return (both.group_by("analysis").agg(pl.len().alias("comparisons"), pl.col("same_sign").sum(),
                                           pl.col("intervals_overlap").sum(), pl.col("same_verdict").sum())
             .sort("analysis"))
+
+
+def main_table_check(long_a: pl.DataFrame, long_b: pl.DataFrame, overlap_only: bool = True) -> pl.DataFrame:
+    """The main table's cells (mean score per cell and evaluation language, and ``lang`` = ``average`` over
+    the languages, as ``mlit.results.tables``' main table) under each judge: ``mean_a``, ``mean_b``,
+    ``difference`` (B - A), ``n_a`` / ``n_b`` the scored turns, and each judge's ``rank_a`` / ``rank_b`` of
+    the cell within its language (1: best), so a reordering of the cells shows."""
+    from mlit.results.tables import CELL_COLUMNS
+
+    if overlap_only:
+        long_a, long_b = on_common_turns(long_a, long_b)
+
+    def means(long: pl.DataFrame, side: str) -> pl.DataFrame:
+        scored = long.filter(pl.col("score").is_not_null())
+        per_lang = scored.group_by(CELL_COLUMNS + ["lang"]).agg(pl.col("score").mean().alias(f"mean_{side}"),
+                                                                pl.len().alias(f"n_{side}"))
+        average = scored.group_by(CELL_COLUMNS).agg(pl.col("score").mean().alias(f"mean_{side}"),
+                                                    pl.len().alias(f"n_{side}")).with_columns(lang=pl.lit("average"))
+        both = pl.concat([per_lang, average.select(per_lang.columns)])
+        return both.with_columns(pl.col(f"mean_{side}").rank("min", descending=True).over("lang")
+                                 .cast(pl.Int64).alias(f"rank_{side}"))
+
+    joined = means(long_a, "a").join(means(long_b, "b"), on=CELL_COLUMNS + ["lang"], how="full", coalesce=True)
+    return (joined.with_columns((pl.col("mean_b") - pl.col("mean_a")).alias("difference"))
+            .select(CELL_COLUMNS + ["lang", "mean_a", "mean_b", "difference", "n_a", "n_b", "rank_a", "rank_b"])
+            .sort(CELL_COLUMNS + ["lang"]))
