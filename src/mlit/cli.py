@@ -332,6 +332,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--results", default="results", help="results directory: prepared data, base models, train_info")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_plan)
+
+    from mlit.judges.cli import add_parsers  # several judges: judge-agreement, rejudge, judge-sample-cost
+
+    add_parsers(steps)
     return main
 
 
