@@ -51,7 +51,9 @@ system-deps:
 	  { apt-get update -q >/dev/null && apt-get install -y -q $(SYSTEM_PACKAGES) >/dev/null; }; \
 	else echo "note: $(SYSTEM_PACKAGES) not all installed and not root: Slurm tests will be skipped"; fi
 
-test: setup setup-vllm system-deps
+# The two environments and the system packages are made side by side (-j3: pip and apt mostly wait on disk)
+test:
+	$(MAKE) --no-print-directory -j3 setup setup-vllm system-deps
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v -n 2 --dist loadfile --durations=25 tests
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
