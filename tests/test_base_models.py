@@ -199,9 +199,46 @@ def test_a_hub_model_is_fetched_once_by_a_local_job_and_jobs_run_offline(tmp_pat
     assert "fetch_base_model," in localrules and "prepare_base_model," in localrules
 
 
+def rigged_copy(model_dir: Path, out: Path, successors: dict[int, int]) -> Path:
+    """A copy of the tiny base model whose greedy next token after token ``t`` is ``successors[t]``: every
+    attention and MLP output is zeroed (the last hidden state is the current token's embedding), the
+    embedding and output layer are untied, each token of ``successors`` has its own basis vector as its
+    embedding and its successor's output row points along it. So greedy decoding follows a known chain."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, LlamaForCausalLM
+
+    shutil.copytree(model_dir, out)
+    config = AutoConfig.from_pretrained(out)
+    assert config.tie_word_embeddings and len(successors) < config.hidden_size  # untied below; a vector each
+    config.tie_word_embeddings = False
+    model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+        model.model.embed_tokens.weight.zero_()
+        model.lm_head.weight.zero_()
+        for index, (token, successor) in enumerate(successors.items()):
+            model.model.embed_tokens.weight[token, index] = 1.0
+            model.lm_head.weight[successor, index] = 10.0
+    model.save_pretrained(out)
+    return out
+
+
+def chain_after(last_prompt_token: int, chain: list[int]) -> dict[int, int]:
+    pairs = list(zip([last_prompt_token, *chain[:-1]], chain))
+    assert len({token for token, _ in pairs}) == len(pairs), "each token of the chain once"
+    return dict(pairs)
+
+
 def test_a_multi_token_end_of_turn_stops_by_its_text(tiny_base_model, tmp_path):
     """An end of turn that is no token of the vocabulary (here `<|eot|>` in a Jinja template file): the
-    answer ends at its *text* (a stop string in generate), and the answer is cut there."""
+    answer ends at its *text* (a stop string in generate), and the answer is cut there. The model is
+    rigged to say ` Hallo<|eot|>` and then go on: generation stops right after the end of turn."""
+    from transformers import AutoTokenizer
+
     from mlit.generate.answers import Generator
 
     template = tmp_path / "eot.jinja"
@@ -209,26 +246,46 @@ def test_a_multi_token_end_of_turn_stops_by_its_text(tiny_base_model, tmp_path):
                         "{% generation %}{{ ' ' + message['content'] + '<|eot|>' }}{% endgeneration %}{{ '\\n' }}"
                         "{% else %}{{ 'User: ' + message['content'] + '\\n' }}{% endif %}{% endfor %}"
                         "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}")
-    info = prepare({**spec("tiny", tiny_base_model), "chat_template": str(template)}, sample_texts(BENCH, LANGS),
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt = "User: Hallo?\nAssistant:"
+    answer, more = ids(" Hallo") + ids("<|eot|>"), ids("\nNoch mehr Worte")
+    assert len(ids("<|eot|>")) > 1  # several tokens: only the text can stop it
+    model = rigged_copy(tiny_base_model, tmp_path / "rigged", chain_after(ids(prompt)[-1], answer + more))
+    info = prepare({**spec("tiny", model), "chat_template": str(template)}, sample_texts(BENCH, LANGS),
                    tmp_path / "tiny")
     assert info["end_of_turn_token_id"] is None and info["chat_format"]["end_of_turn"] == "<|eot|>"
-    generator = Generator(str(tmp_path / "tiny"), max_new_tokens=6, batch_size=2)
+    generator = Generator(str(tmp_path / "tiny"), max_new_tokens=len(answer) + len(more), batch_size=2)
     assert generator.stop.stop_strings == ["<|eot|>"] and generator.stop.cut(" Hallo<|eot|>\nUser: x") == "Hallo"
-    answers = generator.generate([generator.render([{"role": "user", "content": "Hallo?"}])], temperature=0.0, seed=0)
-    assert all("<|eot|>" not in answer for answer in answers)
+    assert generator.render([{"role": "user", "content": "Hallo?"}]) == prompt
+    # the new tokens: the answer up to the last token of the end of turn, none after it
+    assert generator.new_token_ids([ids(prompt)], 0.0, 0, generator.max_new_tokens) == [answer]
+    assert generator.generate([prompt], temperature=0.0, seed=0) == ["Hallo"]
+    assert generator.generated_tokens == len(answer) < generator.max_new_tokens
 
 
 def test_the_demo_tokenizer_ends_an_opengptx_answer_with_one_token(tiny_base_model, tmp_path):
+    """`</s>` is one token of the demo tokenizer: generation stops at that token (the model is rigged to say
+    ` Hallo</s>` and then go on), and the answer is the text before it."""
+    from transformers import AutoTokenizer
+
     from mlit.generate.answers import Generator
 
-    info = prepare(spec("tiny", tiny_base_model), sample_texts(BENCH, LANGS), tmp_path / "tiny")
-    assert info["chat_format"]["end_of_turn"] == "</s>" and info["end_of_turn_token_id"] is not None
-    generator = Generator(str(tmp_path / "tiny"), max_new_tokens=6, batch_size=2)
-    assert generator.stop.stop_strings == []
-    prompt = generator.render([{"role": "user", "content": "Hallo?"}])
-    assert prompt == "User: Hallo?\nAssistant:"  # this tokenizer adds no BOS, so neither does the template
-    answers = generator.generate([prompt, prompt], temperature=0.0, seed=1)
-    assert len(answers) == 2 and not any("</s>" in answer for answer in answers)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    ids = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prompt = "User: Hallo?\nAssistant:"
+    end = tokenizer.convert_tokens_to_ids("</s>")
+    answer, more = ids(" Hallo") + [end], ids("\nNoch mehr Worte")
+    model = rigged_copy(tiny_base_model, tmp_path / "rigged", chain_after(ids(prompt)[-1], answer + more))
+    info = prepare(spec("tiny", model), sample_texts(BENCH, LANGS), tmp_path / "tiny")
+    assert info["chat_format"]["end_of_turn"] == "</s>" and info["end_of_turn_token_id"] == end
+    generator = Generator(str(tmp_path / "tiny"), max_new_tokens=len(answer) + len(more), batch_size=2)
+    assert generator.stop.stop_strings == [] and end in generator.stop.stop_token_ids
+    assert generator.render([{"role": "user", "content": "Hallo?"}]) == prompt  # no BOS from this tokenizer
+    # both rows stop right after `</s>`: that many new tokens, not max_new_tokens
+    assert generator.new_token_ids([ids(prompt)] * 2, 0.0, 1, generator.max_new_tokens) == [answer, answer]
+    assert generator.generate([prompt, prompt], temperature=0.0, seed=1) == ["Hallo", "Hallo"]
+    assert generator.generated_tokens == 2 * len(answer) < 2 * generator.max_new_tokens
 
 
 @pytest.mark.slow

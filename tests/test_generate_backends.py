@@ -79,9 +79,12 @@ def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
                    extra={"vllm_python": str(VLLM_PYTHON)})
     assert f"re-executing in {VLLM_PYTHON}" in log.stdout and "backend vllm, whole-turn submission" in log.stdout
     assert engine_calls(log) == [32, 32]  # one call per turn: all questions of both languages
+    # the old loop, with an answer budget the context cannot hold (1024 positions): every prompt is answered
+    # whole with its budget shrunk to what the context leaves (generation.long_prompts: shrink), per prompt
+    # of an engine call, and recorded per turn
     loop = generate(VLLM_PYTHON, model, bench, tmp_path / "loop", "vllm", batch_size=4, langs=("EN", "DE"),
-                    extra={"vllm_submission": "batch"})
-    assert engine_calls(loop) == [4] * 16  # the old loop: 4 batches x 2 turns x 2 languages
+                    extra={"vllm_submission": "batch", "max_new_tokens": 1010})
+    assert engine_calls(loop) == [4] * 16  # 4 batches x 2 turns x 2 languages
     for lang in ("EN", "DE"):
         hf = {row["question_id"]: row for row in read_jsonl(tmp_path / "hf" / f"{lang}.jsonl")}
         vllm = {row["question_id"]: row for row in read_jsonl(tmp_path / "vllm" / f"{lang}.jsonl")}
@@ -91,21 +94,17 @@ def test_hf_and_vllm_give_the_same_greedy_answers(memorised, tmp_path):
         for qid, row in hf.items():
             assert vllm[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
             assert batched[qid]["choices"][0]["turns"] == row["choices"][0]["turns"], qid
+            # greedy answers end well before either budget
+            assert batched[qid]["choices"] == vllm[qid]["choices"], qid
+            assert [event["turn"] for event in batched[qid]["long_prompts"]] == [1, 2], qid
+            for event in batched[qid]["long_prompts"]:
+                assert event["action"] == "shrink" and event["context"] == 1024 and event["cut_tokens"] == 0
+                assert event["answer_budget"] == 1024 - event["prompt_tokens"] < 1010
             assert set(row) == {"question_id", "answer_id", "model_id", "choices", "tstamp", "long_prompts"}
             assert row["long_prompts"] == vllm[qid]["long_prompts"] == []  # every prompt fit the context
             memorised_answers += row["choices"][0]["turns"][0] == FACTS[int(qid.split("_")[0]) - 1][1]
         if lang == "EN":
             assert memorised_answers >= 12  # the answers are the memorised ones, so greedy is unambiguous
-    # an answer budget the context cannot hold (1024 positions): every prompt is answered whole with the
-    # budget shrunk to what the context leaves (generation.long_prompts: shrink), and recorded per turn
-    generate(VLLM_PYTHON, model, bench, tmp_path / "shrunk", "vllm", extra={"max_new_tokens": 1010})
-    full = {row["question_id"]: row for row in read_jsonl(tmp_path / "vllm" / "EN.jsonl")}
-    for row in read_jsonl(tmp_path / "shrunk" / "EN.jsonl"):
-        assert [event["turn"] for event in row["long_prompts"]] == [1, 2]
-        for event in row["long_prompts"]:
-            assert event["action"] == "shrink" and event["context"] == 1024 and event["cut_tokens"] == 0
-            assert event["answer_budget"] == 1024 - event["prompt_tokens"] < 1010
-        assert row["choices"] == full[row["question_id"]]["choices"]  # greedy answers end well before either budget
 
 
 @pytest.mark.slow

@@ -130,6 +130,15 @@ class Generator:
         return answers
 
     def _generate_ids(self, rows: list[list[int]], temperature: float, seed: int, max_new_tokens: int) -> list[str]:
+        new_tokens = self.new_token_ids(rows, temperature, seed, max_new_tokens)
+        ends = set(self.stop.stop_token_ids) | {self.tokenizer.pad_token_id}
+        for row in new_tokens:
+            self.generated_tokens += next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
+        return [self.stop.cut(text) for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    def new_token_ids(self, rows: list[list[int]], temperature: float, seed: int, max_new_tokens: int) -> list[list[int]]:
+        """The tokens ``generate`` adds to each prompt (token ids ``rows``), stopped at the chat format's end
+        of turn; a row that stops before the longest is padded with the pad token."""
         encoded = self.tokenizer.pad({"input_ids": rows}, padding=True, return_tensors="pt")
         encoded = {key: value.to(self.device) for key, value in encoded.items()}
         self.torch.manual_seed(seed)
@@ -144,11 +153,7 @@ class Generator:
                                          disable_compile=not self.compile,
                                          eos_token_id=self.stop.stop_token_ids or None,
                                          pad_token_id=self.tokenizer.pad_token_id, **sampling)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:]
-        ends = set(self.stop.stop_token_ids) | {self.tokenizer.pad_token_id}
-        for row in new_tokens.tolist():
-            self.generated_tokens += next((i + 1 for i, t in enumerate(row) if t in ends), len(row))
-        return [self.stop.cut(text) for text in self.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+        return output[:, encoded["input_ids"].shape[1]:].tolist()
 
 
 def generation_dtype(setting: str | None, on_gpu: bool, log=print) -> str:
