@@ -37,7 +37,8 @@ DEMO_FIGURES := score_by_size composition_x_language parallel_gain
 demo-figures:
 	mkdir -p docs/demo
 	for name in $(DEMO_FIGURES); do cp results/tables/plots/$$name.png docs/demo/; done
-	cp results/tables/main_table.md results/tables/parallel_gain.md results/tables/judge_health.md docs/demo/
+	cp results/tables/main_table.md results/tables/parallel_gain.md results/tables/judge_health.md \
+	  results/tables/judge_ratings.md results/tables/on_language_rate.md docs/demo/
 
 # System packages the tests use: Slurm (slurmctld, slurmd, client) for the real-cluster tests and a
 # C++ compiler for DeepSpeed's CPU ops. Installed with apt-get when run as root (CI); otherwise the

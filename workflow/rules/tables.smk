@@ -45,6 +45,16 @@ rule tables:
             caption="../report/judge_health.rst",
             category="Tables",
         ),
+        judge_ratings=report(
+            f"{RESULTS}/tables/judge_ratings.csv",
+            caption="../report/judge_ratings.rst",
+            category="Tables",
+        ),
+        on_language_rate=report(
+            f"{RESULTS}/tables/on_language_rate.csv",
+            caption="../report/on_language_rate.rst",
+            category="Tables",
+        ),
         training_health=report(
             f"{RESULTS}/tables/training_health.csv",
             caption="../report/training_health.rst",
@@ -68,6 +78,11 @@ rule tables:
         categories=report(
             f"{RESULTS}/tables/plots/categories.png",
             caption="../report/categories.rst",
+            category="Plots",
+        ),
+        gain_plot=report(
+            f"{RESULTS}/tables/plots/parallel_gain.png",
+            caption="../report/parallel_gain.rst",
             category="Plots",
         ),
     log:
