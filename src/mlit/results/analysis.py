@@ -286,12 +286,15 @@ def plot_parallel_gain(gain: pl.DataFrame, out_stem: Path, note: str | None = No
     sizes = size_order(gain["size"].unique().to_list())
     fig, axes = plt.subplots(1, len(comparisons), figsize=(6.0 * len(comparisons), 3.4), sharey=True, squeeze=False)
     several_models = len(set(gain.select(["base_model", "dataset"]).iter_rows())) > 1
+    keys = sorted(set(gain.select(["base_model", "dataset", "composition", "size"]).iter_rows()),
+                  key=lambda k: (k[0], k[1], k[2], sizes.index(k[3])))
+    colours = {key: f"C{i % 10}" for i, key in enumerate(keys)}  # one colour per series in both panels
     for ax, comparison in zip(axes[0], comparisons):
         part = gain.filter(pl.col("comparison") == comparison)
         langs = sorted({lang for lang in part["lang"].to_list() if lang != ALL_LANGUAGES})
         langs += [ALL_LANGUAGES] if ALL_LANGUAGES in set(part["lang"].to_list()) else []
         x = 0.0
-        centres, colours = [], {}
+        centres, labelled = [], set()
         for lang in langs:
             here = sorted(part.filter(pl.col("lang") == lang).iter_rows(named=True),
                           key=lambda r: (r["base_model"], r["dataset"], r["composition"], sizes.index(r["size"])))
@@ -299,10 +302,9 @@ def plot_parallel_gain(gain: pl.DataFrame, out_stem: Path, note: str | None = No
             for k, row in enumerate(here):
                 key = (row["base_model"], row["dataset"], row["composition"], row["size"])
                 label = f"{row['composition']}, {row['size']}" + (f" ({key[0]}, {key[1]})" if several_models else "")
-                if key not in colours:
-                    colours[key] = f"C{len(colours) % 10}"
-                else:
+                if key in labelled:
                     label = None
+                labelled.add(key)
                 value = row["relative_gain_pct"]
                 bars = ax.bar([x + k * width], [value], width=width, color=colours[key], label=label,
                               yerr=[[value - row["ci95_low_pct"]], [row["ci95_high_pct"] - value]], capsize=2)
@@ -317,7 +319,7 @@ def plot_parallel_gain(gain: pl.DataFrame, out_stem: Path, note: str | None = No
         if not langs:
             ax.text(0.5, 0.5, "no multilingual composition with a baseline in this grid", ha="center",
                     transform=ax.transAxes, fontsize=8)
-        elif colours:
+        else:
             ax.legend(fontsize=6, loc="best")
     axes[0][0].set_ylabel("relative gain (%), 95% interval")
     return save_figure(fig, out_stem, note)
