@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels gpu-rehearsal dag clean
+.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels gpu-rehearsal rulegraph dag report clean
 
 setup: $(VENV)/.installed
 
@@ -81,8 +81,21 @@ wheels: setup
 gpu-rehearsal: setup
 	$(BIN)/python bench/gpu_rehearsal.py
 
-dag: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --rulegraph | dot -Tsvg > results/rulegraph.svg
+# The rule graph and the job DAG of a grid (CONFIG: the demo by default; `make dag CONFIG=config/paper.yaml`
+# plans the study's grid without its checkpoints, as a dry run does): results/{rulegraph,dag}_<config>.dot,
+# and .svg where graphviz's `dot` is installed. The report of a finished run: results/report.html.
+CONFIG ?= config/config.yaml
+GRAPH_NAME = $(basename $(notdir $(CONFIG)))
+rulegraph dag: setup
+	mkdir -p results
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --quiet all --configfile $(CONFIG) \
+	  $(if $(filter dag,$@),--dag dot results/tables/main_table.csv,--rulegraph) > results/$@_$(GRAPH_NAME).dot
+	@if command -v dot >/dev/null; then dot -Tsvg results/$@_$(GRAPH_NAME).dot > results/$@_$(GRAPH_NAME).svg \
+	  && echo "results/$@_$(GRAPH_NAME).svg"; \
+	else echo "results/$@_$(GRAPH_NAME).dot (graphviz's dot is not installed: no .svg)"; fi
+
+report: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/report.html
 
 clean:
 	rm -rf results .snakemake
