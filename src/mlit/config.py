@@ -62,6 +62,10 @@ def _filling_validator(schema: dict):
     return validators.extend(Draft202012Validator, {"properties": fill_then_check})(schema)
 
 
+# A hub id as written under base_models[].path by mistake: "org/name", no leading "." or "/", one slash
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
 def with_defaults(config: dict) -> dict:
     """Validate ``config`` against the schema and fill in every ``default:`` of it, in place (and return
     it): also inside list items (``base_models[]``) and in objects the config leaves out whose schema has
@@ -86,8 +90,23 @@ def with_defaults(config: dict) -> dict:
             raise ConfigError(f"{where}: is not a string (a {type(error.instance).__name__}) or null")
         if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern:
             check_name(where, error.instance)  # the same message as the grid's own check
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            raise ConfigError(unknown_keys_message(where, error.instance, error.schema))
         raise ConfigError(f"{where}: {error.message}")
     return config
+
+
+def unknown_keys_message(where: str, instance: dict, schema: dict) -> str:
+    """The keys of ``instance`` its schema does not allow, each with the closest allowed key (a typo)."""
+    import difflib
+
+    allowed = sorted(schema.get("properties", {}))
+    parts = []
+    for key in sorted(k for k in instance if k not in allowed):
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    owner = "the config" if where == "config" else where
+    return f"{where}: unknown key{'s' * (len(parts) > 1)} {', '.join(parts)}; the keys of {owner} are: {', '.join(allowed)}"
 
 
 def _check_values(config) -> None:
@@ -342,9 +361,15 @@ class Grid:
         if "path" not in model:
             return
         path = self.resolve(model["path"])
+        hub_hint = ""
+        if not path.exists() and HUB_ID.fullmatch(model["path"]):
+            hub_hint = (f"; if '{model['path']}' is a hub id, it goes under hub: (base_models[{name}].hub: "
+                        f"{model['path']}, optionally with revision:), not path: (a local model directory)")
         if self.dry_run and not path.exists():
-            self.warnings.append(f"base_models[{name}].path: '{path}' does not exist; set it before a real run")
+            self.warnings.append(f"base_models[{name}].path: '{path}' does not exist; set it before a real run{hub_hint}")
             return
+        if hub_hint:
+            raise ConfigError(f"base_models[{name}].path: '{path}' does not exist{hub_hint}")
         try:
             check_local_model(path, f"base_models[{name}]", model["trust_remote_code"],
                               str(template_file) if template_file else setting, template_key)

@@ -33,7 +33,8 @@ try:
     # a local checkpoint (base_models[].path) changed in place after it was prepared: stop, saying so
     GRID.check_prepared_sources(RESULTS)
 except ConfigError as error:
-    raise WorkflowError(f"config error: {error}") from None
+    CONFIG_FILES = ", ".join(map(str, workflow.configfiles)) or "the config"
+    raise WorkflowError(f"config error in {CONFIG_FILES}: {error}") from None
 for warning in GRID.warnings:
     print(f"config warning: {warning}", file=sys.stderr)
 
