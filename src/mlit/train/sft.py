@@ -291,7 +291,7 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         include_num_input_tokens_seen="non_padding",
         # ranks that wait in a collective while others write a large checkpoint must not time out first
         ddp_timeout=max(1800, checkpoint_grace_s(settings) + 600),
-        report_to="none",
+        report_to=settings["report_to"],  # training.report_to: an execution setting (where logs go)
         seed=seed,
         data_seed=seed,
     )
