@@ -36,6 +36,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/plan.smk"
+include: "workflow/rules/summary.smk"
 
 
 # Quick steps that run where Snakemake runs, also under a cluster profile (data prep needs the
@@ -66,16 +67,3 @@ rule all:
             for lang in EVAL_LANGS
         ],
         judgments=JUDGMENT_FILES,
-
-
-# A few lines at the end of a run: what finished, where the tables are, what failed (mlit.run_summary).
-onsuccess:
-    from mlit.run_summary import summary
-
-    print(summary(RESULTS, ok=True), file=sys.stderr)
-
-
-onerror:
-    from mlit.run_summary import summary
-
-    print(summary(RESULTS, ok=False, log_path=log), file=sys.stderr)

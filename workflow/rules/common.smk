@@ -20,7 +20,7 @@ from mlit.judge import retry as judge_retry  # noqa: E402
 # place: the rules below read `config` with every default set (no fallbacks of their own).
 # A dry run plans a grid whose local checkpoints are not here yet (a missing base_models[].path is then a
 # warning, an error otherwise). The executor is not known while the Snakefile is parsed: read the flag.
-# Drawing the rule graph or the DAG (--rulegraph, --dag, ...) runs nothing either: planned like a dry run.
+# Drawing the graphs (--rulegraph, --dag, ...) runs no job either, so it plans like a dry run.
 DRY_RUN = any(
     arg in ("--dry-run", "--dryrun", "--rulegraph", "--dag", "--filegraph", "--d3dag")
     or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
