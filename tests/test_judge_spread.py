@@ -40,6 +40,8 @@ def test_a_judge_with_spread_gets_no_warning_and_each_judge_its_row():
     assert ratings["judge-b"]["warning"] is None and ratings["judge-b"]["distinct_ratings"] == 2
     assert (ratings["judge-b"]["rating_3"], ratings["judge-b"]["rating_8"], ratings["judge-b"]["mean_rating"]) == (1, 1, 5.5)
     assert ratings["judge-a"]["warning"] is not None
+    constant_without_rule = judge_ratings(frame([r for r in rows if r[4] is not None and r[6] == "judge-a"]))
+    assert short_caption(constant_without_rule) == "judge judge-a: rates everything 7: the scores do not tell answers apart"
 
 
 def test_judgments_without_a_judge_name_are_counted_under_unknown():

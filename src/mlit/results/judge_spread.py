@@ -87,8 +87,12 @@ def short_caption(ratings: pl.DataFrame) -> str:
     parts = []
     for row in ratings.iter_rows(named=True):
         only = _constant(row)
-        spread = (f"rates everything {only}; off-language 1: scores = on-language rate" if only is not None
-                  else spread_text(row))
+        if only is None:
+            spread = spread_text(row)
+        elif row["set_by_rule"]:
+            spread = f"rates everything {only}; off-language 1: scores = on-language rate"
+        else:
+            spread = f"rates everything {only}: the scores do not tell answers apart"
         parts.append(f"judge {row['judge']}: {spread}")
     return "; ".join(parts)
 
