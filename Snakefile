@@ -63,7 +63,7 @@ rule all:
         rules.tables.output,
         answers=[
             f"{RESULTS}/answers/{cell}/{lang}.jsonl"
-            for cell in GRID.cells
+            for cell in GRID.answer_cells
             for lang in EVAL_LANGS
         ],
         judgments=JUDGMENT_FILES,

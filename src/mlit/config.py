@@ -206,6 +206,15 @@ class Cell:
         return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}
 
 
+# The cell of a base_models[] entry with evaluate_only: true (an already tuned model, FastChat-style):
+# <name>__evaluated__as_is__none__seed0. Its composition is no language composition: the comparisons skip it.
+EVALUATED_DATASET, AS_IS = "evaluated", "as_is"
+
+
+def evaluated_cell(model: str) -> Cell:
+    return Cell(base_model=model, data=DataCell(dataset=EVALUATED_DATASET, composition=AS_IS, size="none", seed=0))
+
+
 def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = REPO_ROOT, name: str = "") -> int:
     """Items present in every language of a local dataset (the parallel core)."""
     ids: set[str] | None = None
@@ -317,8 +326,12 @@ class Grid:
                     for seed in config["seeds"]:
                         cell = DataCell(dataset=name, composition=composition, size=size, seed=seed)
                         self.data_cells[cell.data_id] = cell
-        cells = [Cell(base_model=model, data=data) for model in self.base_models for data in self.data_cells.values()]
-        self.cells = {cell.cell_id: cell for cell in cells}
+        trained = [name for name, model in self.base_models.items() if not model["evaluate_only"]]
+        cells = [Cell(base_model=model, data=data) for model in trained for data in self.data_cells.values()]
+        self.cells = {cell.cell_id: cell for cell in cells}  # trained cells
+        # base_models[].evaluate_only: an already tuned model, answered and judged as it is (no training job)
+        self.evaluated_cells = {cell.cell_id: cell for cell in (evaluated_cell(name) for name, model in
+                                                                self.base_models.items() if model["evaluate_only"])}
         self._check_judge(config["judge"])
         for name in self.base_models:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
@@ -471,9 +484,19 @@ class Grid:
 
     # --- lookups used by the rules -------------------------------------------------------------
 
+    @property
+    def answer_cells(self) -> dict[str, Cell]:
+        """Every cell that is answered, judged and tabled: the trained cells, then the evaluated models."""
+        return {**self.cells, **self.evaluated_cells}
+
+    def cell_model(self, cell_id: str) -> str:
+        return self.answer_cells[cell_id].base_model
+
     def cell_fields(self, cell_id: str) -> dict[str, Any]:
         """A cell's fields for the tables, with its examples per language ('full' resolved where the
-        dataset's size is known), so that sizes compare across datasets."""
+        dataset's size is known), so that sizes compare across datasets. An evaluated model has none."""
+        if cell_id in self.evaluated_cells:
+            return {**self.evaluated_cells[cell_id].fields(), "examples_per_language": None}
         cell = self.cells[cell_id]
         size = cell.data.size
         return {**cell.fields(),

@@ -75,8 +75,16 @@ def cluster_resources(step, model_of=None):
     }
 
 
+def answered_model(wildcards):
+    """The model a cell's answers come from: its fine-tuned model, or (base_models[].evaluate_only) the
+    prepared checkpoint itself."""
+    if wildcards.cell in GRID.evaluated_cells:
+        return base_model_input(GRID.cell_model(wildcards.cell))[0]
+    return f"{RESULTS}/models/{wildcards.cell}"
+
+
 def cell_model(wildcards):
-    return GRID.cells[wildcards.cell].base_model
+    return GRID.cell_model(wildcards.cell)
 
 
 def bench_dir(wildcards, input):
@@ -161,7 +169,7 @@ def judge_retry_round(wildcards):
 
 
 JUDGE_RETRIES = judge_retry.pending(
-    {cell: judge_retry_file(cell) for cell in GRID.cells}
+    {cell: judge_retry_file(cell) for cell in GRID.answer_cells}
 )
 if JUDGE_RETRIES:
     print(

@@ -4,7 +4,7 @@ GENERATE_RESOURCES = cluster_resources("generate", cell_model)
 rule generate:
     """MT-Bench-X answers of one fine-tuned model in every evaluation language."""
     input:
-        model=f"{RESULTS}/models/{{cell}}",
+        model=answered_model,
         benchmark=GRID.benchmark_files(),
     output:
         [f"{RESULTS}/answers/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],

@@ -110,8 +110,8 @@ def parallel_gain(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.D
         group = dict(zip(GROUP, key))
         by_cell = _scores_by(frame)
         for comp in sorted({c for c, _ in by_cell}):
-            parsed = parse_composition(comp)
-            if parsed.monolingual:
+            parsed = composition_or_none(comp)
+            if parsed is None or parsed.monolingual:  # an evaluated model (as_is) is no composition
                 continue
             langs = [lang for lang in parsed.languages if (comp, lang) in by_cell]
             for comparison, baseline_of in ((SAME_LANGUAGE, lambda lang: lang), (ENGLISH_ONLY, lambda lang: "EN")):
@@ -194,12 +194,20 @@ def with_pooled_languages(scores: pl.DataFrame) -> pl.DataFrame:
     return pl.concat([scores.with_columns(pl.col("question_id").cast(pl.String)), pooled.select(scores.columns)])
 
 
+def composition_or_none(name: str):
+    """The parsed training composition, or None for a cell that is none (an evaluated model: ``as_is``)."""
+    try:
+        return parse_composition(name)
+    except ValueError:
+        return None
+
+
 def trained_per_language(composition: str, examples_per_language: int | None) -> float | None:
     """Examples per language as trained: the size for a monolingual or parallel set; for a ``_sampled``
     one (each item in one random language) the size over its languages, on average."""
-    if examples_per_language is None:
+    parsed = composition_or_none(composition)
+    if examples_per_language is None or parsed is None:
         return None
-    parsed = parse_composition(composition)
     return examples_per_language / len(parsed.languages) if parsed.sampled else float(examples_per_language)
 
 
@@ -219,6 +227,9 @@ def score_by_size(long: pl.DataFrame, n_boot: int = 1000, seed: int = 0) -> pl.D
     languages) and a bootstrap 95% interval over questions; rows in numeric order of size."""
     if "examples_per_language" not in long.columns:
         long = long.with_columns(pl.lit(None, dtype=pl.Int64).alias("examples_per_language"))
+    # an evaluated model (base_models[].evaluate_only) has no training set: not on a size axis
+    long = long.filter(pl.col("composition").map_elements(lambda c: composition_or_none(c) is not None,
+                                                          return_dtype=pl.Boolean))
     sizes = dict(long.select(["size", "examples_per_language"]).unique(subset=["size"]).iter_rows())
     grouped = (with_pooled_languages(question_scores(long))
                .group_by(["base_model", "dataset", "composition", "lang", "size"])
