@@ -324,6 +324,7 @@ def plot_parallel_gain(gain: pl.DataFrame, out_stem: Path, note: str | None = No
             x += 1.0
         ax.axhline(0, color="black", linewidth=0.8)
         ax.set_xticks(centres, langs)
+        ax.set_xlim(-0.3, max(len(langs), 3) - 0.1)  # a panel with one language keeps bars of the usual width
         ax.set_xlabel("evaluation language (ALL: pooled over them)")
         ax.set_title({SAME_LANGUAGE: "over the same language's monolingual model",
                       ENGLISH_ONLY: "over the English-only model"}[comparison], fontsize=9)
