@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels gpu-rehearsal dag clean
+.PHONY: setup setup-vllm system-deps demo demo-figures test check bench wheels gpu-rehearsal rulegraph dag report clean
 
 setup: $(VENV)/.installed
 
@@ -37,7 +37,8 @@ DEMO_FIGURES := score_by_size composition_x_language parallel_gain
 demo-figures:
 	mkdir -p docs/demo
 	for name in $(DEMO_FIGURES); do cp results/tables/plots/$$name.png docs/demo/; done
-	cp results/tables/main_table.md results/tables/parallel_gain.md results/tables/judge_health.md docs/demo/
+	cp results/tables/main_table.md results/tables/parallel_gain.md results/tables/judge_health.md \
+	  results/tables/judge_ratings.md results/tables/on_language_rate.md docs/demo/
 
 # System packages the tests use: Slurm (slurmctld, slurmd, client) for the real-cluster tests and a
 # C++ compiler for DeepSpeed's CPU ops. Installed with apt-get when run as root (CI); otherwise the
@@ -82,8 +83,21 @@ wheels: setup
 gpu-rehearsal: setup
 	$(BIN)/python bench/gpu_rehearsal.py
 
-dag: setup
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --rulegraph | dot -Tsvg > results/rulegraph.svg
+# The rule graph and the job DAG of a grid (CONFIG: the demo by default; `make dag CONFIG=config/paper.yaml`
+# plans the study's grid without its checkpoints, as a dry run does): results/{rulegraph,dag}_<config>.dot,
+# and .svg where graphviz's `dot` is installed. The report of a finished run: results/report.html.
+CONFIG ?= config/config.yaml
+GRAPH_NAME = $(basename $(notdir $(CONFIG)))
+rulegraph dag: setup
+	mkdir -p results
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --quiet all --configfile $(CONFIG) \
+	  $(if $(filter dag,$@),--dag dot results/tables/main_table.csv,--rulegraph) > results/$@_$(GRAPH_NAME).dot
+	@if command -v dot >/dev/null; then dot -Tsvg results/$@_$(GRAPH_NAME).dot > results/$@_$(GRAPH_NAME).svg \
+	  && echo "results/$@_$(GRAPH_NAME).svg"; \
+	else echo "results/$@_$(GRAPH_NAME).dot (graphviz's dot is not installed: no .svg)"; fi
+
+report: setup
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --report results/report.html
 
 clean:
 	rm -rf results .snakemake

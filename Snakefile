@@ -36,6 +36,7 @@ include: "workflow/rules/generate.smk"
 include: "workflow/rules/judge.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/plan.smk"
+include: "workflow/rules/summary.smk"
 
 
 # Quick steps that run where Snakemake runs, also under a cluster profile (data prep needs the
@@ -62,7 +63,7 @@ rule all:
         rules.tables.output,
         answers=[
             f"{RESULTS}/answers/{cell}/{lang}.jsonl"
-            for cell in GRID.cells
+            for cell in GRID.answer_cells
             for lang in EVAL_LANGS
         ],
         judgments=JUDGMENT_FILES,

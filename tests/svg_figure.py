@@ -11,8 +11,9 @@ SVG = "{http://www.w3.org/2000/svg}"
 
 
 def series(path: Path) -> dict[str, dict]:
-    """Each named series: ``points`` (markers of a line or scatter; 1 for a bar) and, for a bar, its
-    ``height`` in SVG units (0 for an empty bar)."""
+    """Each named series: ``points`` (markers of a line or scatter; 1 for a bar); for a line or scatter
+    its markers' ``xs`` (SVG units, left to right in the figure), for a bar its ``height`` and for an
+    ``interval|...`` group (error bars) the ``spans`` of its segments, in SVG units (0 when empty)."""
     found = {}
     root = ET.parse(path).getroot()
     for image in root.iter(f"{SVG}image"):  # an image carries its id itself
@@ -25,8 +26,17 @@ def series(path: Path) -> dict[str, dict]:
         if gid.startswith("bar|"):
             ys = [float(y) for y in re.findall(r"L [\d.]+ ([\d.]+)", group.find(f"{SVG}path").get("d"))]
             found[gid] = {"points": 1, "height": max(ys) - min(ys)}
+        elif gid.startswith("interval|"):
+            spans = []
+            for path in group.iter(f"{SVG}path"):
+                ys = [float(y) for y in re.findall(r"[ML] [\d.]+ ([\d.]+)", path.get("d"))]
+                spans.append(max(ys) - min(ys))
+            found[gid] = {"points": len(spans), "spans": spans}
         else:
-            found[gid] = {"points": len(list(group.iter(f"{SVG}use")))}
+            uses = list(group.iter(f"{SVG}use"))
+            found[gid] = {"points": len(uses)}
+            if gid.startswith("line|"):
+                found[gid]["xs"] = [float(use.get("x")) for use in uses]
     return found
 
 

@@ -42,8 +42,8 @@ def test_parallel_gain_by_hand():
     assert (row["lang"], row["composition"], row["baseline"], row["size"]) == ("DE", "ENDE", "DE", "10")
     assert row["comparison"] == "monolingual_same_language"
     assert row["mean_baseline"] == 5.0 and row["mean_multilingual"] == 6.0
-    assert row["relative_gain"] == pytest.approx(0.2) and row["n_questions"] == 2
-    assert row["ci95_low"] <= 0.2 <= row["ci95_high"]
+    assert row["relative_gain_pct"] == pytest.approx(20.0) and row["n_questions"] == 2  # percent, as in the plot
+    assert row["ci95_low_pct"] <= 20.0 <= row["ci95_high_pct"]
 
 
 def test_gain_over_the_english_only_model_and_pooled_over_languages(tmp_path):
@@ -61,20 +61,20 @@ def test_gain_over_the_english_only_model_and_pooled_over_languages(tmp_path):
                            ("english_only", "ALL")}
     assert all(r["composition"] == "ENDE" for r in by_key.values())  # monolingual models are baselines only
     de_vs_en = by_key["english_only", "DE"]
-    assert (de_vs_en["baseline"], de_vs_en["mean_baseline"], de_vs_en["relative_gain"]) == ("EN", 2.0, 2.5)
-    assert de_vs_en["ci95_low"] == de_vs_en["ci95_high"] == 2.5  # no spread over questions
-    assert by_key["monolingual_same_language", "DE"]["relative_gain"] == pytest.approx(7 / 6 - 1, abs=1e-4)
+    assert (de_vs_en["baseline"], de_vs_en["mean_baseline"], de_vs_en["relative_gain_pct"]) == ("EN", 2.0, 250.0)
+    assert de_vs_en["ci95_low_pct"] == de_vs_en["ci95_high_pct"] == 250.0  # no spread over questions
+    assert by_key["monolingual_same_language", "DE"]["relative_gain_pct"] == pytest.approx(100 * (7 / 6 - 1), abs=0.01)
     pooled = by_key["english_only", "ALL"]  # (8+8+7+7)/4 over (8+8+2+2)/4, over 4 (language, question) pairs
-    assert pooled["relative_gain"] == pytest.approx(30 / 20 - 1) and pooled["n_questions"] == 4
+    assert pooled["relative_gain_pct"] == pytest.approx(50.0) and pooled["n_questions"] == 4
     assert pooled["baseline"] == "EN" and by_key["monolingual_same_language", "ALL"]["baseline"] == "DE+EN"
-    assert pooled["ci95_low"] < 0.5 < pooled["ci95_high"]
+    assert pooled["ci95_low_pct"] < 50 < pooled["ci95_high_pct"]
     paths = plot_parallel_gain(gain, tmp_path / "gain")
     assert [p.suffix for p in paths] == [".png", ".svg"] and paths[0].stat().st_size > 1000
     bars = series(paths[1])  # one bar per comparison and language (ALL included), each with its gain's height
     assert set(bars) == {f"bar|{comparison}|ENDE|10|m|d|{lang}" for comparison in ("monolingual_same_language",
                          "english_only") for lang in ("EN", "DE", "ALL")}
     unit = bars["bar|english_only|ENDE|10|m|d|DE"]["height"] / 250  # +250% over the English-only model
-    assert bars["bar|monolingual_same_language|ENDE|10|m|d|DE"]["height"] == pytest.approx(100 / 6 * unit, rel=1e-3)
+    assert bars["bar|monolingual_same_language|ENDE|10|m|d|DE"]["height"] == pytest.approx(100 / 6 * unit, rel=2e-3)
     assert bars["bar|monolingual_same_language|ENDE|10|m|d|EN"]["height"] == 0  # 8 over 8
     assert {"over the English-only model", "over the same language's monolingual model", "ALL"} <= set(texts(paths[1]))
     # rows in key order, not in the order polars' group_by happened to yield: reruns give the same file
@@ -98,14 +98,37 @@ def test_score_by_size_and_plots(tmp_path):
     assert (pooled["mean_score"], pooled["n_questions"]) == ((5 + 7 + 9) / 3, 3)  # DE q1, DE q2, EN q1
     paths = plot_heatmap(long_frame(ROWS), tmp_path / "heat")
     assert series(paths[1]) == {"heatmap": {"points": 1}}
+    assert "mean over sizes 10, 20" in texts(paths[1])  # what the averages pool
     # question means: DE on DE (sizes pooled) 4, 6, 8; ENDE on DE 5, 7; ENDE on EN 9; EN questions of DE: none
     assert [t for t in texts(paths[1]) if re.fullmatch(r"\d+\.\d\d", t)] == ["6.00", "6.00", "9.00"]
     paths = plot_score_by_size(table, tmp_path / "size")
     assert [p.suffix for p in paths] == [".png", ".svg"]
-    assert {gid: s["points"] for gid, s in series(paths[1]).items()} == {
+    assert {gid: s["points"] for gid, s in series(paths[1]).items() if gid.startswith("line|")} == {
         "line|DE|DE|m|d": 2, "line|DE|ENDE|m|d": 1, "line|EN|ENDE|m|d": 1, "line|ALL|DE|m|d": 2,
         "line|ALL|ENDE|m|d": 1}  # one marker per size with a score
-    assert {"all languages (pooled)", "MT-Bench-X DE", "examples per language", "10", "20"} <= set(texts(paths[1]))
+    assert {"all languages (pooled)", "MT-Bench-X DE", "examples per language as trained", "10", "20"} \
+        <= set(texts(paths[1]))
+
+
+def test_score_by_size_plots_sampled_sets_as_trained_with_intervals_in_numeric_order(tmp_path):
+    # EN at 40 and 160 examples per language; ENDEFRITES_sampled at 160 = 32 per language as trained
+    rows = [(comp, size, "EN", q, 1, score) for comp, size, shift in (("EN", "160", 2.0), ("EN", "40", 0.0),
+                                                                      ("ENDEFRITES_sampled", "160", 1.0))
+            for q, score in (("q1", 3.0 + shift), ("q2", 5.0 + shift), ("q3", 4.0 + shift))]
+    table = score_by_size(long_frame(rows), n_boot=500)
+    en = table.filter((pl.col("composition") == "EN") & (pl.col("lang") == "EN"))
+    assert en["size"].to_list() == ["40", "160"]  # numeric order, not the string order (160 < 40)
+    sampled = table.filter((pl.col("composition") == "ENDEFRITES_sampled") & (pl.col("lang") == "EN")).row(0, named=True)
+    assert sampled["trained_per_language"] == 32.0 and en["trained_per_language"].to_list() == [40.0, 160.0]
+    assert sampled["ci95_low"] < sampled["mean_score"] == 5.0 < sampled["ci95_high"]
+    figure = plot_score_by_size(table, tmp_path / "size", note="judge J: rates everything 7")[1]
+    drawn = series(figure)
+    sampled_x = drawn["line|EN|ENDEFRITES_sampled|m|d"]["xs"]
+    en_x = drawn["line|EN|EN|m|d"]["xs"]
+    assert len(sampled_x) == 1 and sampled_x[0] < en_x[0] < en_x[1]  # 32 left of 40, 40 left of 160
+    spans = drawn["interval|EN|EN|m|d"]["spans"]  # an error bar per point, as long as its interval
+    assert len(spans) == 2 and all(span > 0 for span in spans)
+    assert {"32", "40", "160", "judge J: rates everything 7"} <= set(texts(figure))
 
 
 def test_judge_health_counts_failures_and_tokens(tmp_path):
@@ -142,9 +165,9 @@ def test_gain_resamples_seeds_when_there_are_several():
     frame = long_frame([r[:6] for r in rows]).with_columns(pl.Series("seed", [r[6] for r in rows]))
     row = parallel_gain(frame, n_boot=2000, seed=3).row(0, named=True)
     assert row["n_seeds"] == 2 and row["n_questions"] == 2
-    assert row["relative_gain"] == pytest.approx(7 / 5 - 1)  # means 7 vs 5
+    assert row["relative_gain_pct"] == pytest.approx(40.0)  # means 7 vs 5
     # resampling seeds: the interval reaches both the all-seed-1 (6/5) and all-seed-2 (8/5) gains
-    assert row["ci95_low"] < 0.25 and row["ci95_high"] > 0.55
+    assert row["ci95_low_pct"] < 25 and row["ci95_high_pct"] > 55
 
 
 def test_cost_from_prices():

@@ -303,3 +303,43 @@ def test_a_local_dataset_path_must_name_one_file_per_language(tmp_path):
     config["datasets"]["demo"]["local"] = str(tmp_path / "i_{lang}.jsonl")
     with pytest.raises(ConfigError, match=r"datasets\.demo\.local: languages EN and DE resolve to the same file"):
         Grid(config, repo_root=REPO)
+
+
+def test_a_key_typo_names_the_closest_key():
+    config = copy.deepcopy(DEMO)
+    config["training"]["learning_rat"] = 1.0e-3
+    with pytest.raises(ConfigError, match=r"training: unknown key 'learning_rat' \(did you mean 'learning_rate'\?\)"):
+        Grid(config)
+    config = copy.deepcopy(DEMO)
+    config["compositons"] = config.pop("compositions")
+    with pytest.raises(ConfigError, match=r"did you mean 'compositions'"):
+        Grid(config)
+
+
+def test_a_hub_id_under_path_points_to_hub(tmp_path):
+    config = copy.deepcopy(DEMO)
+    config["base_models"] = [{"name": "m", "path": "mistralai/Mixtral-8x7B-v0.1", "chat_template": "opengptx"}]
+    with pytest.raises(ConfigError, match=r"base_models\[m\].path: .* if 'mistralai/Mixtral-8x7B-v0.1' is a hub id, "
+                                          r"it goes under hub: \(base_models\[m\].hub: mistralai/Mixtral-8x7B-v0.1"):
+        Grid(config, repo_root=tmp_path)
+
+
+def test_a_model_folder_with_only_config_json_names_the_missing_tokenizer_files(tmp_path):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text('{"model_type": "llama"}')
+    config = copy.deepcopy(DEMO)
+    config["base_models"] = [{"name": "m", "path": str(tmp_path / "half"), "chat_template": "opengptx"}]
+    with pytest.raises(ConfigError, match=r"base_models\[m\].path: .*half' has config.json but no tokenizer files "
+                                          r"\(none of tokenizer.json, tokenizer.model.*\); no weights"):
+        Grid(config, repo_root=tmp_path)
+
+
+def test_the_workflow_names_the_config_file_of_a_typo(tmp_path):
+    config = copy.deepcopy(DEMO)
+    config["judge"]["temprature"] = config["judge"].pop("temperature")
+    configfile = tmp_path / "mine.yaml"
+    configfile.write_text(yaml.safe_dump(config))
+    result = snakemake(tmp_path, "-n", configfile=configfile, check=False)
+    assert result.returncode != 0
+    assert f"config error in {configfile}: judge: unknown key 'temprature' (did you mean 'temperature'?)" \
+        in result.stderr + result.stdout

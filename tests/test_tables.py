@@ -53,6 +53,24 @@ def test_means_exclude_failures_and_count_them(tmp_path):
     assert pl.read_parquet(tmp_path / "tables" / "scores_long.parquet").height == 6
 
 
+def test_every_table_and_plot_names_its_judge_and_its_spread(tmp_path):
+    write_tables(fixture_files(tmp_path), CELLS, tmp_path / "tables")
+    out = tmp_path / "tables"
+    for name in ("main_table", "parallel_gain", "score_by_size", "judge_health", "on_language_rate"):
+        assert (out / f"{name}.md").read_text().startswith(
+            "What these scores measure: judge gpt-4 (ratings 8: 1, 6: 1, 5: 1, 4: 1, 3: 1 over 5 rated turns)"), name
+    ratings = pl.read_csv(out / "judge_ratings.csv").row(0, named=True)
+    assert (ratings["judge"], ratings["rated"], ratings["failed"], ratings["distinct_ratings"]) == ("gpt-4", 5, 1, 5)
+    assert pl.read_csv(out / "judge_health.csv")["judge"].to_list() == ["gpt-4"]
+    rate = pl.read_csv(out / "on_language_rate.csv").row(0, named=True)
+    assert (rate["EN"], rate["DE"], rate["all"]) == (100.0, 100.0, 100.0)  # rows without the field: on-language
+    assert "## on_language_rate" in (out / "README.md").read_text()
+    from svg_figure import texts
+
+    for plot in ("score_by_size", "composition_x_language", "categories", "parallel_gain"):  # every plot, always
+        assert "judge gpt-4: ratings 8: 1, 6: 1, 5: 1, 4: 1, 3: 1" in texts(out / "plots" / f"{plot}.svg"), plot
+
+
 def test_partial_results_say_what_is_missing(tmp_path):
     files = fixture_files(tmp_path) + [str(tmp_path / CELL / "FR.jsonl")]
     long, missing = load_long(files, CELLS)
@@ -75,6 +93,8 @@ def test_cli_builds_partial_tables_from_cell_ids_with_latex(tmp_path):
     main = pl.read_parquet(tmp_path / "t" / "main_table.parquet").row(0, named=True)
     assert (main["base_model"], main["composition"], main["size"], main["seed"]) == ("m", "EN", "10", 1)
     tex = (tmp_path / "t" / "main_table.tex").read_text()
+    assert tex.startswith("% What these scores measure: judge gpt-4")  # the judge, as a LaTeX comment
+    tex = "\n".join(line for line in tex.splitlines() if not line.startswith("%"))
     assert tex.startswith("\\begin{tabular}") and "m\\_\\_d\\_\\_EN" in tex and tex.rstrip().endswith("\\end{tabular}")
     assert "IT.jsonl" in (tmp_path / "t" / "README.md").read_text()
 

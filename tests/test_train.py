@@ -197,3 +197,15 @@ def test_an_example_of_exactly_max_length_tokens_is_not_truncated(tiny_base_mode
     cut = truncation_report([example], tokenizer, max_length=last_trained)["DE"]
     assert cut["truncated_examples"] == 1 and cut["answer_tokens_lost"] == 1
     assert cut["answer_tokens_lost_fraction"] == 1 / trained
+
+
+@pytest.mark.parametrize("report_to", ["none", "tensorboard"])
+def test_training_report_to_reaches_trl_and_defaults_to_none(tmp_path, report_to):
+    from mlit.run_settings import EXECUTION_KEYS
+    from mlit.train.sft import sft_config
+
+    settings = {"epochs": 1, "learning_rate": 1e-3, "per_device_batch_size": 2}
+    assert sft_config(settings, tmp_path, seed=0).report_to in ("none", ["none"], [])  # the default: nowhere
+    assert "report_to" in EXECUTION_KEYS["training"]  # where logs go never reruns a training job
+    config = sft_config({**settings, "report_to": report_to}, tmp_path, seed=0)
+    assert config.report_to in (report_to, [report_to]) or (report_to == "none" and config.report_to == [])

@@ -84,6 +84,7 @@ EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_setting
     "training.deepspeed": "zero3", "training.activation_checkpointing": True,
     "training.per_device_batch_size": 2, "training.nodes": 2, "training.preempt_signal_minutes": 5,
     "training.checkpoint_grace_s": 900, "training.max_lost_minutes": 30,
+    "training.report_to": "tensorboard",
     "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
     "generation.vllm_enforce_eager": True, "generation.hf_compile": True, "generation.vllm_submission": "batch",
     "generation.hf_device_map": "auto",
@@ -204,8 +205,11 @@ def test_report_bundles_tables_and_plots_with_captions(finished_run):
     snakemake(workdir, "--report", str(workdir / "report.html"), configfile=configfile)
     html = (workdir / "report.html").read_text(errors="replace")
     for text in ("paired percentile", "Superficial Alignment Hypothesis", "main_table.csv", "categories.png",
-                 "judge_health.csv", "size_effect.csv", "generation_health.csv"):
+                 "judge_health.csv", "size_effect.csv", "generation_health.csv", "parallel_gain.png",
+                 "judge_ratings.csv", "on_language_rate.csv", "mlit-demo-judge", "1 + 6 x the share of answers"):
         assert text in html, text
+    main_md = (workdir / "results" / "tables" / "main_table.md").read_text()
+    assert main_md.startswith("What these scores measure: judge mlit-demo-judge@") and "rated turns" in main_md
     generation = pl.read_csv(workdir / "results" / "tables" / "generation_health.csv")
     assert generation.height == len(CELLS) * len(DEMO_GRID_LANGS) and (generation["prompts_over_budget"] == 0).all()  # every prompt fit, recorded
     health = pl.read_csv(workdir / "results" / "tables" / "judge_health.csv")

@@ -340,6 +340,9 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from mlit.progress import console
+
+    console()  # take the console descriptor (and its variable) now: no child inherits the variable
     args = parser().parse_args(argv)
     merge_execution(args)
     args.func(args)

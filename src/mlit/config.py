@@ -62,6 +62,10 @@ def _filling_validator(schema: dict):
     return validators.extend(Draft202012Validator, {"properties": fill_then_check})(schema)
 
 
+# A hub id as written under base_models[].path by mistake: "org/name", no leading "." or "/", one slash
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
 def with_defaults(config: dict) -> dict:
     """Validate ``config`` against the schema and fill in every ``default:`` of it, in place (and return
     it): also inside list items (``base_models[]``) and in objects the config leaves out whose schema has
@@ -86,8 +90,23 @@ def with_defaults(config: dict) -> dict:
             raise ConfigError(f"{where}: is not a string (a {type(error.instance).__name__}) or null")
         if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern:
             check_name(where, error.instance)  # the same message as the grid's own check
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            raise ConfigError(unknown_keys_message(where, error.instance, error.schema))
         raise ConfigError(f"{where}: {error.message}")
     return config
+
+
+def unknown_keys_message(where: str, instance: dict, schema: dict) -> str:
+    """The keys of ``instance`` its schema does not allow, each with the closest allowed key (a typo)."""
+    import difflib
+
+    allowed = sorted(schema.get("properties", {}))
+    parts = []
+    for key in sorted(k for k in instance if k not in allowed):
+        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    owner = "the config" if where == "config" else where
+    return f"{where}: unknown key{'s' * (len(parts) > 1)} {', '.join(parts)}; the keys of {owner} are: {', '.join(allowed)}"
 
 
 def _check_values(config) -> None:
@@ -185,6 +204,15 @@ class Cell:
 
     def fields(self) -> dict[str, Any]:
         return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}
+
+
+# The cell of a base_models[] entry with evaluate_only: true (an already tuned model, FastChat-style):
+# <name>__evaluated__as_is__none__seed0. Its composition is no language composition: the comparisons skip it.
+EVALUATED_DATASET, AS_IS = "evaluated", "as_is"
+
+
+def evaluated_cell(model: str) -> Cell:
+    return Cell(base_model=model, data=DataCell(dataset=EVALUATED_DATASET, composition=AS_IS, size="none", seed=0))
 
 
 def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = REPO_ROOT, name: str = "") -> int:
@@ -298,8 +326,12 @@ class Grid:
                     for seed in config["seeds"]:
                         cell = DataCell(dataset=name, composition=composition, size=size, seed=seed)
                         self.data_cells[cell.data_id] = cell
-        cells = [Cell(base_model=model, data=data) for model in self.base_models for data in self.data_cells.values()]
-        self.cells = {cell.cell_id: cell for cell in cells}
+        trained = [name for name, model in self.base_models.items() if not model["evaluate_only"]]
+        cells = [Cell(base_model=model, data=data) for model in trained for data in self.data_cells.values()]
+        self.cells = {cell.cell_id: cell for cell in cells}  # trained cells
+        # base_models[].evaluate_only: an already tuned model, answered and judged as it is (no training job)
+        self.evaluated_cells = {cell.cell_id: cell for cell in (evaluated_cell(name) for name, model in
+                                                                self.base_models.items() if model["evaluate_only"])}
         self._check_judge(config["judge"])
         for name in self.base_models:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
@@ -342,9 +374,15 @@ class Grid:
         if "path" not in model:
             return
         path = self.resolve(model["path"])
+        hub_hint = ""
+        if not path.exists() and HUB_ID.fullmatch(model["path"]):
+            hub_hint = (f"; if '{model['path']}' is a hub id, it goes under hub: (base_models[{name}].hub: "
+                        f"{model['path']}, optionally with revision:), not path: (a local model directory)")
         if self.dry_run and not path.exists():
-            self.warnings.append(f"base_models[{name}].path: '{path}' does not exist; set it before a real run")
+            self.warnings.append(f"base_models[{name}].path: '{path}' does not exist; set it before a real run{hub_hint}")
             return
+        if hub_hint:
+            raise ConfigError(f"base_models[{name}].path: '{path}' does not exist{hub_hint}")
         try:
             check_local_model(path, f"base_models[{name}]", model["trust_remote_code"],
                               str(template_file) if template_file else setting, template_key)
@@ -446,9 +484,19 @@ class Grid:
 
     # --- lookups used by the rules -------------------------------------------------------------
 
+    @property
+    def answer_cells(self) -> dict[str, Cell]:
+        """Every cell that is answered, judged and tabled: the trained cells, then the evaluated models."""
+        return {**self.cells, **self.evaluated_cells}
+
+    def cell_model(self, cell_id: str) -> str:
+        return self.answer_cells[cell_id].base_model
+
     def cell_fields(self, cell_id: str) -> dict[str, Any]:
         """A cell's fields for the tables, with its examples per language ('full' resolved where the
-        dataset's size is known), so that sizes compare across datasets."""
+        dataset's size is known), so that sizes compare across datasets. An evaluated model has none."""
+        if cell_id in self.evaluated_cells:
+            return {**self.evaluated_cells[cell_id].fields(), "examples_per_language": None}
         cell = self.cells[cell_id]
         size = cell.data.size
         return {**cell.fields(),

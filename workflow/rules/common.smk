@@ -20,8 +20,10 @@ from mlit.judge import retry as judge_retry  # noqa: E402
 # place: the rules below read `config` with every default set (no fallbacks of their own).
 # A dry run plans a grid whose local checkpoints are not here yet (a missing base_models[].path is then a
 # warning, an error otherwise). The executor is not known while the Snakefile is parsed: read the flag.
+# Drawing the graphs (--rulegraph, --dag, ...) runs no job either, so it plans like a dry run.
 DRY_RUN = any(
-    arg in ("--dry-run", "--dryrun") or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
+    arg in ("--dry-run", "--dryrun", "--rulegraph", "--dag", "--filegraph", "--d3dag")
+    or re.fullmatch(r"-[A-Za-z]*n[A-Za-z]*", arg)
     for arg in sys.argv
 )
 RESULTS = "results"
@@ -31,7 +33,8 @@ try:
     # a local checkpoint (base_models[].path) changed in place after it was prepared: stop, saying so
     GRID.check_prepared_sources(RESULTS)
 except ConfigError as error:
-    raise WorkflowError(f"config error: {error}") from None
+    CONFIG_FILES = ", ".join(map(str, workflow.configfiles)) or "the config"
+    raise WorkflowError(f"config error in {CONFIG_FILES}: {error}") from None
 for warning in GRID.warnings:
     print(f"config warning: {warning}", file=sys.stderr)
 
@@ -72,8 +75,16 @@ def cluster_resources(step, model_of=None):
     }
 
 
+def answered_model(wildcards):
+    """The model a cell's answers come from: its fine-tuned model, or (base_models[].evaluate_only) the
+    prepared checkpoint itself."""
+    if wildcards.cell in GRID.evaluated_cells:
+        return base_model_input(GRID.cell_model(wildcards.cell))[0]
+    return f"{RESULTS}/models/{wildcards.cell}"
+
+
 def cell_model(wildcards):
-    return GRID.cells[wildcards.cell].base_model
+    return GRID.cell_model(wildcards.cell)
 
 
 def bench_dir(wildcards, input):
@@ -158,7 +169,7 @@ def judge_retry_round(wildcards):
 
 
 JUDGE_RETRIES = judge_retry.pending(
-    {cell: judge_retry_file(cell) for cell in GRID.cells}
+    {cell: judge_retry_file(cell) for cell in GRID.answer_cells}
 )
 if JUDGE_RETRIES:
     print(

@@ -4,7 +4,7 @@ GENERATE_RESOURCES = cluster_resources("generate", cell_model)
 rule generate:
     """MT-Bench-X answers of one fine-tuned model in every evaluation language."""
     input:
-        model=f"{RESULTS}/models/{{cell}}",
+        model=answered_model,
         benchmark=GRID.benchmark_files(),
     output:
         [f"{RESULTS}/answers/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
@@ -26,7 +26,7 @@ rule generate:
         langs=EVAL_LANGS,
         bench=bench_dir,
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} generate --model {input.model:q} "
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} MLIT_PROGRESS_FD=3 {MLIT} generate --model {input.model:q} "
         "--bench {params.bench:q} --langs {params.langs:q} --model-id {wildcards.cell:q} --settings {params.settings:q} "
         "--execution {EXECUTION_FILE:q} --execution-section generation/{wildcards.cell:q} "
-        "--out-dir {params.out_dir:q} > {log:q} 2>&1"
+        "--out-dir {params.out_dir:q} 3>&2 > {log:q} 2>&1"

@@ -43,9 +43,9 @@ if JUDGE_SERVED:
         params:
             settings=as_json(GRID.judge_training_params()),
         shell:
-            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} {MLIT} train --base {input.base:q} --data {input.data:q} "
+            "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} MLIT_PROGRESS_FD=3 {MLIT} train --base {input.base:q} --data {input.data:q} "
             "--settings {params.settings:q} --execution {EXECUTION_FILE:q} --execution-section judge_training "
-            "--out {output:q} > {log:q} 2>&1"
+            "--out {output:q} 3>&2 > {log:q} 2>&1"
 
 
 rule judge:
@@ -78,9 +78,9 @@ rule judge:
         # not a setting: raised by a job that ended with failed requests, so that a rerun retries them
         retry_round=judge_retry_round,
     shell:
-        "OMP_NUM_THREADS={threads} {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
+        "OMP_NUM_THREADS={threads} MLIT_PROGRESS_FD=3 {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
         "--questions-per-category {params.questions_per_category:q} "
         "--judge {params.judge:q} --execution {EXECUTION_FILE:q} --execution-section judge "
         "{params.judge_model:q} --cache {params.cache:q} "
         "--retry-round {params.retry_round:q} --server-log {log.server:q} --out-dir {params.out_dir:q} "
-        "> {log.judge:q} 2>&1"
+        "3>&2 > {log.judge:q} 2>&1"

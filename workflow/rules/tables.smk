@@ -2,7 +2,7 @@
 QUESTIONS_PER_CATEGORY = config["generation"].get("questions_per_category") or "all"
 JUDGMENT_FILES = [
     f"{RESULTS}/judgments/{cell}/{lang}.jsonl"
-    for cell in GRID.cells
+    for cell in GRID.answer_cells
     for lang in EVAL_LANGS
 ]
 
@@ -14,7 +14,7 @@ rule tables:
         models=[f"{RESULTS}/models/{cell}" for cell in GRID.cells],
         answers=[
             f"{RESULTS}/answers/{cell}/{lang}.jsonl"
-            for cell in GRID.cells
+            for cell in GRID.answer_cells
             for lang in EVAL_LANGS
         ],
         benchmark=GRID.benchmark_files(),
@@ -45,6 +45,16 @@ rule tables:
             caption="../report/judge_health.rst",
             category="Tables",
         ),
+        judge_ratings=report(
+            f"{RESULTS}/tables/judge_ratings.csv",
+            caption="../report/judge_ratings.rst",
+            category="Tables",
+        ),
+        on_language_rate=report(
+            f"{RESULTS}/tables/on_language_rate.csv",
+            caption="../report/on_language_rate.rst",
+            category="Tables",
+        ),
         training_health=report(
             f"{RESULTS}/tables/training_health.csv",
             caption="../report/training_health.rst",
@@ -70,10 +80,17 @@ rule tables:
             caption="../report/categories.rst",
             category="Plots",
         ),
+        gain_plot=report(
+            f"{RESULTS}/tables/plots/parallel_gain.png",
+            caption="../report/parallel_gain.rst",
+            category="Plots",
+        ),
     log:
         f"{RESULTS}/logs/tables/tables.log",
     params:
-        cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
+        cells=as_json(
+            {cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.answer_cells}
+        ),
         train_info=[f"{RESULTS}/models/{cell}/train_info.json" for cell in GRID.cells],
         questions_per_category=QUESTIONS_PER_CATEGORY,
         bench=bench_dir,
@@ -97,7 +114,9 @@ rule partial_tables:
         f"{RESULTS}/logs/tables/partial_tables.log",
     params:
         expected=JUDGMENT_FILES,
-        cells=as_json({cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.cells}),
+        cells=as_json(
+            {cell_id: GRID.cell_fields(cell_id) for cell_id in GRID.answer_cells}
+        ),
         questions_per_category=QUESTIONS_PER_CATEGORY,
         bench=bench_dir,
         out_dir=out_dir,
@@ -112,7 +131,7 @@ rule annotation_sheets:
     input:
         answers=[
             f"{RESULTS}/answers/{cell}/{lang}.jsonl"
-            for cell in GRID.cells
+            for cell in GRID.answer_cells
             for lang in EVAL_LANGS
         ],
         benchmark=GRID.benchmark_files(),
@@ -123,7 +142,7 @@ rule annotation_sheets:
     params:
         answers=[
             f"{lang}={RESULTS}/answers/{cell}/{lang}.jsonl"
-            for cell in GRID.cells
+            for cell in GRID.answer_cells
             for lang in EVAL_LANGS
         ],
         per_language=config["annotation"]["per_language"],

@@ -32,7 +32,7 @@ rule train:
         execution_section=lambda w: f"training/{cell_model(w)}",
         seed=lambda w: GRID.cells[w.cell].data.seed,
     shell:
-        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 {MLIT} train --base {input.base:q} --data {input.data:q} "
+        "HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 MLIT_PROGRESS_FD=3 {MLIT} train --base {input.base:q} --data {input.data:q} "
         "--settings {params.settings:q} --execution {EXECUTION_FILE:q} "
         "--execution-section {params.execution_section:q} "
-        "--seed {params.seed:q} --out {output:q} > {log:q} 2>&1"
+        "--seed {params.seed:q} --out {output:q} 3>&2 > {log:q} 2>&1"

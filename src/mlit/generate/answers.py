@@ -346,6 +346,9 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
     for question in todo:
         groups.setdefault(TEMPERATURE[question["category"]], []).append(question)
     bar = tqdm(total=len(todo), desc=f"answers {out_path.parent.name}/{out_path.stem}", unit="question")
+    from mlit.progress import Progress
+
+    console = Progress(f"generate {out_path.parent.name} {out_path.stem}", len(todo), "questions (2 turns each)")
     for temperature, group in sorted(groups.items()):
         # similar prompt lengths in a batch: less left padding (answers are written per question, so
         # the order inside a group changes nothing in the output)
@@ -369,6 +372,7 @@ def answer_questions(generator: Generator, questions: list[dict], out_path: Path
                 append_jsonl(partial, row)
                 done[row["question_id"]] = row
             bar.update(len(batch))
+            console.update(bar.n)
     bar.close()
     rows = [done[q["question_id"]] for q in questions]
     write_jsonl(out_path, rows)

@@ -216,7 +216,7 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
 
                 results = judge_all_batch(requests, settings, cache, sample_ids, judge["batch_poll_s"])
             else:
-                results = judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
+                results = judge_all(requests, settings, cache, desc=f"judge {Path(out_dir).name} {lang}", samples=sample_ids)
         except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
             detail = f"{type(error).__name__}: {error}"
             if redact_error(detail, settings) != detail:

@@ -227,5 +227,12 @@ def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: Judg
                         "usage": usage, "temperature": settings.temperature, "max_tokens": settings.max_tokens})
         return {"judgment": text, "error": None, "failure": None, "cached": False, "usage": usage}
 
+    from mlit.progress import Progress
+
+    console = Progress(desc, len(items), "requests (cached ones included)")
+    results = []
     with ThreadPoolExecutor(max_workers=settings.parallel) as pool:
-        return list(tqdm(pool.map(one, items), total=len(items), desc=desc, unit="request"))
+        for result in tqdm(pool.map(one, items), total=len(items), desc=desc, unit="request"):
+            results.append(result)
+            console.update(len(results))
+    return results

@@ -56,6 +56,31 @@ def local_chat_template(model_dir: Path) -> str | None:
     return None
 
 
+# A tokenizer is one of these (fast, sentencepiece, BPE or WordPiece vocabulary), or code the checkpoint's
+# tokenizer_config.json points to (auto_map); weights are safetensors or PyTorch files, whole or sharded.
+TOKENIZER_VOCABULARIES = ("tokenizer.json", "tokenizer.model", "spiece.model", "sentencepiece.bpe.model", "vocab.json",
+                   "vocab.txt")
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "*.safetensors.index.json", "pytorch_model.bin.index.json")
+
+
+def missing_checkpoint_files(path: Path) -> list[str]:
+    """What a model directory with a config.json lacks to load: its tokenizer files, its weights."""
+    missing = []
+    tokenizer_config = path / "tokenizer_config.json"
+    remote_tokenizer = False
+    if tokenizer_config.is_file():
+        try:
+            remote_tokenizer = "AutoTokenizer" in (json.loads(tokenizer_config.read_text(encoding="utf-8"))
+                                                   .get("auto_map") or {})
+        except (ValueError, AttributeError):
+            remote_tokenizer = False
+    if not remote_tokenizer and not any((path / name).is_file() for name in TOKENIZER_VOCABULARIES):
+        missing.append(f"no tokenizer files (none of {', '.join(TOKENIZER_VOCABULARIES)})")
+    if not any(any(path.glob(pattern)) for pattern in WEIGHT_PATTERNS):
+        missing.append(f"no weights (no {' or '.join(WEIGHT_PATTERNS[:2])})")
+    return missing
+
+
 def check_local_model(path: Path, key: str, trust_remote_code: bool, template_setting: str,
                       template_key: str) -> None:
     """A ``base_models[].path`` directory: a model directory, loadable with the configured
@@ -66,6 +91,10 @@ def check_local_model(path: Path, key: str, trust_remote_code: bool, template_se
     if not (path / "config.json").exists():
         raise BaseModelError(f"{key}.path: '{path}' is not a model directory (no config.json); give the directory "
                              "that holds config.json and the weights")
+    missing = missing_checkpoint_files(path)
+    if missing:
+        raise BaseModelError(f"{key}.path: '{path}' has config.json but {'; '.join(missing)}; copy the whole "
+                             "checkpoint (save_pretrained of the model and of its tokenizer) into it")
     reasons = needs_remote_code(path)
     if reasons and not trust_remote_code:
         raise BaseModelError(f"{key}.trust_remote_code: '{path}' runs code from the checkpoint ({'; '.join(reasons)});"

@@ -16,8 +16,12 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, out_stem: Path) -> list[Path]:
-    """Write ``<out_stem>.png`` and ``<out_stem>.svg``, close the figure, return both paths."""
+def save_figure(fig, out_stem: Path, note: str | None = None) -> list[Path]:
+    """Write ``<out_stem>.png`` and ``<out_stem>.svg``, close the figure, return both paths. ``note`` (the
+    judge and what its scores measure, ``mlit.results.judge_spread.short_caption``) is the figure's
+    top line."""
+    if note:
+        fig.suptitle(note, fontsize=7)
     fig.tight_layout()
     paths = [out_stem.with_suffix(".png"), out_stem.with_suffix(".svg")]
     for path in paths:

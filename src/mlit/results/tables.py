@@ -15,6 +15,7 @@ import polars as pl
 
 from mlit.results.analysis import (judge_health, parallel_gain, plot_category_bars, plot_heatmap, plot_parallel_gain,
                                    plot_score_by_size, score_by_size, size_effect)
+from mlit.results.judge_spread import judge_caption, judge_ratings, on_language_rate, short_caption
 from mlit.files import DataFileError, atomic_write_text
 from mlit.judge.cells import FAILURE_KINDS
 from mlit.config import Cell
@@ -58,14 +59,22 @@ def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -
                             "judgment": row.get("judgment"), "on_language": row.get("on_language", True),
                             "prompt_tokens": (row.get("usage") or {}).get("prompt_tokens", 0),
                             "completion_tokens": (row.get("usage") or {}).get("completion_tokens", 0),
-                            "score_spread": row.get("score_spread")})
+                            "score_spread": row.get("score_spread"),
+                            "judge": _judge_name(row.get("judge"))})
     schema = {**{c: pl.String for c in CELL_COLUMNS}, "seed": pl.Int64, "examples_per_language": pl.Int64,
               "lang": pl.String,
               "question_id": pl.String, "category": pl.String, "turn": pl.Int64, "score": pl.Float64,
               "failed": pl.Boolean, "failure": pl.String, "error": pl.String, "judgment": pl.String,
               "on_language": pl.Boolean, "prompt_tokens": pl.Int64,
-              "completion_tokens": pl.Int64, "score_spread": pl.Float64}
+              "completion_tokens": pl.Int64, "score_spread": pl.Float64, "judge": pl.String}
     return pl.DataFrame(records, schema=schema), missing
+
+
+def _judge_name(judge) -> str | None:
+    """The judge model of a judgment row: FastChat's ``judge`` is ``[model, prompt name]``."""
+    if isinstance(judge, (list, tuple)):
+        return str(judge[0]) if judge else None
+    return None if judge is None else str(judge)
 
 
 def _read_numbered(path: Path) -> list[tuple[int, object]]:
@@ -228,17 +237,17 @@ def aggregates(long: pl.DataFrame) -> dict[str, pl.DataFrame]:
     }
 
 
-def to_markdown(frame: pl.DataFrame) -> str:
+def to_markdown(frame: pl.DataFrame, caption: str | None = None) -> str:
     def cell(value) -> str:
         return "" if value is None else str(value).replace("|", "\\|").replace("\n", " ")
 
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([header, rule, *lines]) + "\n"
+    return (f"{caption}\n\n" if caption else "") + "\n".join([header, rule, *lines]) + "\n"
 
 
-def to_latex(frame: pl.DataFrame) -> str:
+def to_latex(frame: pl.DataFrame, caption: str | None = None) -> str:
     def cell(value) -> str:
         text = "" if value is None else str(value)
         for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
@@ -246,7 +255,8 @@ def to_latex(frame: pl.DataFrame) -> str:
             text = text.replace(char, escaped)
         return text
 
-    lines = [r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule",
+    lines = [f"% {line}" for line in (caption or "").splitlines()]
+    lines += [r"\begin{tabular}{" + "l" * len(frame.columns) + "}", r"\toprule",
              " & ".join(cell(c) for c in frame.columns) + r" \\", r"\midrule"]
     lines += [" & ".join(cell(v) for v in row) + r" \\" for row in frame.iter_rows()]
     lines += [r"\bottomrule", r"\end{tabular}"]
@@ -291,9 +301,13 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
     tables["score_by_size"] = score_by_size(long)
     tables["size_effect"] = size_effect(long)
     tables["judge_health"] = judge_health(long, prices)
+    tables["judge_ratings"] = judge_ratings(long)
+    tables["on_language_rate"] = on_language_rate(long)
+    caption = "What these scores measure: " + judge_caption(tables["judge_ratings"]) + "."
+    note = short_caption(tables["judge_ratings"])
     if train_info_files is not None:
         tables["training_health"] = training_health(train_info_files)
-    report = ["# MT-Bench-X results", ""]
+    report = ["# MT-Bench-X results", "", caption, ""]
     if answer_files is not None:  # prompts that did not fit the context (mlit.generate.prompt_budget)
         from mlit.results.generation_health import generation_health, report_lines
 
@@ -321,22 +335,22 @@ def write_tables(judgment_files: list[str], cells: dict[str, dict] | None, out_d
         table.write_parquet(out_dir / f".{name}.parquet.tmp")
         (out_dir / f".{name}.parquet.tmp").replace(out_dir / f"{name}.parquet")
         atomic_write_text(out_dir / f"{name}.csv", table.write_csv())
-        atomic_write_text(out_dir / f"{name}.md", to_markdown(table))
-        atomic_write_text(out_dir / f"{name}.tex", to_latex(table))
-        if name in ("main_table", "scores_by_cell", "parallel_gain"):
+        atomic_write_text(out_dir / f"{name}.md", to_markdown(table, caption))
+        atomic_write_text(out_dir / f"{name}.tex", to_latex(table, caption))
+        if name in ("main_table", "on_language_rate", "judge_ratings", "scores_by_cell", "parallel_gain"):
             report += [f"## {name}", "", to_markdown(table), ""]
     if long["score"].is_not_null().any():
         plots = out_dir / "plots"
         plots.mkdir(exist_ok=True)
-        plot_score_by_size(tables["score_by_size"], plots / "score_by_size")
-        plot_heatmap(long, plots / "composition_x_language")
-        plot_category_bars(long, plots / "categories")
-        if tables["parallel_gain"].height:
-            plot_parallel_gain(tables["parallel_gain"], plots / "parallel_gain")
-        report += ["Plots: plots/score_by_size.{png,svg} (score against examples per language, one panel per "
-                   "language and one pooled over them), plots/composition_x_language.{png,svg} (heatmap), plots/categories.{png,svg} (score per "
-                   "category and composition, one panel per language), plots/parallel_gain.{png,svg} (relative gain of each "
-                   "multilingual composition with its 95% interval, per language).", ""]
+        plot_score_by_size(tables["score_by_size"], plots / "score_by_size", note)
+        plot_heatmap(long, plots / "composition_x_language", note)
+        plot_category_bars(long, plots / "categories", note)
+        plot_parallel_gain(tables["parallel_gain"], plots / "parallel_gain", note)
+        report += ["Plots: plots/score_by_size.{png,svg} (score against examples per language as trained, with 95% "
+                   "intervals, one panel per language and one pooled over them), plots/composition_x_language.{png,svg} "
+                   "(heatmap, pooled over sizes), plots/categories.{png,svg} (score per category and composition, one "
+                   "panel per language, pooled over sizes), plots/parallel_gain.{png,svg} (relative gain in percent of "
+                   "each multilingual composition with its 95% interval, per language).", ""]
     n_failed = int(long["failed"].sum()) if len(long) else 0
     report += [f"{len(long)} judged turns, {n_failed} failed judgments (excluded from means, listed in "
                "judge_failures.csv)."]

@@ -202,6 +202,27 @@ class PreemptionCallback(TrainerCallback):
         return control
 
 
+class ConsoleProgressCallback(TrainerCallback):
+    """Training steps and the last loss on the console (mlit.progress), on the main process."""
+
+    def __init__(self, label: str):
+        self.label, self.progress, self.loss = label, None, None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            from mlit.progress import Progress
+
+            self.progress = Progress(self.label, state.max_steps, "optimizer steps")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs and "loss" in logs:
+            self.loss = logs["loss"]
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(state.global_step, "" if self.loss is None else f"loss {self.loss:.3f}")
+
+
 class TimedCheckpointCallback(TrainerCallback):
     """Save when ``max_lost_minutes`` have passed since the last save (or the start), in addition to
     ``save_steps``: a hard kill (node failure, SIGKILL) loses at most that much work, whatever a step
@@ -291,7 +312,7 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         include_num_input_tokens_seen="non_padding",
         # ranks that wait in a collective while others write a large checkpoint must not time out first
         ddp_timeout=max(1800, checkpoint_grace_s(settings) + 600),
-        report_to="none",
+        report_to=settings["report_to"],  # training.report_to: an execution setting (where logs go)
         seed=seed,
         data_seed=seed,
     )
@@ -418,6 +439,7 @@ def fit(run: PreparedRun):
     trainer, state = run.trainer, run.state
     preemption = PreemptionCallback()
     trainer.add_callback(preemption)
+    trainer.add_callback(ConsoleProgressCallback(f"train {run.out_dir.name}"))
     if run.settings["max_lost_minutes"]:
         trainer.add_callback(TimedCheckpointCallback(float(run.settings["max_lost_minutes"])))
     if os.environ.get(CHECKPOINT_DELAY_ENV):
