@@ -1,7 +1,8 @@
 """Every command in the README's ``bash`` blocks runs as written on a fresh clone after ``make demo``: Make
 targets exist (``make -n``), Snakemake commands plan (their dry-run form; the rule graph and the DAG are
 drawn for real and must be DOT alone on stdout, ready for ``| dot``), mlit subcommands and their options
-exist, bench scripts exist with the options used, and the report builds from a finished demo grid. A
+exist, bench scripts exist with the options used; `make report` builds from the shared finished demo grid in
+test_workflow.py (one file builds that grid). A
 bare ``snakemake`` / ``mlit`` / ``python`` is only allowed after ``. .venv/bin/activate`` in its block."""
 
 from __future__ import annotations
@@ -152,22 +153,10 @@ def test_each_readme_snakemake_command_plans(number, command, activated, tmp_pat
     words = first_stage(command)
     tool(words, activated)
     if "--report" in words and "plan" not in words:
-        pytest.skip("the report of a finished run: test_the_report_command_builds_from_a_finished_demo")
+        pytest.skip("the report of a finished run: test_workflow.py::test_report_bundles_tables_and_plots_with_captions")
     args, graph = dry_form(words)
     result = snakemake(tmp_path, *args, check=False, timeout=300)
     assert result.returncode == 0, f"README.md:{number}: {command}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     if graph:  # piped to `dot`: stdout must be the graph and nothing else
         assert result.stdout.startswith("digraph snakemake_dag {") and result.stdout.rstrip().endswith("}"), \
             f"README.md:{number}: stdout is not DOT alone: {result.stdout[:200]!r}"
-
-
-@pytest.mark.slow
-def test_the_report_command_builds_from_a_finished_demo(demo_grid):
-    """`make report` (README) on the shared finished demo grid; its report under its own name."""
-    recipe = subprocess.run(["make", "-n", "report"], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert "snakemake --report results/report.html" in recipe
-    workdir, configfile = demo_grid
-    snakemake(workdir, "--report", str(workdir / "readme_report.html"), configfile=configfile)
-    html = (workdir / "readme_report.html").read_text(errors="replace")
-    assert "parallel_gain.png" in html and "judge_ratings.csv" in html
-

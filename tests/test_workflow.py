@@ -201,6 +201,11 @@ def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_p
 
 @pytest.mark.slow
 def test_report_bundles_tables_and_plots_with_captions(finished_run):
+    """The README's `make report` (its recipe) on the shared finished demo grid."""
+    import subprocess
+
+    recipe = subprocess.run(["make", "-n", "report"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert "snakemake --report results/report.html" in recipe
     workdir, configfile = finished_run
     snakemake(workdir, "--report", str(workdir / "report.html"), configfile=configfile)
     html = (workdir / "report.html").read_text(errors="replace")
