@@ -58,6 +58,11 @@ LONGEST_FIRST = ["test_workflow", "test_gpu_check_rehearsal", "test_slurm", "tes
 
 
 def pytest_collection_modifyitems(config, items):
+    elsewhere = sorted({item.nodeid.split("::")[0] for item in items if "demo_grid" in item.fixturenames
+                        and item.module.__name__ != "test_workflow"})
+    if elsewhere:  # another file would build the demo grid again on the other worker (minutes)
+        raise pytest.UsageError(f"{', '.join(elsewhere)} use(s) the demo_grid fixture: move those tests into "
+                                "tests/test_workflow.py, the one file that builds it")
     order = {name: rank for rank, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: order.get(item.module.__name__, len(order)))
 
