@@ -303,3 +303,21 @@ def test_a_local_dataset_path_must_name_one_file_per_language(tmp_path):
     config["datasets"]["demo"]["local"] = str(tmp_path / "i_{lang}.jsonl")
     with pytest.raises(ConfigError, match=r"datasets\.demo\.local: languages EN and DE resolve to the same file"):
         Grid(config, repo_root=REPO)
+
+
+def test_a_retry_asks_no_more_than_the_cluster_has_and_gpu_jobs_get_their_cpus():
+    resources = {"train": {"runtime": 600, "mem_mb": 300000, "cpus_per_gpu": 6, "max_runtime": 1000,
+                           "max_mem_mb": 500000},
+                 "generate": {"runtime": 60, "mem_mb": 8000, "gpus": 2, "cpus_per_gpu": 4}}
+    config = copy.deepcopy(DEMO)
+    config["training"].update(gpus_per_node=4, per_device_batch_size=2)
+    config["judge"]["serve"]["training"]["per_device_batch_size"] = 2
+    g = Grid({**config, "resources": resources})
+    assert [g.capped_request("train", "tiny-llama", attempt) for attempt in (1, 2, 3)] == [
+        {"runtime": 600, "mem_mb": 300000}, {"runtime": 1000, "mem_mb": 500000}, {"runtime": 1000, "mem_mb": 500000}]
+    assert g.capped_request("generate", "tiny-llama", 3) == {"runtime": 180, "mem_mb": 24000}  # no maximum set
+    # the job step's CPUs: GPUs per node x cpus_per_gpu (train: training.gpus_per_node; generate: resources.gpus)
+    assert (g.job_cpus("train", "tiny-llama"), g.job_cpus("generate", "tiny-llama"), g.job_cpus("judge")) == (24, 8, None)
+    too_long = {"train": {**resources["train"], "runtime": 1200}}
+    with pytest.raises(ConfigError, match=r"resources.train.runtime=1200 is above max_runtime=1000"):
+        Grid({**copy.deepcopy(DEMO), "resources": too_long})

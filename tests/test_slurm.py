@@ -84,7 +84,7 @@ def test_scontrol_expands_a_node_list_for_the_multi_node_rendezvous(cluster):
     assert slurm_hostnames("gpu[07-08]") == ["gpu07", "gpu08"]
     env = {"SLURM_PROCID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NNODES": "2", "SLURM_JOB_ID": "1234"}
     layout = plan_layout({"nodes": 2}, env=env, gpus=8)  # the second node's launcher of a 2 x 8 GPU job
-    assert (layout.machine_rank, layout.main_address, layout.main_port, layout.world_size) == (1, "gpu07", 30734, 16)
+    assert (layout.machine_rank, layout.main_address, layout.main_port, layout.world_size) == (1, "gpu07", 21234, 16)
 
 
 def sweep_config() -> dict:

@@ -305,6 +305,7 @@ class Grid:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
         if config["judge"].get("base_url") is None and config["judge"].get("serve"):
             self._check_training("judge.serve.training", self.judge_training_settings())
+        self._check_resources()
 
     def chat_template_setting(self, name: str) -> tuple[str, str]:
         """The ``chat_template`` of a base model and the config key it comes from."""
@@ -538,6 +539,39 @@ class Grid:
         if model is not None:
             merged.update(self.base_models[model]["resources"][step])
         return merged
+
+    def job_cpus(self, step: str, model: str | None = None) -> int | None:
+        """CPUs per task (= per node) of a GPU step's job: its GPUs per node x ``cpus_per_gpu``, as the
+        Slurm resource ``cpus_per_task``. The job-step executor starts the step with
+        ``srun --cpus-per-task=<this>`` (with --cpus-per-gpu it falls back to the rule's threads, as it
+        sees no SLURM_GPUS under --gres): the step gets every CPU the job holds. None: the rule's threads."""
+        resources = self.job_resources(step, model)
+        per_gpu = resources.get("cpus_per_gpu")
+        gpus = self.training_settings(model)["gpus_per_node"] if step == "train" and model else resources.get("gpus")
+        return per_gpu * gpus if per_gpu and gpus else None
+
+    def capped_request(self, step: str, model: str | None, attempt: int) -> dict[str, int]:
+        """``runtime`` and ``mem_mb`` of attempt ``attempt``: x attempt, but never above
+        ``max_runtime`` (the partition's time limit) and ``max_mem_mb`` (a node's memory), which a
+        cluster would refuse (or never schedule)."""
+        resources = self.job_resources(step, model)
+        runtime, mem = resources["runtime"] * attempt, resources["mem_mb"] * attempt
+        if resources.get("max_runtime"):
+            runtime = min(runtime, resources["max_runtime"])
+        if resources.get("max_mem_mb"):
+            mem = min(mem, resources["max_mem_mb"])
+        return {"runtime": runtime, "mem_mb": mem}
+
+    def _check_resources(self) -> None:
+        """A first attempt must already fit: runtime <= max_runtime, mem_mb <= max_mem_mb."""
+        for model in [None, *self.base_models]:
+            for step in ("train", "generate", "judge"):
+                resources = self.job_resources(step, model)
+                where = f"base_models[{model}].resources.{step}" if model else f"resources.{step}"
+                for key, limit in (("runtime", "max_runtime"), ("mem_mb", "max_mem_mb")):
+                    if resources.get(limit) and resources[key] > resources[limit]:
+                        raise ConfigError(f"{where}.{key}={resources[key]} is above {limit}={resources[limit]}: "
+                                          f"the cluster would refuse the job; lower {key} or raise {limit}")
 
     def generation_settings(self, name: str) -> dict:
         """The generation settings of base model ``name``: the global ``generation`` section with
