@@ -321,3 +321,18 @@ def test_a_retry_asks_no_more_than_the_cluster_has_and_gpu_jobs_get_their_cpus()
     too_long = {"train": {**resources["train"], "runtime": 1200}}
     with pytest.raises(ConfigError, match=r"resources.train.runtime=1200 is above max_runtime=1000"):
         Grid({**copy.deepcopy(DEMO), "resources": too_long})
+
+
+def test_padding_free_needs_packing_and_flash_attention_needs_bf16():
+    with pytest.raises(ConfigError, match=r"training.padding_free: true without packing.*packing: true"):
+        grid(training={**DEMO["training"], "padding_free": True})
+    with pytest.raises(ConfigError, match=r"attn_implementation: flash_attention_2 needs bf16"):
+        grid(training={**DEMO["training"], "attn_implementation": "flash_attention_2", "bf16": False})
+
+
+def test_group_by_length_orders_batches_by_length_and_attention_is_a_setting(tmp_path):
+    from mlit.train.sft import sft_config
+
+    args = sft_config({"learning_rate": 1e-3, "group_by_length": True}, tmp_path, seed=0)
+    assert args.train_sampling_strategy == "group_by_length"
+    assert sft_config({"learning_rate": 1e-3}, tmp_path, seed=0).train_sampling_strategy == "random"

@@ -86,6 +86,7 @@ EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_setting
     "training.per_device_batch_size": 2, "training.nodes": 2, "training.preempt_signal_minutes": 5,
     "training.checkpoint_grace_s": 900, "training.max_lost_minutes": 30,
     "training.communication_env": {"NCCL_SOCKET_IFNAME": "ib0"},
+    "training.attn_implementation": "eager",
     "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
     "generation.vllm_enforce_eager": True, "generation.hf_compile": True, "generation.vllm_submission": "batch",
     "generation.hf_device_map": "auto",

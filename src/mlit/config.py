@@ -402,6 +402,13 @@ class Grid:
                 f"effective_batch_size={settings['effective_batch_size']} packed rows, not examples, and a small "
                 "training set would get only a handful of steps; set packing: false (the study's FastChat recipe "
                 "does not pack), or drop effective_batch_size and give gradient_accumulation_steps (packed rows)")
+        if settings["padding_free"] and not settings["packing"]:
+            raise ConfigError(
+                f"{key}.padding_free: true without packing; TRL cannot truncate unpacked padding-free rows to "
+                "max_length. Set padding_free: false, or packing: true (packed rows are padding-free already)")
+        if settings["attn_implementation"] == "flash_attention_2" and settings["bf16"] is False:
+            raise ConfigError(f"{key}.attn_implementation: flash_attention_2 needs bf16 (or fp16) weights on a GPU; "
+                              "bf16 is false. Use sdpa, or set bf16: null")
         per_node = settings["processes_per_node"] or settings["gpus_per_node"] or 1
         try:
             gradient_accumulation_steps(settings, per_node * settings["nodes"])
