@@ -199,6 +199,7 @@ def test_an_example_of_exactly_max_length_tokens_is_not_truncated(tiny_base_mode
     assert cut["answer_tokens_lost_fraction"] == 1 / trained
 
 
+@pytest.mark.slow
 def test_without_deepspeed_a_bf16_checkpoint_trains_fp32_master_weights_and_every_weight_moves(tmp_path,
                                                                                                tiny_base_model):
     """Pure bf16 training rounds an update below half a bf16 step away (lr 2e-5 on a weight of 1.0 or 0.02):
