@@ -76,7 +76,7 @@ def tiny_config(standins, judge_url: str, **judge) -> dict:
                            "generate": {"runtime": 30, "mem_mb": 4000, "gpus": 1, "cpus_per_gpu": 2},
                            "judge": {"runtime": 30, "mem_mb": 2000}}
     # every answer goes to the judge, whatever its language (the stand-in's answers after 4 steps are noise)
-    config["judge"] = {"model": "gpt-4", "base_url": judge_url, "api_key_env": "MLIT_SLURM_TEST_KEY",
+    config["judge"] = {"model": "scripted-judge", "base_url": judge_url, "api_key_env": "MLIT_SLURM_TEST_KEY",
                        "max_retries": 1, "parallel": 4, "off_language": "report", "no_language": "judge", **judge}
     return config
 
@@ -190,7 +190,8 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
     monkeypatch.setenv("MLIT_SLURM_TEST_KEY", "sk-slurm-test")
     with OpenAIServer(behaviour) as server:
         config = sweep_config(standins, server.base_url)
-        config["judge"].update(max_retries=1, retry_initial_s=0.01, timeout_s=5)
+        # another judge model: the judge cache (by model and prompt) has none of its replies
+        config["judge"].update(model="gpt-4", max_retries=1, retry_initial_s=0.01, timeout_s=5)
         configfile = tmp_path / "config.yaml"
         configfile.write_text(yaml.safe_dump(config))
         first = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile, check=False)
