@@ -18,6 +18,10 @@ from types import SimpleNamespace
 REPO = Path(__file__).resolve().parents[1]
 
 
+# the rules the profile sends to Slurm; the others are `localrules` (data, models, tables: where Snakemake runs)
+SUBMITTED_RULES = ("train", "train_judge", "generate", "judge")
+
+
 class Resources(dict):
     __getattr__ = dict.get
 
@@ -32,7 +36,7 @@ def planned_jobs(configfile: str) -> dict[tuple[str, str], dict]:
     for block in re.split(r"\n(?=rule \w+:)", out):
         rule = re.match(r"rule (\w+):", block)
         resources = re.search(r"resources: (.*)", block)
-        if not rule or not resources or "localrule" in block:
+        if not rule or not resources or rule.group(1) not in SUBMITTED_RULES:
             continue
         cell = re.search(r"cell=([^,\s]+)", block)
         model = cell.group(1).split("__")[0] if cell else "-"
