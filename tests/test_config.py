@@ -343,3 +343,36 @@ def test_the_workflow_names_the_config_file_of_a_typo(tmp_path):
     assert result.returncode != 0
     assert f"config error in {configfile}: judge: unknown key 'temprature' (did you mean 'temperature'?)" \
         in result.stderr + result.stdout
+
+
+def test_a_retry_asks_no_more_than_the_cluster_has_and_gpu_jobs_get_their_cpus():
+    resources = {"train": {"runtime": 600, "mem_mb": 300000, "cpus_per_gpu": 6, "max_runtime": 1000,
+                           "max_mem_mb": 500000},
+                 "generate": {"runtime": 60, "mem_mb": 8000, "gpus": 2, "cpus_per_gpu": 4}}
+    config = copy.deepcopy(DEMO)
+    config["training"].update(gpus_per_node=4, per_device_batch_size=2)
+    config["judge"]["serve"]["training"]["per_device_batch_size"] = 2
+    g = Grid({**config, "resources": resources})
+    assert [g.capped_request("train", "tiny-llama", attempt) for attempt in (1, 2, 3)] == [
+        {"runtime": 600, "mem_mb": 300000}, {"runtime": 1000, "mem_mb": 500000}, {"runtime": 1000, "mem_mb": 500000}]
+    assert g.capped_request("generate", "tiny-llama", 3) == {"runtime": 180, "mem_mb": 24000}  # no maximum set
+    # the job step's CPUs: GPUs per node x cpus_per_gpu (train: training.gpus_per_node; generate: resources.gpus)
+    assert (g.job_cpus("train", "tiny-llama"), g.job_cpus("generate", "tiny-llama"), g.job_cpus("judge")) == (24, 8, None)
+    too_long = {"train": {**resources["train"], "runtime": 1200}}
+    with pytest.raises(ConfigError, match=r"resources.train.runtime=1200 is above max_runtime=1000"):
+        Grid({**copy.deepcopy(DEMO), "resources": too_long})
+
+
+def test_padding_free_needs_packing_and_flash_attention_needs_bf16():
+    with pytest.raises(ConfigError, match=r"training.padding_free: true without packing.*packing: true"):
+        grid(training={**DEMO["training"], "padding_free": True})
+    with pytest.raises(ConfigError, match=r"attn_implementation: flash_attention_2 needs bf16"):
+        grid(training={**DEMO["training"], "attn_implementation": "flash_attention_2", "bf16": False})
+
+
+def test_group_by_length_orders_batches_by_length_and_attention_is_a_setting(tmp_path):
+    from mlit.train.sft import sft_config
+
+    args = sft_config({"learning_rate": 1e-3, "group_by_length": True}, tmp_path, seed=0)
+    assert args.train_sampling_strategy == "group_by_length"
+    assert sft_config({"learning_rate": 1e-3}, tmp_path, seed=0).train_sampling_strategy == "random"

@@ -18,8 +18,8 @@ from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
 from mlit.config import ConfigError
 from mlit.files import write_jsonl
 from mlit.run_settings import experiment_part
-from mlit.train.launch import (PER_NODE_LAUNCHER, accelerate_command, Layout, per_node_command, plan_layout,
-                               slurm_signal_option, worker_environment)
+from mlit.train.launch import (PER_NODE_LAUNCHER, accelerate_command, cpus_per_node_of, Layout, per_node_command,
+                               plan_layout, rendezvous_port, slurm_signal_option, worker_environment)
 from mlit.train.sft import EmptyWeightsError, verify_saved_weights
 
 from conftest import REPO, snakemake
@@ -81,6 +81,26 @@ def test_each_node_launcher_gets_all_cpus_of_its_node():
     assert per_node_command({"nodes": 4}, {"SLURM_JOB_CPUS_PER_NODE": "64(x3),48"})[3] == "--cpus-per-task=48"
     assert per_node_command({"nodes": 2}, {}) == ["srun", "--nodes=2", "--ntasks-per-node=1", "--cpu-bind=none"]
     assert per_node_command({"nodes": 1}, env) == [] and per_node_command({"nodes": 2}, {**env, PER_NODE_LAUNCHER: "1"}) == []
+    # under Snakemake's job-step executor only SLURM_JOB_ID is left: the CPUs come from `scontrol show job`
+    asked = []
+    assert per_node_command({"nodes": 2}, {"SLURM_JOB_ID": "41"}, job_cpus=lambda job: asked.append(job) or 16)[3] \
+        == "--cpus-per-task=16" and asked == [41]
+    shown = "JobId=41 JobName=x\n   NumNodes=2 NumCPUs=32 NumTasks=2 CPUs/Task=16 ReqB:S:C:T=0:0:*:*\n"
+    assert cpus_per_node_of(shown) == 16 and cpus_per_node_of("JobId=41") is None
+
+
+def test_the_rendezvous_port_is_outside_the_ephemeral_range():
+    ports = {rendezvous_port(job) for job in range(0, 200_000, 7)}
+    assert min(ports) >= 1024 and max(ports) < 32768  # Linux's ip_local_port_range: 32768-60999
+    assert rendezvous_port(1234) != rendezvous_port(1235)
+    assert rendezvous_port(40000) == 20000 + 40000 % 12000
+
+
+def test_interconnect_variables_reach_the_workers(monkeypatch):
+    monkeypatch.setenv("NCCL_IB_HCA", "mlx5_0")  # set by the site where snakemake runs: passes through as it is
+    monkeypatch.delenv("NCCL_SOCKET_IFNAME", raising=False)
+    env = worker_environment(True, {"communication_env": {"NCCL_SOCKET_IFNAME": "ib0", "NCCL_IB_HCA": "mlx5_9"}})
+    assert env["NCCL_SOCKET_IFNAME"] == "ib0" and env["NCCL_IB_HCA"] == "mlx5_0"
 
 
 def test_preemption_settings_reach_slurm_and_the_launcher():

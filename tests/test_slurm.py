@@ -1,8 +1,9 @@
-"""`snakemake --profile profiles/slurm` against a real one-node Slurm cluster (slurmctld + slurmd,
-placeholder GPU GRES) started by tests/slurm/up.sh. Needs root and Debian's slurm-wlm (`make test`
-installs it where it can)."""
+"""`snakemake --profile profiles/slurm` against a real two-node Slurm cluster (slurmctld + two slurmd on this
+machine, placeholder GPU GRES, task/affinity CPU binding) started by tests/slurm/up.sh. Needs root and
+Debian's slurm-wlm (`make test` installs it where it can)."""
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -21,7 +22,7 @@ from mlit.judge.scripted_server import OpenAIServer
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-CELL = "tiny-llama__demo__EN__30__seed1"
+CELL = "mixtral-like__demo__EN__30__seed1"
 # test-only overrides: no accounting database here (squeue for status), and quick first polls
 SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",
               "--slurm-init-seconds-before-status-checks", "3"]
@@ -34,6 +35,7 @@ def cluster(tmp_path_factory):
         pytest.skip("needs root and slurm-wlm (make test installs it when run as root)")
     state = tmp_path_factory.mktemp("slurm")
     etc_before = etc_slurm()
+    hosts_before = Path("/etc/hosts").read_bytes()  # up.sh adds the node names n1 n2
     no_cluster = os.environ.get("SLURM_CONF")  # conftest's empty config: Slurm commands fail at once
     os.environ["SLURM_CONF"] = str(state / "slurm.conf")  # written by up.sh; Snakemake and the tests read it
     up = subprocess.run([str(REPO / "tests" / "slurm" / "up.sh"), str(state)], capture_output=True, text=True)
@@ -48,6 +50,7 @@ def cluster(tmp_path_factory):
             os.environ["SLURM_CONF"] = no_cluster
     # left behind, the test cluster's config would make every later Snakemake start wait for its controller
     assert etc_slurm() == etc_before, "tests/slurm/down.sh did not restore /etc/slurm"
+    assert Path("/etc/hosts").read_bytes() == hosts_before, "tests/slurm/down.sh did not restore /etc/hosts"
 
 
 def etc_slurm() -> dict[str, bytes | None]:
@@ -57,15 +60,33 @@ def etc_slurm() -> dict[str, bytes | None]:
     return {**files, "dir": Path("/etc/slurm").is_dir()}
 
 
-def tiny_config(**judge):
+def tiny_config(standins, judge_url: str, **judge) -> dict:
+    """The Mixtral-shaped stand-in (tests/standins.py) on one small cell, judged by a scripted local
+    OpenAI-protocol server; ZeRO-3 with two processes: on one node (a local run, or a Slurm job on one
+    node with 2 GPUs) -- or one per node, see ``two_nodes``."""
     config = copy.deepcopy(DEMO)
-    config.update(compositions=["EN"], sizes=[30], eval_languages=["EN"])
-    # ZeRO-2 on the two (placeholder) GPUs of one node: one launcher, two processes
-    config["training"].update(epochs=1, deepspeed="zero2", processes_per_node=2, gpus_per_node=2,
-                              per_device_batch_size=4, effective_batch_size=8)
-    config["generation"].update(questions_per_category=1, max_new_tokens=16)
-    config["judge"]["serve"]["training"].update(epochs=1, per_device_batch_size=4)
-    config["judge"].update(judge)
+    config.update(compositions=["EN"], sizes=[30], eval_languages=["EN"], chat_template="opengptx")
+    config["base_models"] = [{"name": "mixtral-like", "path": str(standins["mixtral"])}]
+    config["training"].update(epochs=1, deepspeed="zero3", processes_per_node=2, gpus_per_node=2,
+                              per_device_batch_size=4, effective_batch_size=8, logging_steps=1, max_length=512)
+    config["generation"].update(questions_per_category=1, max_new_tokens=16, batch_size=8)
+    # 2 CPUs per GPU: the job step of each GPU job must get all of them (srun --cpus-per-task, bound by
+    # task/affinity), not the rule's one thread
+    config["resources"] = {"train": {"runtime": 30, "mem_mb": 4000, "cpus_per_gpu": 1},
+                           "generate": {"runtime": 30, "mem_mb": 4000, "gpus": 1, "cpus_per_gpu": 2},
+                           "judge": {"runtime": 30, "mem_mb": 2000}}
+    # every answer goes to the judge, whatever its language (the stand-in's answers after 4 steps are noise)
+    config["judge"] = {"model": "scripted-judge", "base_url": judge_url, "api_key_env": "MLIT_SLURM_TEST_KEY",
+                       "max_retries": 1, "parallel": 4, "off_language": "report", "no_language": "judge", **judge}
+    return config
+
+
+def two_nodes(config: dict) -> dict:
+    """The same experiment as one node with two processes (nodes, processes and GPUs are execution
+    settings): one launcher and one GPU on each of 2 nodes, with 2 CPUs per node."""
+    config = copy.deepcopy(config)
+    config["training"].update(nodes=2, processes_per_node=1, gpus_per_node=1)
+    config["resources"]["train"]["cpus_per_gpu"] = 2
     return config
 
 
@@ -84,29 +105,33 @@ def test_scontrol_expands_a_node_list_for_the_multi_node_rendezvous(cluster):
     assert slurm_hostnames("gpu[07-08]") == ["gpu07", "gpu08"]
     env = {"SLURM_PROCID": "1", "SLURM_JOB_NODELIST": "gpu[07-08]", "SLURM_NNODES": "2", "SLURM_JOB_ID": "1234"}
     layout = plan_layout({"nodes": 2}, env=env, gpus=8)  # the second node's launcher of a 2 x 8 GPU job
-    assert (layout.machine_rank, layout.main_address, layout.main_port, layout.world_size) == (1, "gpu07", 30734, 16)
+    assert (layout.machine_rank, layout.main_address, layout.main_port, layout.world_size) == (1, "gpu07", 21234, 16)
 
 
-def sweep_config() -> dict:
-    """tiny_config with an early signal before the time limit (training.preempt_signal_minutes: sbatch
-    --signal=TERM@seconds in the train rules' slurm_extra; the run checkpoints and the retry resumes), and a
-    demo judge trained for 4 steps: its replies are no ratings, but they must come out the same on Slurm."""
-    config = tiny_config()
+def sweep_config(standins, judge_url: str) -> dict:
+    """tiny_config on two nodes with an early signal before the time limit (training.preempt_signal_minutes:
+    sbatch --signal=TERM@seconds in the train rule's slurm_extra; the run checkpoints and the retry resumes)."""
+    config = two_nodes(tiny_config(standins, judge_url))
     config["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
-    config["judge"]["serve"]["training"]["max_steps"] = 4
     return config
 
 
 @pytest.fixture(scope="module")
-def sweep(cluster, tmp_path_factory):
-    """The same grid run locally and through `snakemake --profile profiles/slurm`: (local workdir, Slurm
-    workdir, the Slurm run's output). Later tests start from the Slurm run's finished workdir."""
+def sweep(cluster, standins, tmp_path_factory):
+    """The same grid run locally (ZeRO-3, two processes on this machine) and through `snakemake --profile
+    profiles/slurm` (ZeRO-3, one process on each of two Slurm nodes): (local workdir, Slurm workdir, the Slurm
+    run's output). Later tests start from the Slurm run's finished workdir."""
     root = tmp_path_factory.mktemp("sweep")
-    configfile = root / "config.yaml"
-    configfile.write_text(yaml.safe_dump(sweep_config()))
     local, on_slurm = root / "local", root / "slurm"
-    snakemake(local, "--cores", "2", configfile=configfile)
-    run = snakemake(on_slurm, *SLURM_ARGS, "--verbose", configfile=configfile)
+    os.environ["MLIT_SLURM_TEST_KEY"] = "sk-slurm-test"
+    try:
+        with OpenAIServer() as server:
+            (root / "local.yaml").write_text(yaml.safe_dump(tiny_config(standins, server.base_url)))
+            (root / "config.yaml").write_text(yaml.safe_dump(sweep_config(standins, server.base_url)))
+            snakemake(local, "--cores", "2", configfile=root / "local.yaml")
+            run = snakemake(on_slurm, *SLURM_ARGS, "--verbose", configfile=root / "config.yaml")
+    finally:
+        os.environ.pop("MLIT_SLURM_TEST_KEY")
     return local, on_slurm, run.stdout + run.stderr
 
 
@@ -114,23 +139,31 @@ def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cl
     local, on_slurm, output = sweep
     jobs = submitted(output)
     # quick steps ran where Snakemake runs; the rest went to Slurm, once each
-    assert sorted(jobs.values()) == ["generate", "judge", "train", "train_judge"], output[-3000:]
-    expected = {"train": ("gpu", "gpu:2"), "train_judge": ("gpu", "gpu:1"), "generate": ("gpu", "gpu:1"),
-                "judge": ("cpu", None)}
+    assert sorted(jobs.values()) == ["generate", "judge", "train"], output[-3000:]
+    expected = {"train": ("gpu", "gpu:1", 2, 4), "generate": ("gpu", "gpu:1", 1, 2), "judge": ("cpu", None, 1, None)}
     for job_id, rule in jobs.items():
         job = slurm_job(job_id)
-        partition, gres = expected[rule]
+        partition, gres, nodes, cpus = expected[rule]
         assert job["JobState"] == "COMPLETED" and job["Partition"] == partition, (rule, job)
         assert job.get("TresPerNode", "(null)") == (f"gres:{gres}" if gres else "(null)"), (rule, job)
+        assert int(job["NumNodes"]) == nodes and (cpus is None or int(job["NumCPUs"]) == cpus), (rule, job)
     log = (on_slurm / "results" / "logs" / "train" / f"{CELL}.log").read_text()
-    # one launcher saw both GPUs of the job and started two processes
-    assert "CUDA_VISIBLE_DEVICES=0,1" in log and "--num_processes 2" in log and "--use_deepspeed" in log
+    # one launcher per node (srun under the job-step executor, which leaves only SLURM_JOB_ID: the CPUs come
+    # from scontrol), each bound to all CPUs of its node, together one ZeRO-3 run of world size 2
+    assert "one launcher per node: srun --nodes=2 --ntasks-per-node=1 --cpus-per-task=2 --cpu-bind=none" in log
+    assert "machine 0: 2 usable CPU(s)" in log and "machine 1: 2 usable CPU(s)" in log, log[-3000:]
+    assert "--num_processes 2 --num_machines 2" in log and "--main_process_ip n1" in log
+    info = json.loads((on_slurm / "results" / "models" / CELL / "train_info.json").read_text())
+    assert info["world_size"] == 2 and info["deepspeed"].endswith("zero3.json")
+    # the generate job's step got the job's 2 CPUs, not the rule's one thread
+    assert "2 usable CPU(s)" in (on_slurm / "results" / "logs" / "generate" / f"{CELL}.log").read_text()
     completed = (cluster / "log" / "jobcomp.txt").read_text()
     assert all(f"JobId={job_id} " in completed for job_id in jobs)
-    # the same results as the local run
-    for name in ("loss.csv",):
-        assert (on_slurm / "results" / "models" / CELL / name).read_text() == \
-            (local / "results" / "models" / CELL / name).read_text()
+    # the same results as the local run on one node: the same loss curve, step by step
+    loss = (on_slurm / "results" / "models" / CELL / "loss.csv").read_text()
+    assert loss == (local / "results" / "models" / CELL / "loss.csv").read_text()
+    assert len(loss.splitlines()) == 1 + 4  # 30 examples, 8 per step: 4 logged steps
+
     def answers(root):
         return [(a["question_id"], a["choices"]) for a in read_jsonl(root / "results" / "answers" / CELL / "EN.jsonl")]
 
@@ -144,7 +177,8 @@ def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cl
         (local / "results" / "tables" / "main_table.csv").read_text()
 
 
-def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster, sweep, tmp_path):
+def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster, sweep, standins, tmp_path,
+                                                                          monkeypatch):
     """From the sweep's finished workdir, the judge moves to an endpoint that fails: only the judge jobs
     run (and fail, naming their Slurm log); once the endpoint is back, a rerun resubmits only them."""
     failing = {"on": True}
@@ -153,10 +187,11 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
         return ("status", 503, {}) if failing["on"] else ("reply", "Fine. Rating: [[6]]")
 
     shutil.copytree(sweep[1], tmp_path, symlinks=True, dirs_exist_ok=True)
+    monkeypatch.setenv("MLIT_SLURM_TEST_KEY", "sk-slurm-test")
     with OpenAIServer(behaviour) as server:
-        config = sweep_config()
-        config["judge"].update(base_url=server.base_url, model="gpt-4", max_retries=1, retry_initial_s=0.01,
-                               timeout_s=5)
+        config = sweep_config(standins, server.base_url)
+        # another judge model: the judge cache (by model and prompt) has none of its replies
+        config["judge"].update(model="gpt-4", max_retries=1, retry_initial_s=0.01, timeout_s=5)
         configfile = tmp_path / "config.yaml"
         configfile.write_text(yaml.safe_dump(config))
         first = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile, check=False)
@@ -173,10 +208,9 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
         second = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile)
         assert sorted(submitted(second.stdout + second.stderr).values()) == ["judge"]
     judgments = read_jsonl(tmp_path / "results" / "judgments" / CELL / "EN.jsonl")
-    # every answer sent to the judge got its 6; an off-language one (judge.off_language: score_1) was never sent
-    sent = [j for j in judgments if j["judgment"] is not None]
-    assert len(judgments) == 16 and sent and {j["score"] for j in sent} == {6}
-    assert all(j["score"] == 1 and not j["on_language"] for j in judgments if j["judgment"] is None)
+    # every answer was sent to the judge (judge.off_language: report) and got its 6
+    assert len(judgments) == 16 and {j["score"] for j in judgments} == {6}
+    assert all(j["judgment"] is not None for j in judgments)
 
 
 def test_the_train_job_asks_slurm_for_an_early_sigterm(sweep):
@@ -185,4 +219,4 @@ def test_the_train_job_asks_slurm_for_an_early_sigterm(sweep):
     assert len(calls) == 1 and "--signal=TERM@300" in calls[0], calls
     [written] = (on_slurm / "results" / "execution").glob("*.json")  # this invocation's execution settings
     execution = yaml.safe_load(written.read_text())
-    assert execution["training"]["tiny-llama"]["checkpoint_grace_s"] == 240  # how the job runs, not what it learns
+    assert execution["training"]["mixtral-like"]["checkpoint_grace_s"] == 240  # how the job runs, not what it learns

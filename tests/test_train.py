@@ -209,3 +209,36 @@ def test_training_report_to_reaches_trl_and_defaults_to_none(tmp_path, report_to
     assert "report_to" in EXECUTION_KEYS["training"]  # where logs go never reruns a training job
     config = sft_config({**settings, "report_to": report_to}, tmp_path, seed=0)
     assert config.report_to in (report_to, [report_to]) or (report_to == "none" and config.report_to == [])
+
+
+@pytest.mark.slow
+def test_without_deepspeed_a_bf16_checkpoint_trains_fp32_master_weights_and_every_weight_moves(tmp_path,
+                                                                                               tiny_base_model):
+    """Pure bf16 training rounds an update below half a bf16 step away (lr 2e-5 on a weight of 1.0 or 0.02):
+    without DeepSpeed the weights train in fp32 (bf16 autocast on a GPU) and are saved in bf16 again."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from mlit.train.sft import fit, prepare, training_settings
+
+    base = tmp_path / "bf16-base"
+    shutil.copytree(tiny_base_model, base)
+    AutoModelForCausalLM.from_pretrained(tiny_base_model, dtype=torch.bfloat16).save_pretrained(base)
+    write_jsonl(tmp_path / "train.jsonl", rows(12))
+    settings = training_settings({**SETTINGS, "learning_rate": 2e-5, "warmup_ratio": 0.0, "lr_scheduler": "constant",
+                                  "save_steps": 10**6})
+    run = prepare(str(base), str(tmp_path / "train.jsonl"), tmp_path / "model", settings, seed=1)
+    before = {name: p.detach().float().clone() for name, p in run.trainer.model.named_parameters()}
+    fit(run)
+    assert run.trainer.state.global_step == 3
+    unchanged = {}
+    for name, param in run.trainer.model.named_parameters():
+        if name.endswith("embed_tokens.weight"):
+            continue  # rows of tokens not in the data get no gradient
+        same = (param.detach() == before[name]).float().mean().item()
+        if same:
+            unchanged[name] = round(same, 3)
+    assert not unchanged, f"fraction of elements unchanged after 3 steps: {unchanged}"
+    assert {p.dtype for p in run.trainer.model.parameters()} == {torch.float32}  # the master weights
+    assert run.saved_dtype == torch.bfloat16  # published as the checkpoint was (finalize)

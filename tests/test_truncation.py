@@ -45,3 +45,16 @@ def test_truncation_report_counts_lost_answer_tokens(tiny_base_model):
 
 def test_truncation_report_of_nothing_is_empty(tiny_base_model):
     assert truncation_report([], AutoTokenizer.from_pretrained(tiny_base_model), 16) == {}
+
+
+def test_the_truncation_report_in_several_processes_equals_one(tiny_base_model):
+    from transformers import AutoTokenizer
+
+    from mlit.train.truncation import truncation_report
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_base_model)
+    rows = [{"lang": ["EN", "DE"][i % 2], "messages": [
+        {"role": "user", "content": "Frage " * (i % 13)},
+        {"role": "assistant", "content": "Antwort " * (i % 29)}]} for i in range(60)]
+    assert truncation_report(rows, tokenizer, 24, batch_size=10, num_proc=3) == \
+        truncation_report(rows, tokenizer, 24, batch_size=10)

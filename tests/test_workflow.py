@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 import yaml
 
+from mlit.config import Grid
 from mlit.files import read_jsonl
 from mlit.judge.prompts import parse_rating
 from mlit.run_settings import EXECUTION_KEYS
@@ -85,6 +86,8 @@ EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_setting
     "training.per_device_batch_size": 2, "training.nodes": 2, "training.preempt_signal_minutes": 5,
     "training.checkpoint_grace_s": 900, "training.max_lost_minutes": 30,
     "training.report_to": "tensorboard",
+    "training.communication_env": {"NCCL_SOCKET_IFNAME": "ib0"},
+    "training.attn_implementation": "eager",
     "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
     "generation.vllm_enforce_eager": True, "generation.hf_compile": True, "generation.vllm_submission": "batch",
     "generation.hf_device_map": "auto",
@@ -197,6 +200,23 @@ def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_p
         assert "nodes=1" in block and "gres=gpu:8" in block and "mpi=" not in block and "runtime=720" in block
     judge = [b for b in blocks if b.startswith("rule judge:")]
     assert judge and all("slurm_partition=cpu" in b and "openai_api=1" in b and "gres" not in b for b in judge)
+    # every CPU of the allocation reaches the job step (srun --cpus-per-task: 8 per GPU), and every train job
+    # asks for its early SIGTERM (7B 20 min, Mixtral 40 min before the time limit)
+    assert all("cpus_per_task=64" in b and "cpus_per_gpu" not in b for b in jobs)
+    assert all("slurm_extra=--signal=TERM@1200" in b for b in seven_b)
+    assert all("slurm_extra=--signal=TERM@2400" in b for b in mixtral)
+    generate = [b for b in blocks if b.startswith("rule generate:")]
+    assert all(("cpus_per_task=16" if "cell=mixtral" in b else "cpus_per_task=8") in b for b in generate)
+    # a retry (attempt 2, the profile's retries: 1) doubles runtime and memory, but never past the configured
+    # partition time limit and node memory that the rules' resources read (Grid.capped_request)
+    grid = Grid(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), dry_run=True)
+    for model in grid.base_models:
+        for step in ("train", "generate", "judge"):
+            limits = grid.job_resources(step, model)
+            second = grid.capped_request(step, model if step != "judge" else None, 2)
+            assert second["runtime"] <= limits["max_runtime"] and second["mem_mb"] <= limits["max_mem_mb"]
+    assert grid.capped_request("train", "mixtral-8x7b", 2) == {"runtime": 1440, "mem_mb": 1000000}
+    assert grid.capped_request("train", "24eu-7b", 2) == {"runtime": 1440, "mem_mb": 960000}
 
 
 @pytest.mark.slow

@@ -337,6 +337,7 @@ class Grid:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
         if config["judge"].get("base_url") is None and config["judge"].get("serve"):
             self._check_training("judge.serve.training", self.judge_training_settings())
+        self._check_resources()
 
     def chat_template_setting(self, name: str) -> tuple[str, str]:
         """The ``chat_template`` of a base model and the config key it comes from."""
@@ -439,6 +440,13 @@ class Grid:
                 f"effective_batch_size={settings['effective_batch_size']} packed rows, not examples, and a small "
                 "training set would get only a handful of steps; set packing: false (the study's FastChat recipe "
                 "does not pack), or drop effective_batch_size and give gradient_accumulation_steps (packed rows)")
+        if settings["padding_free"] and not settings["packing"]:
+            raise ConfigError(
+                f"{key}.padding_free: true without packing; TRL cannot truncate unpacked padding-free rows to "
+                "max_length. Set padding_free: false, or packing: true (packed rows are padding-free already)")
+        if settings["attn_implementation"] == "flash_attention_2" and settings["bf16"] is False:
+            raise ConfigError(f"{key}.attn_implementation: flash_attention_2 needs bf16 (or fp16) weights on a GPU; "
+                              "bf16 is false. Use sdpa, or set bf16: null")
         per_node = settings["processes_per_node"] or settings["gpus_per_node"] or 1
         try:
             gradient_accumulation_steps(settings, per_node * settings["nodes"])
@@ -586,6 +594,39 @@ class Grid:
         if model is not None:
             merged.update(self.base_models[model]["resources"][step])
         return merged
+
+    def job_cpus(self, step: str, model: str | None = None) -> int | None:
+        """CPUs per task (= per node) of a GPU step's job: its GPUs per node x ``cpus_per_gpu``, as the
+        Slurm resource ``cpus_per_task``. The job-step executor starts the step with
+        ``srun --cpus-per-task=<this>`` (with --cpus-per-gpu it falls back to the rule's threads, as it
+        sees no SLURM_GPUS under --gres): the step gets every CPU the job holds. None: the rule's threads."""
+        resources = self.job_resources(step, model)
+        per_gpu = resources.get("cpus_per_gpu")
+        gpus = self.training_settings(model)["gpus_per_node"] if step == "train" and model else resources.get("gpus")
+        return per_gpu * gpus if per_gpu and gpus else None
+
+    def capped_request(self, step: str, model: str | None, attempt: int) -> dict[str, int]:
+        """``runtime`` and ``mem_mb`` of attempt ``attempt``: x attempt, but never above
+        ``max_runtime`` (the partition's time limit) and ``max_mem_mb`` (a node's memory), which a
+        cluster would refuse (or never schedule)."""
+        resources = self.job_resources(step, model)
+        runtime, mem = resources["runtime"] * attempt, resources["mem_mb"] * attempt
+        if resources.get("max_runtime"):
+            runtime = min(runtime, resources["max_runtime"])
+        if resources.get("max_mem_mb"):
+            mem = min(mem, resources["max_mem_mb"])
+        return {"runtime": runtime, "mem_mb": mem}
+
+    def _check_resources(self) -> None:
+        """A first attempt must already fit: runtime <= max_runtime, mem_mb <= max_mem_mb."""
+        for model in [None, *self.base_models]:
+            for step in ("train", "generate", "judge"):
+                resources = self.job_resources(step, model)
+                where = f"base_models[{model}].resources.{step}" if model else f"resources.{step}"
+                for key, limit in (("runtime", "max_runtime"), ("mem_mb", "max_mem_mb")):
+                    if resources.get(limit) and resources[key] > resources[limit]:
+                        raise ConfigError(f"{where}.{key}={resources[key]} is above {limit}={resources[limit]}: "
+                                          f"the cluster would refuse the job; lower {key} or raise {limit}")
 
     def generation_settings(self, name: str) -> dict:
         """The generation settings of base model ``name``: the global ``generation`` section with

@@ -23,7 +23,8 @@ EXECUTION_KEYS: dict[str, tuple[str, ...]] = {
     # how a training job runs: the same batches and learning settings give the same model
     "training": ("save_steps", "save_total_limit", "logging_steps", "main_process_port", "processes_per_node",
                  "nodes", "gpus_per_node", "deepspeed", "activation_checkpointing", "per_device_batch_size",
-                 "preempt_signal_minutes", "checkpoint_grace_s", "max_lost_minutes", "report_to"),
+                 "preempt_signal_minutes", "checkpoint_grace_s", "max_lost_minutes", "report_to",
+                 "communication_env", "attn_implementation"),
     # how a generation job runs: the interpreter, the GPUs (tensor parallelism, a model spread over GPUs),
     # memory, compilation and how prompts are submitted to vLLM (per-request seeds: the same answers)
     "generation": ("vllm_python", "vllm_gpu_memory_utilization", "vllm_enforce_eager", "vllm_submission", "gpus",

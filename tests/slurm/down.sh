@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Stop the test cluster started by up.sh STATE_DIR (its daemons) and put /etc/slurm back as up.sh found it.
+# Stop the test cluster started by up.sh STATE_DIR (its daemons) and put /etc/slurm and /etc/hosts back as
+# up.sh found them.
 set -uo pipefail
 STATE=$(realpath -m "${1:?usage: down.sh STATE_DIR}")
-for daemon in slurmd slurmctld; do
+for daemon in slurmd-n1 slurmd-n2 slurmd slurmctld; do
   if [ -f "$STATE/$daemon.pid" ]; then
     pid=$(cat "$STATE/$daemon.pid")
     kill "$pid" 2>/dev/null
@@ -18,5 +19,8 @@ if [ -d "$SAVED" ]; then
   done
   if [ -e "$SAVED/.no-dir" ]; then rmdir /etc/slurm 2>/dev/null; fi
   rm -rf "$SAVED"
+fi
+if [ -e "$STATE/hosts-before" ]; then  # the node names up.sh added
+  cat "$STATE/hosts-before" > /etc/hosts && rm -f "$STATE/hosts-before"
 fi
 exit 0

@@ -60,18 +60,23 @@ wildcard_constraints:
 
 def cluster_resources(step, model_of=None):
     """Slurm resources of a step from config (`resources`, per base model `base_models[].resources`):
-    runtime (minutes) and memory grow with the attempt, so a retried job gets more of both.
+    runtime (minutes) and memory grow with the attempt, so a retried job gets more of both, up to
+    max_runtime / max_mem_mb (Grid.capped_request). cpus_per_task: GPUs x cpus_per_gpu (Grid.job_cpus), so
+    the job step (srun --cpus-per-task) gets every CPU of the job, not the rule's threads.
     """
 
-    def lookup(wildcards):
-        model = model_of(wildcards) if model_of else None
-        return GRID.job_resources(step, model)
+    def model(wildcards):
+        return model_of(wildcards) if model_of else None
 
     return {
-        "runtime": lambda w, attempt: lookup(w)["runtime"] * attempt,
-        "mem_mb": lambda w, attempt: lookup(w)["mem_mb"] * attempt,
-        "cpus_per_gpu": lambda w: lookup(w).get("cpus_per_gpu"),
-        "gpus": lambda w: lookup(w).get("gpus"),
+        "runtime": lambda w, attempt: GRID.capped_request(step, model(w), attempt)[
+            "runtime"
+        ],
+        "mem_mb": lambda w, attempt: GRID.capped_request(step, model(w), attempt)[
+            "mem_mb"
+        ],
+        "cpus_per_task": lambda w: GRID.job_cpus(step, model(w)),
+        "gpus": lambda w: GRID.job_resources(step, model(w)).get("gpus"),
     }
 
 

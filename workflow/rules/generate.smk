@@ -14,7 +14,7 @@ rule generate:
     resources:
         runtime=GENERATE_RESOURCES["runtime"],
         mem_mb=GENERATE_RESOURCES["mem_mb"],
-        cpus_per_gpu=GENERATE_RESOURCES["cpus_per_gpu"],
+        cpus_per_task=GENERATE_RESOURCES["cpus_per_task"],
         gres=lambda w: (
             f"gpu:{GENERATE_RESOURCES['gpus'](w)}"
             if GENERATE_RESOURCES["gpus"](w)

@@ -36,8 +36,12 @@ if JUDGE_SERVED:
             f"{RESULTS}/logs/train_judge/train_judge.log",
         threads: 2
         resources:
-            runtime=lambda w, attempt: GRID.job_resources("train")["runtime"] * attempt,
-            mem_mb=lambda w, attempt: GRID.job_resources("train")["mem_mb"] * attempt,
+            runtime=lambda w, attempt: GRID.capped_request("train", None, attempt)[
+                "runtime"
+            ],
+            mem_mb=lambda w, attempt: GRID.capped_request("train", None, attempt)[
+                "mem_mb"
+            ],
             gres="gpu:1",
             slurm_extra=slurm_signal_option(GRID.judge_training_settings()),
         params:

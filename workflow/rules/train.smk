@@ -19,7 +19,7 @@ rule train:
     resources:
         runtime=TRAIN_RESOURCES["runtime"],
         mem_mb=TRAIN_RESOURCES["mem_mb"],
-        cpus_per_gpu=TRAIN_RESOURCES["cpus_per_gpu"],
+        cpus_per_task=TRAIN_RESOURCES["cpus_per_task"],
         nodes=lambda w: train_slurm(w)["nodes"],
         gres=lambda w: train_slurm(w)["gres"],
         tasks=lambda w: train_slurm(w)["tasks"],

@@ -465,7 +465,8 @@ def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: 
     whole_turns = backend == "vllm" and settings.get("vllm_submission", "turn") == "turn"
     print(f"backend {backend}, " + ("whole-turn submission" if whole_turns else f"batch size {generator.batch_size}")
           + (f", tensor parallel size {generator.engine_args['tensor_parallel_size']}" if backend == "vllm" else "")
-          + (f", device map {generator.device_map}" if backend == "hf" and generator.device_map else ""), flush=True)
+          + (f", device map {generator.device_map}" if backend == "hf" and generator.device_map else "")
+          + f", {len(os.sched_getaffinity(0))} usable CPU(s) (sched_getaffinity)", flush=True)
     seed = settings.get("seed", 42)
     system_message = settings.get("system_message", "question_language")
     tasks = [(lang, load_questions(bench_dir, lang, settings.get("questions_per_category")), out_dir / f"{lang}.jsonl")

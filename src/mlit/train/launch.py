@@ -77,34 +77,74 @@ def plan_layout(settings: dict, env: dict | None = None, gpus: int | None = None
             "set training.nodes: 1 to train on this machine")
     if int(env["SLURM_NNODES"]) != nodes:
         raise ConfigError(f"training.nodes={nodes} but the Slurm allocation has SLURM_NNODES={env['SLURM_NNODES']}")
-    port = int(settings["main_process_port"] or 29500 + int(env.get("SLURM_JOB_ID", "0")) % 20000)
+    port = int(settings["main_process_port"] or rendezvous_port(int(env.get("SLURM_JOB_ID", "0"))))
     return Layout(nodes, int(per_node), int(env["SLURM_PROCID"]), slurm_hostnames(env["SLURM_JOB_NODELIST"])[0], port)
+
+
+# Linux's ephemeral ports (net.ipv4.ip_local_port_range, 32768-60999 by default) are handed to outgoing
+# connections: a rendezvous port there can be taken by one of them on the first node. This range is below it.
+RENDEZVOUS_PORTS = (20000, 32000)
+
+
+def rendezvous_port(job_id: int) -> int:
+    """The multi-node rendezvous port of Slurm job ``job_id`` (``training.main_process_port`` unset): one
+    port per job id, so that two jobs sharing a first node differ, and never in the ephemeral range."""
+    low, high = RENDEZVOUS_PORTS
+    return low + job_id % (high - low)
 
 
 PER_NODE_LAUNCHER = "MLIT_PER_NODE_LAUNCHER"
 
 
-def node_cpus(env: dict) -> int | None:
+def node_cpus(env: dict, job_cpus=None) -> int | None:
     """CPUs the job has on each node: ``SLURM_CPUS_ON_NODE``, else the smallest count in
-    ``SLURM_JOB_CPUS_PER_NODE`` (e.g. ``32(x2),16``); None when Slurm says neither."""
+    ``SLURM_JOB_CPUS_PER_NODE`` (e.g. ``32(x2),16``), else -- under Snakemake's job-step executor,
+    which removes every ``SLURM_*`` variable but the job id -- what ``scontrol show job`` says of
+    ``SLURM_JOB_ID`` (``job_cpus``, default ``scontrol_cpus_per_node``); None when none says."""
     if env.get("SLURM_CPUS_ON_NODE", "").isdigit():
         return int(env["SLURM_CPUS_ON_NODE"])
     counts = [int(part.split("(")[0]) for part in env.get("SLURM_JOB_CPUS_PER_NODE", "").split(",")
               if part.split("(")[0].isdigit()]
-    return min(counts) if counts else None
+    if counts:
+        return min(counts)
+    if env.get("SLURM_JOB_ID", "").isdigit():
+        return (job_cpus or scontrol_cpus_per_node)(int(env["SLURM_JOB_ID"]))
+    return None
 
 
-def per_node_command(settings: dict, env: dict) -> list[str]:
+def cpus_per_node_of(shown: str) -> int | None:
+    """CPUs per node of a job from ``scontrol show job`` text: ``NumCPUs`` over ``NumNodes`` (the train
+    rule asks --ntasks=nodes with --cpus-per-task, so each node holds the same count)."""
+    import re
+
+    cpus = re.search(r"\bNumCPUs=(\d+)", shown)
+    nodes = re.search(r"\bNumNodes=(\d+)", shown)
+    if not cpus or not nodes or int(nodes.group(1)) == 0:
+        return None
+    return int(cpus.group(1)) // int(nodes.group(1))
+
+
+def scontrol_cpus_per_node(job_id: int) -> int | None:
+    result = subprocess.run(["scontrol", "show", "job", str(job_id)], capture_output=True, text=True)
+    if result.returncode:
+        print(f"scontrol show job {job_id} failed ({result.stderr.strip()}): the per-node launchers get "
+              "srun's default CPUs", file=sys.stderr, flush=True)
+        return None
+    return cpus_per_node_of(result.stdout)
+
+
+def per_node_command(settings: dict, env: dict, job_cpus=None) -> list[str]:
     """The srun prefix that starts one launcher per node of a multi-node Slurm job (the executor
     plugin does not wrap `mpi` jobs in srun), or [] on one node or when already inside it.
 
-    Since Slurm 22.05 a step started by srun does not inherit the job's --cpus-per-task: without it
-    each node's one task gets one CPU, and the launcher, its N training processes and their data
-    loaders share one core. So the task asks for all of the node's CPUs, unbound."""
+    Since Slurm 22.05 a step started by srun does not inherit the job's --cpus-per-task (and the job-step
+    executor removes SLURM_CPUS_PER_TASK anyway): without it each node's one task gets one CPU, and the
+    launcher, its N training processes and their data loaders share one core. So the task asks for all
+    of the node's CPUs (``node_cpus``), unbound."""
     nodes = int(section_defaults("training", settings)["nodes"])
     if nodes <= 1 or env.get(PER_NODE_LAUNCHER):
         return []
-    cpus = node_cpus(env)
+    cpus = node_cpus(env, job_cpus)
     return ["srun", f"--nodes={nodes}", "--ntasks-per-node=1",
             *([f"--cpus-per-task={cpus}"] if cpus else []), "--cpu-bind=none"]
 
@@ -180,7 +220,20 @@ def worker_environment(cuda: bool, settings: dict | None = None) -> dict:
     env.pop("ACCELERATE_USE_CPU", None)  # silently turns ZeRO-2 into DDP and breaks ZeRO-3
     # the torch elastic agent under `accelerate launch` SIGKILLs its workers this long after SIGTERM
     env["TORCH_ELASTIC_SHUTDOWN_TIMEOUT"] = str(checkpoint_grace_s(settings or {}))
-    return env
+    return {**communication_environment(settings or {}, env), **env}
+
+
+def communication_environment(settings: dict, env: dict) -> dict[str, str]:
+    """``training.communication_env`` (NCCL_SOCKET_IFNAME, NCCL_IB_HCA, ...: the site's network), less
+    the variables the job's environment already sets: those pass through as they are (sbatch
+    --export=ALL, and the job-step executor removes only SLURM_*/SRUN_*/SBATCH_*)."""
+    configured = section_defaults("training", settings).get("communication_env") or {}
+    return {name: str(value) for name, value in configured.items() if name not in env}
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its Slurm step's binding, where the task plugin binds)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def run_training(base: str, data: str, out: Path, settings: dict, settings_json: str, seed: int) -> int:
@@ -189,6 +242,8 @@ def run_training(base: str, data: str, out: Path, settings: dict, settings_json:
     waits ``training.checkpoint_grace_s`` for them, this process as long as they take)."""
     layout = plan_layout(settings)
     deepspeed = deepspeed_config(settings)
+    # the Slurm tests read this line: a step bound to fewer CPUs than its allocation shows it here
+    print(f"machine {layout.machine_rank}: {usable_cpus()} usable CPU(s) (sched_getaffinity)", flush=True)
     gradient_accumulation_steps(settings, layout.world_size)  # fail here, before starting processes
     if layout.world_size == 1 and deepspeed is None:
         from mlit.train.sft import train

@@ -301,6 +301,7 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         max_length=settings["max_length"],
         packing=settings["packing"],
         padding_free=settings["padding_free"],
+        train_sampling_strategy="group_by_length" if settings["group_by_length"] else "random",
         assistant_only_loss=True,
         use_liger_kernel=settings["liger_kernel"],
         bf16=bf16,
@@ -316,6 +317,37 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         seed=seed,
         data_seed=seed,
     )
+
+
+def training_dtypes(base_model: str, settings: dict, trust_remote_code: bool = False):
+    """(dtype the weights are loaded and trained in, dtype they are saved in or None: as trained).
+
+    With DeepSpeed the checkpoint's dtype ("auto"): DeepSpeed keeps fp32 master weights and optimizer
+    states itself. Without it nothing does: a bf16 checkpoint loaded as bf16 would train in pure bf16,
+    where an update below half a bf16 step (lr 2e-5 on a weight of 0.02) is rounded away. So the weights
+    are loaded in fp32 (bf16 autocast on a GPU, ``bf16``), and the trained model is saved in the
+    checkpoint's dtype, as DeepSpeed's 16-bit gather saves it."""
+    import torch
+    from transformers import AutoConfig
+
+    if training_settings(settings)["deepspeed"]:
+        return "auto", None
+    config = AutoConfig.from_pretrained(base_model, trust_remote_code=trust_remote_code)
+    stored = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(stored, str):
+        stored = getattr(torch, stored, None)
+    return torch.float32, (stored if stored not in (None, torch.float32) else None)
+
+
+PARALLEL_TOKENIZATION_ROWS = 5000
+
+
+def tokenizer_processes(rows: int) -> int | None:
+    """Processes that tokenize a training set of ``rows`` conversations: the CPUs this process may use (its
+    Slurm step's, all of the node's: mlit.train.launch), at most 32; None (one, in this process) for a set
+    below PARALLEL_TOKENIZATION_ROWS, where starting processes costs more than it saves."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return min(cpus, 32) if cpus > 1 and rows >= PARALLEL_TOKENIZATION_ROWS else None
 
 
 def weight_shapes(model_dir: Path) -> dict[str, tuple[int, ...]] | None:
@@ -383,6 +415,7 @@ class PreparedRun:
     truncation: dict | None
     router_logits: bool | None
     resume: Path | None
+    saved_dtype: Any = None
 
 
 def prepare(base_model: str, data_path: str, out_dir: Path, settings: dict, seed: int = 0) -> PreparedRun:
@@ -411,12 +444,18 @@ def prepare(base_model: str, data_path: str, out_dir: Path, settings: dict, seed
                                    settings["system_message"],
                                    base_info["chat_format"].get("system_messages") or {})
     tokenizer = AutoTokenizer.from_pretrained(base_model, trust_remote_code=trust)
+    # TRL tokenizes on the main process first (the others read its cache), and so does the truncation
+    # report: on every CPU of the node, so the GPUs do not wait half an hour for one core
+    args.dataset_num_proc = tokenizer_processes(len(dataset))
     truncation = None
     if state.is_main_process:
-        truncation = truncation_report(dataset.to_list(), tokenizer, args.max_length)
+        truncation = truncation_report(dataset.to_list(), tokenizer, args.max_length,
+                                       num_proc=args.dataset_num_proc or 1)
         log_rendered_examples(dataset, tokenizer)
     dataset = dataset.select_columns(["messages"])
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype="auto", trust_remote_code=trust)
+    weights_dtype, saved_dtype = training_dtypes(base_model, settings, trust)
+    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=weights_dtype, trust_remote_code=trust,
+                                                 attn_implementation=settings["attn_implementation"])
     router_logits = getattr(model.config, "output_router_logits", None)  # TRL turns it on for MoE training
     trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
     trainable_tokens = check_trainable(dataset, trainer.train_dataset, tokenizer, data_path, args.max_length,
@@ -430,7 +469,7 @@ def prepare(base_model: str, data_path: str, out_dir: Path, settings: dict, seed
                        started=started, world_size=world_size, tmp=tmp, data_sha256=data_sha256,
                        fingerprint=fingerprint, state=state, args=args, tokenizer=tokenizer, trainer=trainer,
                        examples=len(dataset), trainable_tokens=trainable_tokens, truncation=truncation,
-                       router_logits=router_logits, resume=resume)
+                       router_logits=router_logits, resume=resume, saved_dtype=saved_dtype)
 
 
 def fit(run: PreparedRun):
@@ -464,6 +503,8 @@ def finalize(run: PreparedRun, result) -> dict | None:
     trainer, state = run.trainer, run.state
     if run.router_logits is not None:  # saved as the base model had it: generation does not compute the aux loss
         trainer.model.config.output_router_logits = run.router_logits
+    if run.saved_dtype is not None:  # fp32 master weights (no DeepSpeed): saved in the checkpoint's own dtype
+        trainer.model.to(run.saved_dtype)
     trainer.save_model(str(run.tmp))  # every rank: ZeRO-3 gathers the 16-bit weights collectively
     state.wait_for_everyone()
     info = publish(run, result) if state.is_main_process else None
