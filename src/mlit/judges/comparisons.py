@@ -15,12 +15,12 @@ import polars as pl
 
 from mlit.judges.agreement import KEY
 
-# analysis -> (key columns, estimate column) of its table in mlit.results.analysis
+# analysis -> (key columns, (estimate, interval low, interval high) columns) of its table in mlit.results.analysis
 ANALYSES = {
     "parallel_gain": (["base_model", "dataset", "size", "composition", "comparison", "baseline", "lang"],
-                      "relative_gain"),
+                      ("relative_gain_pct", "ci95_low_pct", "ci95_high_pct")),  # percent
     "size_effect": (["base_model", "composition", "lang", "dataset", "size", "baseline_dataset", "baseline_size"],
-                    "difference"),
+                    ("difference", "ci95_low", "ci95_high")),  # score points
 }
 SCHEMA = {"analysis": pl.String, "comparison": pl.String, "estimate_a": pl.Float64, "low_a": pl.Float64,
           "high_a": pl.Float64, "estimate_b": pl.Float64, "low_b": pl.Float64, "high_b": pl.Float64,
@@ -57,9 +57,10 @@ def comparison_check(long_a: pl.DataFrame, long_b: pl.DataFrame, n_boot: int = 1
         long_a, long_b = on_common_turns(long_a, long_b)
     tables_a, tables_b = _comparisons(long_a, n_boot, seed), _comparisons(long_b, n_boot, seed)
     rows = []
-    for analysis, (keys, estimate) in ANALYSES.items():
-        picked = [table.select(keys + [estimate, "ci95_low", "ci95_high"]) for table in
-                  (tables_a[analysis], tables_b[analysis])]
+    for analysis, (keys, columns) in ANALYSES.items():
+        estimate = "estimate"
+        picked = [table.select(keys + [pl.col(c).alias(n) for c, n in zip(columns, (estimate, "ci95_low", "ci95_high"))])
+                  for table in (tables_a[analysis], tables_b[analysis])]
         joined = picked[0].join(picked[1], on=keys, how="full", coalesce=True, suffix="_b")
         for row in joined.sort(keys).iter_rows(named=True):
             a = (row[estimate], row["ci95_low"], row["ci95_high"])
