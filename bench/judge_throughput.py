@@ -39,7 +39,7 @@ def main() -> None:
             requests = [JudgeRequest(question_id=f"q{parallel}-{i}", turn=1, category="writing",
                                      prompt_name="single-v1", system_prompt="You are a judge.",
                                      user_prompt=f"request {i} of run {parallel}") for i in range(args.requests)]
-            settings = JudgeSettings(model="bench-judge", base_url=server.base_url, parallel=parallel)
+            settings = JudgeSettings.from_config({"model": "bench-judge", "parallel": parallel}, server.base_url)
             cache = JudgeCache(tempfile.mkdtemp(prefix="mlit-judge-bench-"))
             before = len(server.requests)
             started = time.perf_counter()

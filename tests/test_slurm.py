@@ -61,10 +61,12 @@ def tiny_config(**judge):
     config = copy.deepcopy(DEMO)
     config.update(compositions=["EN"], sizes=[30], eval_languages=["EN"])
     # ZeRO-2 on the two (placeholder) GPUs of one node: one launcher, two processes
-    config["training"].update(epochs=1, deepspeed="zero2", processes_per_node=2, gpus_per_node=2,
-                              per_device_batch_size=4, effective_batch_size=8)
+    config["training"].update(num_train_epochs=1, effective_batch_size=8)
+    config["launch"]["training"].update(deepspeed="zero2", processes_per_node=2, gpus_per_node=2,
+                                        per_device_train_batch_size=4)
     config["generation"].update(questions_per_category=1, max_new_tokens=16)
-    config["judge"]["serve"]["training"].update(epochs=1, per_device_batch_size=4)
+    config["judge"]["serve"]["training"].update(num_train_epochs=1)
+    config["launch"]["judge_training"] = {"per_device_train_batch_size": 4}
     config["judge"].update(judge)
     return config
 
@@ -88,11 +90,11 @@ def test_scontrol_expands_a_node_list_for_the_multi_node_rendezvous(cluster):
 
 
 def sweep_config() -> dict:
-    """tiny_config with an early signal before the time limit (training.preempt_signal_minutes: sbatch
+    """tiny_config with an early signal before the time limit (launch.training.preempt_signal_minutes: sbatch
     --signal=TERM@seconds in the train rules' slurm_extra; the run checkpoints and the retry resumes), and a
     demo judge trained for 4 steps: its replies are no ratings, but they must come out the same on Slurm."""
     config = tiny_config()
-    config["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
+    config["launch"]["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
     config["judge"]["serve"]["training"]["max_steps"] = 4
     return config
 
@@ -155,8 +157,8 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
     shutil.copytree(sweep[1], tmp_path, symlinks=True, dirs_exist_ok=True)
     with OpenAIServer(behaviour) as server:
         config = sweep_config()
-        config["judge"].update(base_url=server.base_url, model="gpt-4", max_retries=1, retry_initial_s=0.01,
-                               timeout_s=5)
+        config["judge"].update(base_url=server.base_url, model="gpt-4")
+        config["launch"]["judge"].update(max_retries=1, retry_initial_s=0.01, timeout_s=5)
         configfile = tmp_path / "config.yaml"
         configfile.write_text(yaml.safe_dump(config))
         first = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile, check=False)

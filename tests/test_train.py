@@ -8,7 +8,8 @@ import torch
 from mlit.files import write_jsonl
 from mlit.train.sft import GuardedCollator, NoTrainableTokensError, train
 
-SETTINGS = {"learning_rate": 1e-3, "epochs": 1, "per_device_batch_size": 4, "max_length": 128, "logging_steps": 1}
+SETTINGS = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 4, "effective_batch_size": 4,
+            "max_length": 128, "logging_steps": 1}
 
 
 def rows(n=8, answer="Die Hauptstadt ist Berlin."):
@@ -150,7 +151,7 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_it_resumed(
     import time
 
     write_jsonl(tmp_path / "train.jsonl", rows())
-    settings = {**SETTINGS, "epochs": 3, "save_steps": 1, "save_total_limit": 3}  # 6 steps, a checkpoint each
+    settings = {**SETTINGS, "num_train_epochs": 3, "save_steps": 1, "save_total_limit": 3}  # 6 steps, a checkpoint each
     checkpoints = tmp_path / "model.tmp" / "checkpoints"
     job = subprocess.Popen([sys.executable, "-m", "mlit", "train-worker", "--base", str(tiny_base_model), "--data",
                             str(tmp_path / "train.jsonl"), "--settings", json.dumps(settings), "--seed", "1",

@@ -9,6 +9,7 @@ raises ``ConfigError`` naming the key, the value and what is allowed. Nothing ru
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 from dataclasses import asdict, dataclass
@@ -38,10 +39,15 @@ def check_name(key: str, name: str) -> None:
                           "between them (e.g. 'bactrian-x', 'mixtral-8x7b')")
 
 
-def _schema() -> dict:
+@functools.lru_cache(maxsize=1)
+def _parsed_schema() -> dict:
     import yaml
 
     return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
+
+
+def _schema() -> dict:
+    return copy.deepcopy(_parsed_schema())
 
 
 def _filling_validator(schema: dict):
@@ -71,23 +77,47 @@ def with_defaults(config: dict) -> dict:
     import jsonschema
 
     _check_values(config)  # bounded, before jsonschema (whose messages quote an alias bomb's expansion)
+    _check_layout(config)
     errors = list(_filling_validator(_schema()).iter_errors(config))  # walks (and fills) the whole config
     error = jsonschema.exceptions.best_match(errors)
     if error is not None:
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
         where = where.removeprefix(".") or "config"
-        if where in ("judge.api_key_env", "judge.base_url"):  # jsonschema's message shows the value: maybe a key
+        if where in ("launch.judge.api_key_env", "judge.base_url"):  # jsonschema's message shows the value: maybe a key
             from mlit.redact import check_judge_endpoint
 
             try:
-                check_judge_endpoint(config["judge"].get("api_key_env"), config["judge"].get("base_url"))
+                check_judge_endpoint(_judge_key_env(config), config["judge"].get("base_url"))
             except ValueError as refused:
                 raise ConfigError(str(refused)) from None
+            if where == "judge.base_url" and isinstance(error.instance, str):
+                raise ConfigError("judge.base_url: is not an http:// or https:// URL; give the OpenAI-compatible "
+                                  "endpoint (e.g. https://api.openai.com/v1), or null for the local demo judge "
+                                  "(judge.serve)")
             raise ConfigError(f"{where}: is not a string (a {type(error.instance).__name__}) or null")
+        if where == "judge" and error.validator == "required" and "serve" in str(error.message):
+            raise ConfigError("judge.base_url: is null (or not set) but judge.serve is not set; give an OpenAI-"
+                              "compatible base_url (e.g. https://api.openai.com/v1) or a judge.serve section for "
+                              "the local demo judge")
         if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern:
             check_name(where, error.instance)  # the same message as the grid's own check
         raise ConfigError(f"{where}: {error.message}")
     return config
+
+
+def _judge_key_env(config: dict):
+    launch = config.get("launch") if isinstance(config.get("launch"), dict) else {}
+    judge = launch.get("judge") if isinstance(launch.get("judge"), dict) else {}
+    return judge.get("api_key_env", "OPENAI_API_KEY")
+
+
+def _check_layout(config) -> None:
+    from mlit.config_renames import check_layout
+
+    try:
+        check_layout(config)
+    except ValueError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _check_values(config) -> None:
@@ -114,15 +144,44 @@ def check_distinct_files(key: str, paths: dict[str, Path]) -> None:
 
 
 def section_defaults(section: str, settings: dict | None) -> dict:
-    """A copy of one top-level section of a config (``judge``, ``generation``, ...) with that section's
-    schema defaults filled in, as ``with_defaults`` does (not validated): for code that is also called
-    with a section from elsewhere than the workflow's filled config (a command run by hand, a test)."""
+    """A copy of a job's settings (``training``, ``generation`` or ``judge``: the recipe section and its
+    ``launch`` section, merged as the job gets them) with both sections' schema defaults filled in, as
+    ``with_defaults`` does (not validated): for code that is also called with settings from elsewhere than
+    the workflow's filled config (a command run by hand, a test)."""
     schema = _schema()
     filled = copy.deepcopy(settings or {})
-    for _ in _filling_validator({**schema["properties"][section], "definitions": schema["definitions"]}) \
-            .iter_errors(filled):
-        pass  # only the filling; the workflow's config was validated as a whole
+    launch = schema["properties"]["launch"]["properties"][section]
+    parts = (schema["properties"][section], {**schema["definitions"][launch["$ref"].rsplit("/", 1)[1]], **launch})
+    known = set(JOB_EXTRAS.get(section, ())) | set(experiment_part(section, filled))
+    known |= {key for key in filled if key in parts[1]["properties"]}
+    unknown = sorted(set(filled) - known)
+    if unknown:
+        from mlit.config_renames import RENAMED
+
+        hints = [f"{key} -> {'.'.join(RENAMED[(section, key)][:2])}" if (section, key) in RENAMED
+                 else f"{key} (no such key)" for key in unknown]
+        raise ConfigError(f"{section} settings: unknown key(s) {unknown}; the keys are those of {section} and "
+                          f"launch.{section} (config/README.md): {', '.join(hints)}")
+    for part in parts:
+        for _ in _filling_validator({**part, "definitions": schema["definitions"]}).iter_errors(filled):
+            pass  # only the filling; the workflow's config was validated as a whole
     return filled
+
+
+# What a job's settings hold besides its config sections: the generate job's GPUs (launch.resources.generate.gpus)
+JOB_EXTRAS = {"generation": ("gpus",)}
+
+
+def experiment_part(section: str, settings: dict) -> dict:
+    """The keys of a job's merged settings that its experiment section of the schema (``training``,
+    ``generation``, ``judge``) defines: what a result depends on (a checkpoint's or a partial answer
+    file's fingerprint), read from the schema, never from a list of keys."""
+    schema = _parsed_schema()
+    node = schema["properties"][section]
+    keys = set(node.get("properties", {}))
+    if "$ref" in node:
+        keys |= set(schema["definitions"][node["$ref"].rsplit("/", 1)[1]]["properties"])
+    return {key: value for key, value in settings.items() if key in keys}
 
 
 def resolve_path(path: str, repo_root: Path = REPO_ROOT) -> Path:
@@ -134,6 +193,21 @@ def resolve_path(path: str, repo_root: Path = REPO_ROOT) -> Path:
     if candidate.exists() or ("{" in path and candidate.parent.is_dir()):
         return candidate.resolve()
     return (repo_root / candidate).resolve()
+
+
+def deepspeed_path(value: str | None, repo_root: Path = REPO_ROOT) -> Path | None:
+    """``launch.training.deepspeed``: null, a preset name in config/deepspeed/ (zero2, zero3,
+    zero3_offload) or a path to a DeepSpeed JSON config; the file (or None), else ConfigError."""
+    if not value:
+        return None
+    presets = repo_root / "config" / "deepspeed"
+    path = presets / f"{value}.json"
+    if not path.exists():
+        path = resolve_path(value, repo_root)
+    if not path.exists():
+        raise ConfigError(f"launch.training.deepspeed: '{value}' is neither a preset "
+                          f"({sorted(p.stem for p in presets.glob('*.json'))}) nor an existing file")
+    return path.resolve()
 
 
 def format_lang(template: str, lang: str) -> str:
@@ -238,13 +312,7 @@ class Grid:
         """``config`` as read: validated and filled with the schema's defaults here, in place (the rules
         read the filled ``config``)."""
         _check_values(config)
-        written = copy.deepcopy(config)
         self.config = with_defaults(config)
-        # The training keys the config itself sets (before its defaults are filled in): the train steps'
-        # params hold only these, as before the defaults moved into the schema (training_params).
-        self.written_training = {model["name"]: set(written["training"]) | set(model.get("training", ()))
-                                 for model in written["base_models"]}
-        self.written_judge_training = set(written["judge"].get("serve", {}).get("training", ()))
         self.repo_root = repo_root
         self.dry_run = dry_run
         self.warnings: list[str] = []
@@ -303,7 +371,7 @@ class Grid:
         self._check_judge(config["judge"])
         for name in self.base_models:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
-        if config["judge"].get("base_url") is None and config["judge"].get("serve"):
+        if self.judge_served():
             self._check_training("judge.serve.training", self.judge_training_settings())
 
     def chat_template_setting(self, name: str) -> tuple[str, str]:
@@ -388,22 +456,23 @@ class Grid:
     def _check_training(self, key: str, settings: dict) -> None:
         """DeepSpeed preset exists; the effective batch splits over the processes a job will have
         (processes_per_node, else gpus_per_node, per node)."""
-        from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
+        from mlit.train.batching import BatchSizeError, gradient_accumulation_steps
 
-        preset = settings["deepspeed"]
-        if preset and not (self.repo_root / "config" / "deepspeed" / f"{preset}.json").exists() \
-                and not resolve_path(preset, self.repo_root).exists():
-            presets = sorted(p.stem for p in (self.repo_root / "config" / "deepspeed").glob("*.json"))
-            raise ConfigError(f"{key}.deepspeed: '{preset}' is neither a preset ({presets}) nor an existing file")
-        if settings["packing"] and settings.get("effective_batch_size") is not None:
+        deepspeed_path(settings["deepspeed"], self.repo_root)
+        if isinstance(settings["warmup_steps"], float) and settings["warmup_steps"] >= 1:
+            raise ConfigError(
+                f"{key}.warmup_steps: {settings['warmup_steps']} is read by transformers as "
+                f"{int(settings['warmup_steps'])} step(s), not as a fraction of the run; write a whole number of "
+                "steps (1, 100) or a fraction below 1 (0.03)")
+        if settings["packing"]:
             raise ConfigError(
                 f"{key}.packing: packing puts several examples into one row, so an optimizer step would hold "
                 f"effective_batch_size={settings['effective_batch_size']} packed rows, not examples, and a small "
                 "training set would get only a handful of steps; set packing: false (the study's FastChat recipe "
-                "does not pack), or drop effective_batch_size and give gradient_accumulation_steps (packed rows)")
+                "does not pack)")
         per_node = settings["processes_per_node"] or settings["gpus_per_node"] or 1
         try:
-            gradient_accumulation_steps(settings, per_node * settings["nodes"])
+            gradient_accumulation_steps(settings, int(per_node) * settings["nodes"])
         except BatchSizeError as error:
             raise ConfigError(f"{key}: {error}") from None
 
@@ -428,16 +497,11 @@ class Grid:
         from mlit.redact import check_judge_endpoint
 
         try:
-            check_judge_endpoint(judge["api_key_env"], judge.get("base_url"))
+            check_judge_endpoint(self.config["launch"]["judge"]["api_key_env"], judge["base_url"])
         except ValueError as refused:
             raise ConfigError(str(refused)) from None
-        if judge.get("base_url") is None:
-            serve = judge.get("serve")
-            if not serve:
-                raise ConfigError(
-                    "judge.base_url: is null but judge.serve is not set; give an OpenAI-compatible base_url "
-                    "(e.g. https://api.openai.com/v1) or a judge.serve section for the local demo judge"
-                )
+        if self.judge_served():
+            serve = judge["serve"]
             if serve["base_model"] not in self.base_models:
                 raise ConfigError(
                     f"judge.serve.base_model: '{serve['base_model']}' is not a base model; "
@@ -511,20 +575,40 @@ class Grid:
             spec.update(hub=model["hub"], revision=model.get("revision"))
         return spec
 
+    def training_recipe(self, name: str) -> dict:
+        """What defines a fine-tuned model of base model ``name`` (the train step's params, verbatim): the
+        ``training`` recipe with ``base_models[].training`` merged over it."""
+        return {**self.config["training"], **self.base_models[name]["training"]}
+
+    def training_launch(self, name: str) -> dict:
+        """How a training job of base model ``name`` runs: ``launch.training`` with
+        ``base_models[].launch.training`` merged over it; a DeepSpeed path (not a preset) made absolute."""
+        launch = {**self.config["launch"]["training"], **self.base_models[name]["launch"]["training"]}
+        return self._absolute_deepspeed(launch)
+
+    def _absolute_deepspeed(self, launch: dict) -> dict:
+        value = launch["deepspeed"]
+        if value and not (self.repo_root / "config" / "deepspeed" / f"{value}.json").exists():
+            launch["deepspeed"] = str(resolve_path(value, self.repo_root))
+        return launch
+
     def training_settings(self, name: str) -> dict:
-        settings = dict(self.config["training"])
-        settings.update(self.base_models[name]["training"])
-        if settings["deepspeed"] and not (self.repo_root / "config" / "deepspeed" /
-                                              f"{settings['deepspeed']}.json").exists():
-            settings["deepspeed"] = str(resolve_path(settings["deepspeed"], self.repo_root))
-        return settings
+        """A training job's whole settings (recipe and launch): what the job itself sees."""
+        return {**self.training_recipe(name), **self.training_launch(name)}
+
+    def processes_per_node(self, name: str) -> int:
+        """Training processes per node of base model ``name``'s jobs as the grid plans them (the launcher
+        counts visible GPUs where ``processes_per_node`` is null): processes_per_node, else
+        gpus_per_node, else 1."""
+        launch = self.training_launch(name)
+        return int(launch["processes_per_node"] or launch["gpus_per_node"] or 1)
 
     def train_slurm_resources(self, name: str) -> dict:
         """How a training job of base model ``name`` maps onto Slurm (profiles/slurm): ``nodes``; GPUs per
         node as ``gres`` (gres is per node, `gpu` would be per job); on several nodes one task (one
         launcher, started by `mlit train` through srun) per node as an ``mpi`` job, with
         ``tasks_per_gpu: 0`` so that the plugin does not turn ``tasks`` into --ntasks-per-gpu."""
-        settings = self.training_settings(name)
+        settings = self.training_launch(name)
         nodes = int(settings["nodes"])
         gpus = settings["gpus_per_node"]
         several = nodes > 1
@@ -532,43 +616,64 @@ class Grid:
                 "tasks_per_gpu": 0 if several else None, "mpi": "srun" if several else None}
 
     def job_resources(self, step: str, model: str | None = None) -> dict:
-        """Cluster resources of one step (train, generate, judge): config `resources`, overridden per
-        base model by `base_models[].resources` (the defaults are the schema's)."""
-        merged = dict(self.config["resources"][step])
+        """Cluster resources of one step (train, generate, judge): `launch.resources`, overridden per
+        base model by `base_models[].launch.resources` (the defaults are the schema's)."""
+        merged = dict(self.config["launch"]["resources"][step])
         if model is not None:
-            merged.update(self.base_models[model]["resources"][step])
+            merged.update(self.base_models[model]["launch"]["resources"][step])
         return merged
 
     def generation_settings(self, name: str) -> dict:
-        """The generation settings of base model ``name``: the global ``generation`` section with
-        ``base_models[].generation`` merged over it (as for ``training``), plus ``gpus``: the generate
-        job's GPUs (``resources.generate.gpus``, per base model), vLLM's tensor parallel size."""
-        settings = dict(self.config["generation"])
-        settings.update(self.base_models[name].get("generation", {}))
-        settings["gpus"] = self.job_resources("generate", name).get("gpus")
-        return settings
+        """What defines the answers of base model ``name``'s cells (the generate step's params, verbatim):
+        the ``generation`` section with ``base_models[].generation`` merged over it."""
+        return {**self.config["generation"], **self.base_models[name]["generation"]}
+
+    def generation_launch(self, name: str) -> dict:
+        """How a generate job of base model ``name`` runs: ``launch.generation`` with
+        ``base_models[].launch.generation`` merged over it, plus ``gpus``: the job's GPUs
+        (``launch.resources.generate.gpus``), vLLM's tensor parallel size."""
+        return {**self.config["launch"]["generation"], **self.base_models[name]["launch"]["generation"],
+                "gpus": self.job_resources("generate", name).get("gpus")}
+
+    def vllm_python(self, name: str) -> str | None:
+        """The interpreter of base model ``name``'s vLLM generate jobs, or None with the hf backend."""
+        if self.generation_settings(name)["backend"] != "vllm":
+            return None
+        return self.generation_launch(name)["vllm_python"] or str(self.repo_root / ".venv-vllm" / "bin" / "python")
+
+    def judge_served(self) -> bool:
+        """Whether the judge is the local demo judge (``judge.base_url: null``, with ``judge.serve``)."""
+        return self.config["judge"]["base_url"] is None
+
+    def judge_params(self) -> dict:
+        """What defines a judgment (the judge step's params): the ``judge`` section, less the served
+        judge's training recipe (the train_judge step's params; the judge step has that model as input)."""
+        judge = dict(self.config["judge"])
+        if "serve" in judge:
+            judge["serve"] = {key: value for key, value in judge["serve"].items() if key != "training"}
+        return judge
+
+    def judge_settings(self) -> dict:
+        """A judge job's whole settings (``judge`` and ``launch.judge``): what the job itself sees."""
+        return {**self.config["judge"], **self.config["launch"]["judge"]}
+
+    def judge_training_recipe(self) -> dict:
+        """The train_judge step's params: the judge base model's recipe with ``judge.serve.training`` over it."""
+        serve = self.config["judge"]["serve"]
+        return {**self.training_recipe(serve["base_model"]), **serve["training"]}
+
+    def judge_training_launch(self) -> dict:
+        """How the train_judge job runs: the judge base model's launch with ``launch.judge_training`` over it."""
+        launch = {**self.training_launch(self.config["judge"]["serve"]["base_model"]),
+                  **self.config["launch"]["judge_training"]}
+        return self._absolute_deepspeed(launch)
 
     def judge_training_settings(self) -> dict:
-        serve = self.config["judge"]["serve"]
-        settings = self.training_settings(serve["base_model"])
-        settings.update(serve["training"])
-        return settings
+        return {**self.judge_training_recipe(), **self.judge_training_launch()}
 
-    def training_params(self, name: str) -> dict:
-        """The train step's params for base model ``name``: the experiment part of its training settings,
-        of the keys the config sets. Defaults of keys it leaves out reach the job through the execution
-        file (``execution_settings``), so that filling defaults in changes no params (no rerun)."""
-        from mlit.run_settings import experiment_part
-
-        written = self.written_training[name]
-        return experiment_part("training", {k: v for k, v in self.training_settings(name).items() if k in written})
-
-    def judge_training_params(self) -> dict:
-        """The train_judge step's params, as ``training_params``."""
-        from mlit.run_settings import experiment_part
-
-        written = self.written_training[self.config["judge"]["serve"]["base_model"]] | self.written_judge_training
-        return experiment_part("training", {k: v for k, v in self.judge_training_settings().items() if k in written})
+    def questions_per_category(self) -> int | str:
+        """``generation.questions_per_category`` as the jobs' command lines take it: a number, or 'all'."""
+        return self.config["generation"]["questions_per_category"] or "all"
 
     def tokenizer_corpus(self) -> list[str]:
         """Text the demo tokenizer is trained on: the local instruction data and the benchmark."""
@@ -594,22 +699,16 @@ class Grid:
         return pool
 
     def execution_settings(self) -> dict:
-        """How each step runs (mlit.run_settings): written to results/execution/<hash>.json. A training
-        section also holds the schema's defaults of the experiment keys the config leaves out (they are
-        not in the params, see ``training_params``): params + section = the full settings."""
-        from mlit.run_settings import execution_part
-
-        def rest(settings: dict, params: dict) -> dict:
-            return {key: value for key, value in settings.items() if key not in params}
-
-        generation = {name: execution_part("generation", self.generation_settings(name)) for name in self.base_models}
-        settings = {"training": {name: rest(self.training_settings(name), self.training_params(name))
-                                 for name in self.base_models},
+        """The launch section, per job (mlit.run_settings): written to results/execution/<hash>.json, whose
+        sections the jobs read: ``training/<model>``, ``generation/<cell>``, ``judge`` and, with the demo
+        judge, ``judge_training``."""
+        generation = {name: self.generation_launch(name) for name in self.base_models}
+        settings = {"training": {name: self.training_launch(name) for name in self.base_models},
                     # per cell (the generate job's section, generation/<cell>): its base model's settings
                     "generation": {cell_id: generation[cell.base_model] for cell_id, cell in self.cells.items()},
-                    "judge": execution_part("judge", self.config["judge"])}
-        if self.config["judge"].get("base_url") is None and self.config["judge"].get("serve"):
-            settings["judge_training"] = rest(self.judge_training_settings(), self.judge_training_params())
+                    "judge": dict(self.config["launch"]["judge"])}
+        if self.judge_served():
+            settings["judge_training"] = self.judge_training_launch()
         return settings
 
     def training_languages(self) -> list[str]:

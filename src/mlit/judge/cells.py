@@ -95,7 +95,7 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
     """The requests a judge run would send, one JSON line each; calls nothing. Returns a cost
     estimate: requests not yet in the cache (with ``judge`` and ``cache_dir``), prompt tokens
     estimated as characters / 4, completion tokens as a typical judgment (200) and at most
-    ``judge.max_tokens``, priced with ``judge.prices_per_1k``."""
+    ``judge.max_tokens``, priced with ``launch.judge.prices_per_1k``."""
     requests = [request for lang, path in answer_files.items()
                 for _, request in requests_for(path, bench_dir, lang, questions_per_category)]
     write_jsonl(out, [{"question_id": r.question_id, "turn": r.turn, "prompt_name": r.prompt_name,
@@ -110,7 +110,7 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
     prompt_tokens = sum((len(r.system_prompt) + len(r.user_prompt)) // 4 for r, _ in to_send)
     discount = 0.5 if judge["mode"] == "batch" else 1.0  # the Batch API's price
 
-    def estimate(completion_tokens: int) -> float | None:  # None without judge.prices_per_1k
+    def estimate(completion_tokens: int) -> float | None:  # None without launch.judge.prices_per_1k
         total = judge_cost(prompt_tokens, completion_tokens, judge["prices_per_1k"])
         return None if total is None else round(total * discount, 4)
 
@@ -251,7 +251,7 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
           f"(off-language, rated 1), {counts['failed']} failed ({counts['api_errors']} API errors)")
     paid = judge_cost(spent["prompt_tokens"], spent["completion_tokens"], judge["prices_per_1k"])
     print(f"spent: {spent['prompt_tokens']} prompt + {spent['completion_tokens']} completion tokens "
-          f"= {'(no judge.prices_per_1k)' if paid is None else f'{paid:.4f}'} on calls not in the cache")
+          f"= {'(no launch.judge.prices_per_1k)' if paid is None else f'{paid:.4f}'} on calls not in the cache")
     counts["spent"] = spent
     if counts["requests"] > counts["not_sent"] and counts["api_errors"] == counts["requests"] - counts["not_sent"]:
         raise JudgeEndpointError(

@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from transformers import TrainerCallback
 
 from mlit.model.base import BASE_INFO, read_base_info
-from mlit.generate.batching import gradient_accumulation_steps
+from mlit.train.batching import gradient_accumulation_steps
 from mlit.model.chat_format import with_system_message
 from mlit.train.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
                                    set_aside_damaged_checkpoints, staging_dir)
@@ -179,8 +179,8 @@ class PreemptionCallback(TrainerCallback):
     Every rank may receive the signal at a slightly different moment; the ranks agree on it with one
     all-reduce per step, so that all of them save the same step (a ZeRO save is collective). The
     signal comes early enough only if Slurm sends it ahead of the time limit
-    (``training.preempt_signal_minutes``) and the launcher waits for the save
-    (``training.checkpoint_grace_s``); see mlit.train.launch."""
+    (``launch.training.preempt_signal_minutes``) and the launcher waits for the save
+    (``launch.training.checkpoint_grace_s``); see mlit.train.launch."""
 
     def __init__(self):
         super().__init__()
@@ -269,19 +269,19 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
     return SFTConfig(
         **checkpointing_argument(SFTConfig, settings["activation_checkpointing"]),
         output_dir=str(output_dir),
-        num_train_epochs=settings["epochs"],
+        num_train_epochs=settings["num_train_epochs"],
         max_steps=settings["max_steps"],
         learning_rate=settings["learning_rate"],
-        lr_scheduler_type=settings["lr_scheduler"],
-        warmup_steps=settings["warmup_ratio"],
+        lr_scheduler_type=settings["lr_scheduler_type"],
+        warmup_steps=settings["warmup_steps"],
         weight_decay=settings["weight_decay"],
-        per_device_train_batch_size=settings["per_device_batch_size"],
+        per_device_train_batch_size=settings["per_device_train_batch_size"],
         gradient_accumulation_steps=gradient_accumulation_steps(settings, world_size),
         max_length=settings["max_length"],
         packing=settings["packing"],
         padding_free=settings["padding_free"],
         assistant_only_loss=True,
-        use_liger_kernel=settings["liger_kernel"],
+        use_liger_kernel=settings["use_liger_kernel"],
         bf16=bf16,
         use_cpu=not cuda,
         logging_steps=settings["logging_steps"],
