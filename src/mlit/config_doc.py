@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 
-from mlit.config import REPO_ROOT, _parsed_schema
+from mlit.settings import REPO_ROOT, _parsed_schema
 
 README = REPO_ROOT / "config" / "README.md"
 

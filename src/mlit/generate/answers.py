@@ -185,7 +185,7 @@ def vllm_engine_args(model_dir: str, settings: dict, max_model_len: int | None, 
 def generation_settings(settings: dict | None) -> dict:
     """A generate job's settings (``generation`` and ``launch.generation``) with the schema's defaults
     filled in: the workflow's are filled already; a test's, a bench's or a hand-run's may not be."""
-    from mlit.config import section_defaults
+    from mlit.settings import section_defaults
 
     return section_defaults("generation", settings)
 
@@ -447,7 +447,7 @@ def run_in_backend_python(settings: dict) -> None:
     arguments. The interpreter is an execution setting (per base model), so it is read by the job."""
     if settings["backend"] != "vllm" or importlib.util.find_spec("vllm") is not None:
         return
-    from mlit.config import REPO_ROOT
+    from mlit.settings import REPO_ROOT
 
     python = settings["vllm_python"] or str(REPO_ROOT / ".venv-vllm" / "bin" / "python")
     if os.environ.get("MLIT_GENERATE_REEXEC") or not Path(python).exists():

@@ -13,7 +13,7 @@ import hashlib
 import time
 from pathlib import Path
 
-from mlit.config import section_defaults
+from mlit.settings import section_defaults
 from mlit.files import read_jsonl, sha256_file, write_jsonl
 from mlit.judge import retry
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error

@@ -45,7 +45,7 @@ class JudgeSettings:
 
     @classmethod
     def from_config(cls, judge: dict, base_url: str | None = None, **overrides) -> "JudgeSettings":
-        from mlit.config import section_defaults
+        from mlit.settings import section_defaults
 
         judge = section_defaults("judge", judge)
         keys = ("model", "api_key_env", "temperature", "max_tokens", "parallel", "max_retries", "timeout_s",

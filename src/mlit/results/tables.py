@@ -17,7 +17,7 @@ from mlit.results.analysis import (judge_health, parallel_gain, plot_category_ba
                                    plot_score_by_size, score_by_size, size_effect)
 from mlit.files import DataFileError, atomic_write_text
 from mlit.judge.cells import FAILURE_KINDS
-from mlit.config import Cell
+from mlit.cells import Cell
 from mlit.data.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]

@@ -23,7 +23,7 @@ def run_fingerprint(base_model: str, data_sha256: str, settings: dict, seed: int
     """Hash of what a checkpoint depends on: the experiment settings (the train rule's params: the config's
     training recipe), plus the checkpoint's format: world size and DeepSpeed config (ZeRO optimizer
     shards are saved per rank and stage, and load only into the same layout)."""
-    from mlit.config import experiment_part
+    from mlit.settings import experiment_part
 
     learned = experiment_part("training", settings)
     payload = json.dumps({"base_model": base_model, "data_sha256": data_sha256, "settings": learned, "seed": seed,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlit.train.batching import gradient_accumulation_steps
-from mlit.config import ConfigError, deepspeed_path, section_defaults
+from mlit.settings import ConfigError, deepspeed_path, section_defaults
 
 
 @dataclass(frozen=True)

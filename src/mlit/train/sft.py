@@ -153,7 +153,7 @@ def training_settings(settings: dict) -> dict:
     """``settings`` with the schema's defaults of the ``training`` section filled in (the workflow's jobs
     get them filled already; a test, a bench or a command run by hand may not): the one place defaults
     live is workflow/schemas/config.schema.yaml."""
-    from mlit.config import section_defaults
+    from mlit.settings import section_defaults
 
     return section_defaults("training", settings)
 
@@ -259,8 +259,6 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
     import torch
     from trl import SFTConfig
 
-    from mlit.train.launch import checkpoint_grace_s
-
     settings = training_settings(settings)
     cuda = torch.cuda.is_available()
     bf16 = settings["bf16"]
@@ -290,7 +288,7 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         save_total_limit=settings["save_total_limit"],
         include_num_input_tokens_seen="non_padding",
         # ranks that wait in a collective while others write a large checkpoint must not time out first
-        ddp_timeout=max(1800, checkpoint_grace_s(settings) + 600),
+        ddp_timeout=max(1800, int(settings["checkpoint_grace_s"]) + 600),
         report_to="none",
         seed=seed,
         data_seed=seed,
