@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src")]
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # tests/support: the scripted server
 
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all  # noqa: E402
 from mlit.judge.prompts import JudgeRequest  # noqa: E402
-from mlit.judge.scripted_server import OpenAIServer  # noqa: E402  (a real HTTP server, scripted replies)
+from support.scripted_server import OpenAIServer  # noqa: E402  (a real HTTP server, scripted replies)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from mlit.data.mtbench import load_judge_prompts, load_questions, load_reference
 from mlit.results.tables import load_long
 
 from conftest import BENCH, LANGS
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 PLANTED_KEY = "sk-test-PLANTED-do-not-leak-0123456789"
 

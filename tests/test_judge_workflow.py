@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlit.files import read_jsonl
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 from conftest import REPO, job_counts, snakemake
 

@@ -16,7 +16,7 @@ from mlit.files import read_jsonl
 from mlit.train.launch import plan_layout, slurm_hostnames
 
 from conftest import REPO, snakemake
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 

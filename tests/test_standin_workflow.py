@@ -15,7 +15,7 @@ import yaml
 from mlit.files import read_jsonl, write_jsonl
 
 from conftest import REPO, snakemake
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 pytestmark = pytest.mark.slow
 
