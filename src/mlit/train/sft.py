@@ -226,25 +226,6 @@ class TimedCheckpointCallback(TrainerCallback):
         return control
 
 
-CHECKPOINT_DELAY_ENV = "MLIT_TEST_CHECKPOINT_DELAY_S"
-
-
-class SlowCheckpointForTests(TrainerCallback):
-    """Test only (``MLIT_TEST_CHECKPOINT_DELAY_S``): sleep before each checkpoint is written, as a large
-    ZeRO checkpoint takes minutes; shows that a SIGTERM save survives the launcher's kill grace."""
-
-    def __init__(self, delay_s: float):
-        super().__init__()
-        self.delay_s = delay_s
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if control.should_save:
-            print(f"{CHECKPOINT_DELAY_ENV}: checkpoint of step {state.global_step} takes {self.delay_s:.0f} s more",
-                  flush=True)
-            time.sleep(self.delay_s)
-        return control
-
-
 def checkpointing_argument(config_class, enabled: bool) -> dict:
     """Activation checkpointing under the name ``config_class`` takes: ``activation_checkpointing``
     (transformers >= 5.20; ``gradient_checkpointing`` is its deprecated alias there) or, before it,
@@ -418,8 +399,6 @@ def fit(run: PreparedRun):
     trainer.add_callback(preemption)
     if run.settings["max_lost_minutes"]:
         trainer.add_callback(TimedCheckpointCallback(float(run.settings["max_lost_minutes"])))
-    if os.environ.get(CHECKPOINT_DELAY_ENV):
-        trainer.add_callback(SlowCheckpointForTests(float(os.environ[CHECKPOINT_DELAY_ENV])))
     try:
         result = trainer.train(resume_from_checkpoint=str(run.resume) if run.resume else None)
     finally:
