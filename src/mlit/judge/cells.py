@@ -13,6 +13,7 @@ import hashlib
 import time
 from pathlib import Path
 
+from mlit.records import FAILURE_KINDS, UNPARSABLE  # noqa: F401  (FAILURE_KINDS: re-exported)
 from mlit.settings import section_defaults
 from mlit.files import read_jsonl, sha256_file, write_jsonl
 from mlit.judge import retry
@@ -26,16 +27,6 @@ from mlit.data.mtbench import load_judge_prompts, load_questions, load_reference
 # the answered ones are taken as expected; unknown and duplicated question ids are still errors.
 ANSWERED = "answered"
 
-# The ``failure`` of a judgment row: null for a parsed score; otherwise one of these kinds, set where
-# the failure happens and read by the tables (validate_judgments, judge_health, judge_failures) and
-# import_judgments; the ``error`` text is for people and is never matched on.
-#   "unparsable": the judge replied (at least one sample), but no reply holds a parsable [[1-10]] rating;
-#                 the replies are cached, so a rerun does not change it.
-#   "api_error":  no reply: every sample's request failed after its retries (online or Batch API);
-#                 not cached, so a rerun retries it.
-# An off-language answer rated 1 (judge.off_language: score_1) is a score, not a failure (null).
-FAILURE_KINDS = ("unparsable", "api_error")
-UNPARSABLE = "no parsable rating [[1-10]] in the judge's reply"
 
 
 def check_answers(answers_path: str | Path, bench_dir: str | Path, lang: str,

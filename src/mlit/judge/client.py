@@ -203,7 +203,7 @@ def _retrying_call(client, settings: JudgeSettings):
 def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: JudgeCache,
               desc: str = "judge", samples: list[int] | None = None) -> list[dict]:
     """One result per request, in order: ``{judgment, error, failure, cached, usage}``; ``failure`` is
-    None for a reply, "api_error" for a request that failed after its retries (``mlit.judge.cells.FAILURE_KINDS``).
+    None for a reply, "api_error" for a request that failed after its retries (``mlit.records.FAILURE_KINDS``).
     ``samples`` gives each request's sample index (repeated judging); default all 0."""
     items = list(zip(requests, samples or [0] * len(requests)))
     uncached = any(cache.get(cache.key(settings, request, sample)) is None for request, sample in items)
