@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlit.records import FAILURE_KINDS, UNPARSABLE  # noqa: F401  (FAILURE_KINDS: re-exported)
@@ -178,7 +179,8 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     """Judge every language of a cell; returns counts. ``endpoint`` is (base_url, settings overrides).
     Every answers file is checked (``check_answers``) before the first request is sent. With
     ``retry_round`` (the workflow's judge rule: its params), the requests that failed after their
-    retries are recorded in ``out_dir/api_errors.json`` for the next run to retry (``mlit.judge.retry``)."""
+    retries are recorded in ``out_dir/api_errors.json`` for the next run to retry (``mlit.judge.retry``).
+    Per language: plan (what is sent), run (send it), records (one judgment row per turn), write."""
     requests_by_lang = {lang: requests_for(path, bench_dir, lang, questions_per_category)
                         for lang, path in answer_files.items()}
     retry_file = Path(out_dir) / retry.FILE_NAME
@@ -189,55 +191,90 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     base_url, overrides = endpoint or (None, {})
     settings = JudgeSettings.from_config(judge, base_url, **overrides)
     cache = JudgeCache(cache_dir)
-    counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0, "not_sent": 0, "failed_requests": 0}
-    spent = {"prompt_tokens": 0, "completion_tokens": 0}
-    first_api_error = None
-    samples = int(judge["samples"])
-    for lang, all_pairs in requests_by_lang.items():
-        # judge.off_language: score_1 fixes the score of an answer in another language: it is never sent
-        fixed = {index for index, (answer, request) in enumerate(all_pairs)
-                 if judge["off_language"] == "score_1"
-                 and not answers_in(answer, request, lang, judge["no_language"])}
-        pairs = [pair for index, pair in enumerate(all_pairs) if index not in fixed]
-        requests = [request for _, request in pairs for _ in range(samples)]
-        sample_ids = list(range(samples)) * len(pairs)
-        try:
-            if judge["mode"] == "batch":
-                from mlit.judge.batch_api import judge_all_batch
-
-                results = judge_all_batch(requests, settings, cache, sample_ids, judge["batch_poll_s"])
-            else:
-                results = judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
-        except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
-            detail = f"{type(error).__name__}: {error}"
-            if redact_error(detail, settings) != detail:
-                raise JudgeEndpointError(redact_error(detail, settings)) from None
-            raise
-        rows, sent = [], 0
-        for index, (answer, request) in enumerate(all_pairs):
-            if index in fixed:
-                rows.append(judged_row(answer, request, [NOT_SENT] * samples, lang, settings.model,
-                                       judge["off_language"], judge["no_language"]))
-                counts["requests"] += 1
-                counts["not_sent"] += 1
-                continue
-            repeated = results[sent * samples:(sent + 1) * samples]
-            sent += 1
-            row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"],
-                             judge["no_language"])
-            row["error"] = redact_error(row["error"], settings) if row["error"] else None
-            rows.append(row)
-            counts["requests"] += 1
-            counts["cached"] += all(r["cached"] for r in repeated)
-            counts["failed"] += row["failure"] is not None
-            api_failed = all(r["failure"] == "api_error" for r in repeated)  # no reply at all
-            counts["api_errors"] += api_failed
-            counts["failed_requests"] += sum(r["failure"] == "api_error" for r in repeated)  # what a rerun sends
-            first_api_error = first_api_error or (redact_error(repeated[0]["error"], settings) if api_failed else None)
-            for r in repeated:
-                for name in ("prompt_tokens", "completion_tokens"):
-                    spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)
+    tally = Tally()
+    for lang, pairs in requests_by_lang.items():
+        fixed, requests, sample_ids = plan_requests(pairs, lang, judge)
+        results = send_requests(requests, sample_ids, settings, cache, judge, lang)
+        rows = judgment_rows(pairs, fixed, results, lang, settings, judge, tally)
         write_jsonl(out_dir / f"{lang}.jsonl", rows)
+    return finish(tally, judge, settings, retry_file, retry_round)
+
+
+def plan_requests(pairs: list, lang: str, judge: dict) -> tuple[set[int], list, list[int]]:
+    """What a language's judging sends: (the indexes of ``pairs`` that are not sent, the requests, each
+    one's sample number). ``judge.off_language: score_1`` fixes the score of an answer in another language,
+    so it is never sent; every other (answer, request) is sent ``judge.samples`` times."""
+    samples = int(judge["samples"])
+    fixed = {index for index, (answer, request) in enumerate(pairs)
+             if judge["off_language"] == "score_1" and not answers_in(answer, request, lang, judge["no_language"])}
+    sent = [request for index, (_, request) in enumerate(pairs) if index not in fixed]
+    return fixed, [request for request in sent for _ in range(samples)], list(range(samples)) * len(sent)
+
+
+def send_requests(requests: list, sample_ids: list[int], settings: JudgeSettings, cache: JudgeCache, judge: dict,
+                  lang: str) -> list[dict]:
+    """The judge's replies (online, or through the Batch API), one per request; an error an endpoint raised
+    that holds the key is raised redacted (JudgeEndpointError)."""
+    try:
+        if judge["mode"] == "batch":
+            from mlit.judge.batch_api import judge_all_batch
+
+            return judge_all_batch(requests, settings, cache, sample_ids, judge["batch_poll_s"])
+        return judge_all(requests, settings, cache, desc=f"judge {lang}", samples=sample_ids)
+    except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
+        detail = f"{type(error).__name__}: {error}"
+        if redact_error(detail, settings) != detail:
+            raise JudgeEndpointError(redact_error(detail, settings)) from None
+        raise
+
+
+@dataclass
+class Tally:
+    """What a judge job counted over its languages: turns, cache hits, failures, tokens paid for."""
+
+    counts: dict = field(default_factory=lambda: {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0,
+                                                  "not_sent": 0, "failed_requests": 0})
+    spent: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    first_api_error: str | None = None
+
+
+def judgment_rows(pairs: list, fixed: set[int], results: list[dict], lang: str, settings: JudgeSettings,
+                  judge: dict, tally: Tally) -> list[dict]:
+    """One judgment row (``judged_row``) per (answer, request) of a language, in order; counted in ``tally``."""
+    samples = int(judge["samples"])
+    counts = tally.counts
+    rows, sent = [], 0
+    for index, (answer, request) in enumerate(pairs):
+        if index in fixed:
+            rows.append(judged_row(answer, request, [NOT_SENT] * samples, lang, settings.model,
+                                   judge["off_language"], judge["no_language"]))
+            counts["requests"] += 1
+            counts["not_sent"] += 1
+            continue
+        repeated = results[sent * samples:(sent + 1) * samples]
+        sent += 1
+        row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"],
+                         judge["no_language"])
+        row["error"] = redact_error(row["error"], settings) if row["error"] else None
+        rows.append(row)
+        counts["requests"] += 1
+        counts["cached"] += all(r["cached"] for r in repeated)
+        counts["failed"] += row["failure"] is not None
+        api_failed = all(r["failure"] == "api_error" for r in repeated)  # no reply at all
+        counts["api_errors"] += api_failed
+        counts["failed_requests"] += sum(r["failure"] == "api_error" for r in repeated)  # what a rerun sends
+        tally.first_api_error = tally.first_api_error or (
+            redact_error(repeated[0]["error"], settings) if api_failed else None)
+        for r in repeated:
+            for name in ("prompt_tokens", "completion_tokens"):
+                tally.spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)
+    return rows
+
+
+def finish(tally: Tally, judge: dict, settings: JudgeSettings, retry_file: Path, retry_round: int | None) -> dict:
+    """Print what was judged and paid; raise when the endpoint failed every request; record the requests
+    that failed after their retries for the next run. Returns the counts (with ``spent``)."""
+    counts, spent = tally.counts, tally.spent
     print(f"judged {counts['requests']} turns: {counts['cached']} from the cache, {counts['not_sent']} not sent "
           f"(off-language, rated 1), {counts['failed']} failed ({counts['api_errors']} API errors)")
     paid = judge_cost(spent["prompt_tokens"], spent["completion_tokens"], judge["prices_per_1k"])
@@ -246,7 +283,7 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     counts["spent"] = spent
     if counts["requests"] > counts["not_sent"] and counts["api_errors"] == counts["requests"] - counts["not_sent"]:
         raise JudgeEndpointError(
-            f"the judge endpoint {settings.base_url} failed every request, e.g. {first_api_error}; check "
+            f"the judge endpoint {settings.base_url} failed every request, e.g. {tally.first_api_error}; check "
             f"judge.base_url, judge.model and the key in ${settings.api_key_env}. Nothing was paid twice: "
             "successful calls are cached, so a rerun sends only what failed.")
     if retry_round is not None:
