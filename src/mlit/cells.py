@@ -51,3 +51,12 @@ class Cell:
 
     def fields(self) -> dict[str, Any]:
         return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}
+
+
+def cell_fields(cell_id: str, full_size: int | None = None) -> dict[str, Any]:
+    """A cell's fields for the tables, with its examples per language: the size, or for ``full`` the
+    dataset's size where it is known (``full_size``; None where not), so that sizes compare across datasets.
+    The one reading of a cell id's size (the grid passes what it knows of the dataset)."""
+    cell = Cell.parse(cell_id)
+    size = cell.data.size
+    return {**cell.fields(), "examples_per_language": size if isinstance(size, int) else full_size}

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mlit.cells import Cell, DataCell, composed_config_name  # noqa: F401  (Cell, DataCell: the grid's, re-exported)
+from mlit.cells import Cell, DataCell, cell_fields, composed_config_name  # noqa: F401  (Cell, DataCell: the grid's, re-exported)
 from mlit.config_checks import ConfigValueError, regular_file
 from mlit.langs import LANGUAGES, parse_composition
 from mlit.settings import (  # noqa: F401  (re-exported: the workflow and the tests read them here)
@@ -302,10 +302,7 @@ class Grid:
     def cell_fields(self, cell_id: str) -> dict[str, Any]:
         """A cell's fields for the tables, with its examples per language ('full' resolved where the
         dataset's size is known), so that sizes compare across datasets."""
-        cell = self.cells[cell_id]
-        size = cell.data.size
-        return {**cell.fields(),
-                "examples_per_language": size if size != "full" else self.dataset_items[cell.data.dataset]}
+        return cell_fields(cell_id, self.dataset_items[self.cells[cell_id].data.dataset])
 
     def data_spec(self, data_id: str) -> dict:
         """Everything the data-prep step needs for one training set (and nothing else, so that

@@ -17,17 +17,10 @@ from mlit.results.analysis import (judge_health, parallel_gain, plot_category_ba
                                    plot_score_by_size, score_by_size, size_effect)
 from mlit.files import DataFileError, atomic_write_text
 from mlit.records import FAILURE_KINDS, row_problem
-from mlit.cells import Cell
+from mlit.cells import cell_fields
 from mlit.data.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
-
-
-def cell_fields(cell_id: str) -> dict:
-    """Fields of a cell id (``mlit.config.Cell`` builds and parses it)."""
-    cell = Cell.parse(cell_id)
-    size = cell.data.size
-    return {**cell.fields(), "examples_per_language": size if isinstance(size, int) else None}
 
 
 def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -> tuple[pl.DataFrame, list[str]]:
