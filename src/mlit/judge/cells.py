@@ -299,7 +299,8 @@ def judge_endpoint(judge: dict, judge_model_dir: str | None, log_path: Path):
     """(base_url, settings overrides): the configured endpoint, or a local server for the demo judge
     started for this job. A served model is requested by the name the server knows it by, and cached
     under the config's name plus a hash of its weights, so a retrained judge is never served stale."""
-    if judge.get("base_url"):
+    judge = section_defaults("judge", judge)
+    if judge["base_url"] is not None:
         yield judge["base_url"], {}
         return
     from mlit.judge.demo_server import serve

@@ -27,7 +27,7 @@ def run_fingerprint(base_model: str, data_sha256: str, settings: dict, seed: int
 
     learned = experiment_part("training", settings)
     payload = json.dumps({"base_model": base_model, "data_sha256": data_sha256, "settings": learned, "seed": seed,
-                          "world_size": world_size, "deepspeed": settings.get("deepspeed")}, sort_keys=True)
+                          "world_size": world_size, "deepspeed": settings["deepspeed"]}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
