@@ -102,8 +102,8 @@ def default_model(work: Path) -> str:
             for path in corpus for row in read_jsonl(Path(path))[:64]]
     write_jsonl(work / "train.jsonl", rows)
     train(str(work / "tiny"), str(work / "train.jsonl"), work / "tuned",
-          {"learning_rate": 2e-3, "epochs": 3, "per_device_batch_size": 16, "max_length": 256, "logging_steps": 50,
-           "save_steps": 10**6, "lr_scheduler": "constant"}, seed=0)
+          {"learning_rate": 2e-3, "num_train_epochs": 3, "per_device_train_batch_size": 16, "effective_batch_size": 16, "max_length": 256, "logging_steps": 50,
+           "save_steps": 10**6, "lr_scheduler_type": "constant"}, seed=0)
     return str(work / "tuned")
 
 

@@ -99,7 +99,7 @@ from mlit.files import write_jsonl  # noqa: E402
 
 write_jsonl(sys.argv[1], synthetic_chats(64, seed=1))
 EOF
-ZERO3_SETTINGS="{\"deepspeed\": \"zero3\", \"learning_rate\": 2e-5, \"processes_per_node\": 1, \"max_steps\": $ZERO3_STEPS, \"per_device_batch_size\": 4, \"effective_batch_size\": 4, \"max_length\": 512, \"logging_steps\": 1, \"save_steps\": 1000}"
+ZERO3_SETTINGS="{\"deepspeed\": \"zero3\", \"learning_rate\": 2e-5, \"processes_per_node\": 1, \"max_steps\": $ZERO3_STEPS, \"per_device_train_batch_size\": 4, \"effective_batch_size\": 4, \"max_length\": 512, \"logging_steps\": 1, \"save_steps\": 1000}"
 "$PY" -m mlit train --base "$WORK/model" --data "$WORK/zero3.jsonl" --out "$WORK/zero3-model" --seed 1 \
   --settings "$ZERO3_SETTINGS"
 "$PY" - "$WORK/zero3-model" <<'EOF'

@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "src")]
+sys.path[:0] = [str(REPO / "src"), str(REPO / "tests")]  # tests/support: the scripted server
 
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all  # noqa: E402
 from mlit.judge.prompts import JudgeRequest  # noqa: E402
-from mlit.judge.scripted_server import OpenAIServer  # noqa: E402  (a real HTTP server, scripted replies)
+from support.scripted_server import OpenAIServer  # noqa: E402  (a real HTTP server, scripted replies)
 
 
 def main() -> None:
@@ -39,7 +39,7 @@ def main() -> None:
             requests = [JudgeRequest(question_id=f"q{parallel}-{i}", turn=1, category="writing",
                                      prompt_name="single-v1", system_prompt="You are a judge.",
                                      user_prompt=f"request {i} of run {parallel}") for i in range(args.requests)]
-            settings = JudgeSettings(model="bench-judge", base_url=server.base_url, parallel=parallel)
+            settings = JudgeSettings.from_config({"model": "bench-judge", "parallel": parallel}, server.base_url)
             cache = JudgeCache(tempfile.mkdtemp(prefix="mlit-judge-bench-"))
             before = len(server.requests)
             started = time.perf_counter()

@@ -178,7 +178,8 @@ def variant_args(variant: str, out: str, preset: dict, settings_overrides: dict 
         return SFTConfig(output_dir=out, use_cpu=not cuda, report_to="none", save_strategy="no", logging_steps=1,
                          include_num_input_tokens_seen="non_padding", num_train_epochs=1,
                          **({} if cuda else {"bf16": False}))
-    settings = {"learning_rate": 2e-5, "epochs": 1, "lr_scheduler": "linear", "per_device_batch_size": preset["batch"],
+    settings = {"learning_rate": 2e-5, "num_train_epochs": 1, "lr_scheduler_type": "linear", "per_device_train_batch_size": preset["batch"],
+                "effective_batch_size": preset["batch"],
                 "max_length": preset["max_length"], "packing": False, "activation_checkpointing": True,
                 "logging_steps": 1, "save_steps": 10**9, **(settings_overrides or {})}
     if variant == "no_checkpointing":

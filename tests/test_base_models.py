@@ -123,8 +123,8 @@ def test_a_trained_standin_stops_at_its_end_of_turn(prepared, tmp_path, name):
                                         {"role": "assistant", "content": "Ja, gerne."}]} for i in range(16)]
     write_jsonl(tmp_path / "train.jsonl", rows)
     info = train(str(prepared[name]), str(tmp_path / "train.jsonl"), tmp_path / "model",
-                 {"learning_rate": 3e-3, "epochs": 25, "per_device_batch_size": 16, "max_length": 128,
-                  "logging_steps": 25, "save_steps": 10**6, "lr_scheduler": "constant"}, seed=0)
+                 {"learning_rate": 3e-3, "num_train_epochs": 25, "per_device_train_batch_size": 16, "effective_batch_size": 16, "max_length": 128,
+                  "logging_steps": 25, "save_steps": 10**6, "lr_scheduler_type": "constant"}, seed=0)
     assert info["truncation"]["DE"]["truncated_examples"] == 0 and info["system_message"] == "own_language"
     saved = json.loads((tmp_path / "model" / "mlit_base.json").read_text())
     assert saved["chat_format"]["name"] == "opengptx"  # the format travels with the fine-tuned model
@@ -181,7 +181,7 @@ def test_bad_base_models_are_config_errors_naming_the_key(standins, tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-def test_packing_with_an_effective_batch_is_refused():
+def test_packing_is_refused():
     config = copy.deepcopy(DEMO)
     config["training"]["packing"] = True
     with pytest.raises(ConfigError, match=r"base_models\[tiny-llama\]\.training\.packing: .*packed rows, not examples"):

@@ -44,8 +44,14 @@ def test_errors_name_key_value_and_allowed_values():
         grid(sizes=[40, 5000])
     with pytest.raises(ConfigError, match=r"judge.serve.base_model: 'nope' is not a base model"):
         grid(judge={**DEMO["judge"], "serve": {"base_model": "nope"}})
-    with pytest.raises(ConfigError, match="judge.base_url: is null but judge.serve is not set"):
+    with pytest.raises(ConfigError, match=r"judge.base_url: is null \(or not set\) but judge.serve is not set"):
         grid(judge={"model": "gpt-4", "base_url": None})
+    with pytest.raises(ConfigError, match=r"judge.base_url: is null \(or not set\) but judge.serve is not set"):
+        grid(judge={"model": "gpt-4"})
+    # a URL no judge job could reach is refused at planning, not after training and generation
+    for url in ("", "api.openai.com/v1", "ftp://host/v1", " https://host/v1"):
+        with pytest.raises(ConfigError, match="judge.base_url: is not an http:// or https:// URL"):
+            grid(judge={"model": "gpt-4", "base_url": url})
 
 
 def write(tmp_path, config):
@@ -153,7 +159,7 @@ MINIMAL = {  # only what the schema requires
     "datasets": {"demo": {"format": "bactrian", "local": "data/demo/instructions_{lang}.jsonl", "id_field": "id"}},
     "compositions": ["EN"], "sizes": [40], "seeds": [1], "eval_languages": ["EN"],
     "base_models": [{"name": "tiny", "build": {}}],
-    "training": {"learning_rate": 1e-3},
+    "training": {"learning_rate": 1e-3, "effective_batch_size": 8},
     "generation": {"benchmark_dir": "data/mt_bench_x", "max_new_tokens": 8},
     "judge": {"model": "gpt-4", "base_url": "http://127.0.0.1:9/v1"},
 }
@@ -185,39 +191,47 @@ def test_a_minimal_config_gets_every_default_of_the_schema():
     config = with_defaults(copy.deepcopy(MINIMAL))
     assert missing_defaults(_schema(), _schema(), config) == []
     # objects the config leaves out, list items and each step's resources are filled too
-    assert config["resources"] == {"train": {"runtime": 240, "mem_mb": 32000},
-                                   "generate": {"runtime": 60, "mem_mb": 16000, "gpus": 1},
-                                   "judge": {"runtime": 120, "mem_mb": 4000}}
+    assert config["launch"]["resources"] == {"train": {"runtime": 240, "mem_mb": 32000},
+                                             "generate": {"runtime": 60, "mem_mb": 16000, "gpus": 1},
+                                             "judge": {"runtime": 120, "mem_mb": 4000}}
     model = config["base_models"][0]
     assert model["trust_remote_code"] is False and model["build"]["vocab_size"] == 4000
-    assert model["training"] == {} and model["resources"] == {"train": {}, "generate": {}, "judge": {}}
+    assert model["training"] == {} and model["generation"] == {}
+    assert model["launch"] == {"training": {}, "generation": {},
+                               "resources": {"train": {}, "generate": {}, "judge": {}}}
     assert config["annotation"] == {"per_language": 50, "seed": 0} and config["chat_template"] == "opengptx"
-    assert config["training"]["nodes"] == 1 and config["training"]["system_message"] == "own_language"
+    assert config["launch"]["training"]["nodes"] == 1 and config["training"]["system_message"] == "own_language"
     assert config["generation"]["backend"] == "hf" and config["judge"]["samples"] == 1
     grid = Grid(copy.deepcopy(MINIMAL), repo_root=REPO, dry_run=True)  # the grid fills them itself
     assert grid.job_resources("generate", "tiny") == {"runtime": 60, "mem_mb": 16000, "gpus": 1}
     assert grid.train_slurm_resources("tiny")["nodes"] == 1
 
 
-def test_overrides_get_no_defaults_and_params_hold_only_what_the_config_sets():
+def test_overrides_get_no_defaults_and_the_params_are_the_recipe_verbatim():
     config = copy.deepcopy(MINIMAL)
-    config["training"].update(epochs=6, effective_batch_size=16)
-    config["base_models"][0].update(training={"nodes": 2, "per_device_batch_size": 4},
-                                    resources={"train": {"runtime": 30}})
+    config["training"].update(num_train_epochs=6, effective_batch_size=16)
+    config["base_models"][0].update(training={"learning_rate": 2e-3},
+                                    launch={"training": {"nodes": 2, "per_device_train_batch_size": 4},
+                                            "resources": {"train": {"runtime": 30}}})
     grid = Grid(config, repo_root=REPO, dry_run=True)
     settings = grid.training_settings("tiny")
-    assert settings["epochs"] == 6 and settings["nodes"] == 2 and settings["max_length"] == 1024
+    assert settings["num_train_epochs"] == 6 and settings["nodes"] == 2 and settings["max_length"] == 1024
     assert grid.job_resources("train", "tiny") == {"runtime": 30, "mem_mb": 32000}
-    # the params: the experiment keys the config sets (as before the defaults moved into the schema);
-    # the job gets the defaults of the rest through the execution file
-    assert grid.training_params("tiny") == {"learning_rate": 1e-3, "epochs": 6, "effective_batch_size": 16}
-    assert {**grid.training_params("tiny"), **grid.execution_settings()["training"]["tiny"]} == settings
+    # the params: the training recipe (its defaults filled), the base model's overrides merged: nothing of launch
+    assert grid.training_recipe("tiny") == {**grid.config["training"], "learning_rate": 2e-3}
+    assert not set(grid.training_recipe("tiny")) & set(grid.execution_settings()["training"]["tiny"])
+    assert {**grid.training_recipe("tiny"), **grid.execution_settings()["training"]["tiny"]} == settings
 
 
 @pytest.mark.parametrize("change, expected", [
-    (lambda c: c["base_models"][0].update(training={"nodes": "two"}),
-     r"base_models\[0\]\.training\.nodes: 'two' is not of type 'integer'"),
-    (lambda c: c.update(resources={"train": {"runtime": "long"}}), r"resources\.train\.runtime: 'long' is not of type"),
+    (lambda c: c["base_models"][0].update(launch={"training": {"nodes": "two"}}),
+     r"base_models\[0\]\.launch\.training\.nodes: 'two' is not of type 'integer'"),
+    (lambda c: c.update(launch={"resources": {"train": {"runtime": "long"}}}),
+     r"launch\.resources\.train\.runtime: 'long' is not of type"),
+    # transformers reads warmup_steps >= 1 as steps: 1.0 (meant as the whole run) would be one step
+    (lambda c: c["training"].update(warmup_steps=1.0), r"training\.warmup_steps: 1\.0 is read by transformers as 1 step"),
+    (lambda c: c["training"].update(warmup_steps=2.5), r"training\.warmup_steps: 2\.5 is read by transformers as 2 step"),
+    (lambda c: c["training"].update(warmup_steps=-0.1), r"training\.warmup_steps: -0\.1 is less than the minimum of 0"),
     (lambda c: c["judge"].update(samples=0), r"judge\.samples: 0 is less than the minimum of 1"),
     (lambda c: c["base_models"][0].update(name="a b"), r"base_models\[0\]\.name: 'a b' is not a safe name"),
 ])
@@ -350,29 +364,32 @@ def test_a_retry_asks_no_more_than_the_cluster_has_and_gpu_jobs_get_their_cpus()
                            "max_mem_mb": 500000},
                  "generate": {"runtime": 60, "mem_mb": 8000, "gpus": 2, "cpus_per_gpu": 4}}
     config = copy.deepcopy(DEMO)
-    config["training"].update(gpus_per_node=4, per_device_batch_size=2)
-    config["judge"]["serve"]["training"]["per_device_batch_size"] = 2
-    g = Grid({**config, "resources": resources})
+    config["launch"]["training"].update(gpus_per_node=4, per_device_train_batch_size=2)
+    config["launch"]["judge_training"] = {"per_device_train_batch_size": 2}
+    g = Grid({**config, "launch": {**config["launch"], "resources": resources}})
     assert [g.capped_request("train", "tiny-llama", attempt) for attempt in (1, 2, 3)] == [
         {"runtime": 600, "mem_mb": 300000}, {"runtime": 1000, "mem_mb": 500000}, {"runtime": 1000, "mem_mb": 500000}]
     assert g.capped_request("generate", "tiny-llama", 3) == {"runtime": 180, "mem_mb": 24000}  # no maximum set
-    # the job step's CPUs: GPUs per node x cpus_per_gpu (train: training.gpus_per_node; generate: resources.gpus)
+    # the job step's CPUs: GPUs per node x cpus_per_gpu (train: launch.training.gpus_per_node; generate:
+    # launch.resources.generate.gpus)
     assert (g.job_cpus("train", "tiny-llama"), g.job_cpus("generate", "tiny-llama"), g.job_cpus("judge")) == (24, 8, None)
     too_long = {"train": {**resources["train"], "runtime": 1200}}
-    with pytest.raises(ConfigError, match=r"resources.train.runtime=1200 is above max_runtime=1000"):
-        Grid({**copy.deepcopy(DEMO), "resources": too_long})
+    with pytest.raises(ConfigError, match=r"launch.resources.train.runtime=1200 is above max_runtime=1000"):
+        Grid({**copy.deepcopy(DEMO), "launch": {**copy.deepcopy(DEMO["launch"]), "resources": too_long}})
 
 
 def test_padding_free_needs_packing_and_flash_attention_needs_bf16():
     with pytest.raises(ConfigError, match=r"training.padding_free: true without packing.*packing: true"):
         grid(training={**DEMO["training"], "padding_free": True})
     with pytest.raises(ConfigError, match=r"attn_implementation: flash_attention_2 needs bf16"):
-        grid(training={**DEMO["training"], "attn_implementation": "flash_attention_2", "bf16": False})
+        grid(training={**DEMO["training"], "bf16": False},
+             launch={**DEMO["launch"], "training": {**DEMO["launch"]["training"], "attn_implementation": "flash_attention_2"}})
 
 
 def test_group_by_length_orders_batches_by_length_and_attention_is_a_setting(tmp_path):
     from mlit.train.sft import sft_config
 
-    args = sft_config({"learning_rate": 1e-3, "group_by_length": True}, tmp_path, seed=0)
+    args = sft_config({"learning_rate": 1e-3, "effective_batch_size": 8, "group_by_length": True}, tmp_path, seed=0)
     assert args.train_sampling_strategy == "group_by_length"
-    assert sft_config({"learning_rate": 1e-3}, tmp_path, seed=0).train_sampling_strategy == "random"
+    assert sft_config({"learning_rate": 1e-3, "effective_batch_size": 8}, tmp_path,
+                      seed=0).train_sampling_strategy == "random"

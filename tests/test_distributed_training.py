@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
-from mlit.config import ConfigError
+from mlit.train.batching import BatchSizeError, gradient_accumulation_steps
+from mlit.config import ConfigError, experiment_part
 from mlit.files import write_jsonl
-from mlit.run_settings import experiment_part
 from mlit.train.launch import (PER_NODE_LAUNCHER, accelerate_command, cpus_per_node_of, Layout, per_node_command,
                                plan_layout, rendezvous_port, slurm_signal_option, worker_environment)
 from mlit.train.sft import EmptyWeightsError, verify_saved_weights
 
 from conftest import REPO, snakemake
+from support import slow_checkpoint
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 CELL = "tiny-llama__demo__EN__32__seed1"
@@ -39,16 +39,16 @@ def rows(n=64):
 
 
 def test_gradient_accumulation_follows_the_world_size():
-    settings = {"per_device_batch_size": 4, "effective_batch_size": 32}
+    settings = {"per_device_train_batch_size": 4, "effective_batch_size": 32}
     assert [gradient_accumulation_steps(settings, world) for world in (1, 2, 4, 8)] == [8, 4, 2, 1]
-    with pytest.raises(BatchSizeError, match=r"effective_batch_size=32 is not a multiple of per_device_batch_size \(4\) × processes \(3\) = 12"):
+    with pytest.raises(BatchSizeError, match=r"effective_batch_size=32 is not a multiple of launch.training."
+                                             r"per_device_train_batch_size \(4\) × processes \(3\) = 12"):
         gradient_accumulation_steps(settings, 3)
-    assert gradient_accumulation_steps({"gradient_accumulation_steps": 3}, 4) == 3  # legacy: as configured
 
 
 def test_a_batch_that_cannot_be_split_stops_the_dry_run(tmp_path):
     config = copy.deepcopy(DEMO)
-    config["training"].update(processes_per_node=3)
+    config["launch"]["training"].update(processes_per_node=3)
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     result = snakemake(tmp_path, "-n", configfile=configfile, check=False)
@@ -58,9 +58,9 @@ def test_a_batch_that_cannot_be_split_stops_the_dry_run(tmp_path):
 
 
 def test_multi_node_layout_comes_from_slurm():
-    with pytest.raises(ConfigError, match=r"training.nodes=2: .*SLURM_PROCID"):
+    with pytest.raises(ConfigError, match=r"launch.training.nodes=2: .*SLURM_PROCID"):
         plan_layout({"nodes": 2}, env={}, gpus=8)
-    with pytest.raises(ConfigError, match=r"training.nodes=2 but the Slurm allocation has SLURM_NNODES=3"):
+    with pytest.raises(ConfigError, match=r"launch.training.nodes=2 but the Slurm allocation has SLURM_NNODES=3"):
         plan_layout({"nodes": 2}, env={"SLURM_PROCID": "0", "SLURM_JOB_NODELIST": "n[1-3]", "SLURM_NNODES": "3"})
     assert plan_layout({"processes_per_node": 2}, env={}, gpus=0).world_size == 2
     assert plan_layout({}, env={}, gpus=4).world_size == 4 and plan_layout({}, env={}, gpus=0).world_size == 1
@@ -138,9 +138,9 @@ def zero_runs(tmp_path_factory):
         workdir = tmp_path_factory.mktemp(name)
         config = copy.deepcopy(DEMO)
         config.update(compositions=["EN"], sizes=[32], eval_languages=["EN"])
-        config["training"].update(epochs=1, per_device_batch_size=4, effective_batch_size=8, logging_steps=1,
-                                  **overrides)
-        config["judge"]["serve"]["training"].update(per_device_batch_size=4)
+        config["training"].update(num_train_epochs=1, effective_batch_size=8)
+        config["launch"]["training"].update(per_device_train_batch_size=4, logging_steps=1, **overrides)
+        config["launch"]["judge_training"] = {"per_device_train_batch_size": 4}
         configfile = workdir / "config.yaml"
         configfile.write_text(yaml.safe_dump(config))
         snakemake(workdir, "--cores", "2", f"results/models/{CELL}", configfile=configfile)
@@ -168,7 +168,7 @@ def test_zero_two_process_training_through_the_rule_equals_one_process(zero_runs
 
 
 def train_command(base, data, out, **overrides):
-    settings = {"learning_rate": 1e-3, "epochs": 12, "per_device_batch_size": 4, "effective_batch_size": 8,
+    settings = {"learning_rate": 1e-3, "num_train_epochs": 12, "per_device_train_batch_size": 4, "effective_batch_size": 8,
                 "max_length": 128, "logging_steps": 1, "save_steps": 10, "save_total_limit": 2,
                 "deepspeed": "zero2", "processes_per_node": 2, **overrides}
     return [sys.executable, "-m", "mlit", "train", "--base", str(base), "--data", str(data), "--out", str(out),
@@ -239,8 +239,8 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_
     out = tmp_path / "model"
     slow = how == "every_process_slow_save"
     command = train_command(tiny_base_model, tmp_path / "train.jsonl", out, save_steps=1000, deepspeed="zero3",
-                            epochs=20, **({"checkpoint_grace_s": 120} if slow else {}))
-    env = {**os.environ, **({"MLIT_TEST_CHECKPOINT_DELAY_S": "40"} if slow else {})}
+                            num_train_epochs=20, **({"checkpoint_grace_s": 120} if slow else {}))
+    env = slow_checkpoint.environment(40) if slow else dict(os.environ)
     log = tmp_path / "first.log"
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
@@ -271,7 +271,7 @@ def test_zero3_without_a_16bit_gather_fails_loudly(tmp_path, tiny_base_model):
     config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = False
     (tmp_path / "zero3_nogather.json").write_text(json.dumps(config))
     write_jsonl(tmp_path / "train.jsonl", rows(16))
-    command = train_command(tiny_base_model, tmp_path / "train.jsonl", tmp_path / "model", epochs=1,
+    command = train_command(tiny_base_model, tmp_path / "train.jsonl", tmp_path / "model", num_train_epochs=1,
                             deepspeed=str(tmp_path / "zero3_nogather.json"))
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode != 0

@@ -91,20 +91,22 @@ def test_turn_two_is_asked_after_the_whole_turn_one_conversation(tmp_path, tiny_
 # --- settings: engine arguments, device map, per-base-model generation settings -------------------
 
 def test_vllm_engine_arguments_come_from_the_settings_and_the_jobs_gpus():
-    from mlit.generate.answers import vllm_engine_args
+    from mlit.generate.answers import generation_settings, vllm_engine_args
 
-    settings = {"gpus": 4, "vllm_dtype": "bfloat16", "seed": 7, "vllm_enforce_eager": True,
-                "vllm_gpu_memory_utilization": 0.6, "batch_size": 3}
+    settings = generation_settings({"gpus": 4, "vllm_dtype": "bfloat16", "seed": 7, "vllm_enforce_eager": True,
+                                    "vllm_gpu_memory_utilization": 0.6, "batch_size": 3})
     assert vllm_engine_args("/m", settings, 4096, True, visible_gpus=4) == {
         "model": "/m", "tensor_parallel_size": 4, "dtype": "bfloat16", "seed": 7, "max_model_len": 4096,
         "enforce_eager": True, "gpu_memory_utilization": 0.6, "trust_remote_code": True}
-    # defaults; never more shards than GPUs the job sees; vLLM's CPU engine: 1
-    assert vllm_engine_args("/m", {}, None, False, visible_gpus=1) == {
+    # the schema's defaults (its one place); never more shards than GPUs the job sees; vLLM's CPU engine: 1
+    assert vllm_engine_args("/m", generation_settings({}), None, False, visible_gpus=1) == {
         "model": "/m", "tensor_parallel_size": 1, "dtype": "auto", "seed": 42, "max_model_len": None,
         "enforce_eager": False, "gpu_memory_utilization": 0.85, "trust_remote_code": False}
-    assert vllm_engine_args("/m", {"gpus": 8}, None, False, visible_gpus=2)["tensor_parallel_size"] == 2
-    assert vllm_engine_args("/m", {"gpus": 2}, None, False, visible_gpus=0)["tensor_parallel_size"] == 1
-    assert vllm_engine_args("/m", {"gpus": 0}, None, False, visible_gpus=2)["tensor_parallel_size"] == 1
+    assert vllm_engine_args("/m", generation_settings({"gpus": 8}), None, False, visible_gpus=2)[
+        "tensor_parallel_size"] == 2
+    assert vllm_engine_args("/m", generation_settings({"gpus": 2}), None, False, visible_gpus=0)[
+        "tensor_parallel_size"] == 1
+    assert vllm_engine_args("/m", generation_settings({"gpus": 0}), None, False, visible_gpus=2)["tensor_parallel_size"] == 1
 
 
 def test_the_hf_model_is_spread_over_gpus_only_when_there_are_several_or_asked():
@@ -138,37 +140,36 @@ def demo_config():
 
 
 def test_a_base_models_generation_settings_are_merged_over_the_global_ones():
-    from mlit.config import Grid
-    from mlit.run_settings import experiment_part
+    from mlit.config import Grid, experiment_part
 
     from conftest import REPO
 
     config = demo_config()
-    config["generation"].update(backend="vllm", vllm_gpu_memory_utilization=0.85)
+    config["generation"].update(backend="vllm")
+    config["launch"]["generation"] = {"vllm_gpu_memory_utilization": 0.85}
     other = {**config["base_models"][0], "name": "big",
-             "generation": {"max_new_tokens": 7, "system_message": "english", "vllm_gpu_memory_utilization": 0.5,
-                            "batch_size": 3},
-             "resources": {"generate": {"gpus": 4}}}
+             "generation": {"max_new_tokens": 7, "system_message": "english"},
+             "launch": {"generation": {"vllm_gpu_memory_utilization": 0.5, "vllm_batch_size": 3},
+                        "resources": {"generate": {"gpus": 4}}}}
     config["base_models"].append(other)
     grid = Grid(config, repo_root=REPO)
     tiny, big = grid.generation_settings("tiny-llama"), grid.generation_settings("big")
-    assert big["max_new_tokens"] == 7 and big["system_message"] == "english" and big["gpus"] == 4
-    assert tiny["max_new_tokens"] == config["generation"]["max_new_tokens"] and tiny["gpus"] == 1
-    # the experiment part (the generate rule's params) holds the sampling settings, not how the job runs
-    assert experiment_part("generation", big)["max_new_tokens"] == 7
-    assert not {"gpus", "vllm_gpu_memory_utilization", "batch_size"} & set(experiment_part("generation", big))
-    # the execution part reaches the job through its cell's section of the execution file
+    assert big["max_new_tokens"] == 7 and big["system_message"] == "english"
+    assert tiny["max_new_tokens"] == config["generation"]["max_new_tokens"]
+    # the params hold the sampling settings, not how the job runs
+    assert not {"gpus", "vllm_gpu_memory_utilization", "vllm_batch_size"} & set(big)
+    # the launch reaches the job through its cell's section of the execution file
     execution = grid.execution_settings()["generation"]
     big_cells = [cell for cell in grid.cells if cell.startswith("big__")]
     assert big_cells and all(execution[cell]["vllm_gpu_memory_utilization"] == 0.5 and execution[cell]["gpus"] == 4
-                             and execution[cell]["batch_size"] == 3 for cell in big_cells)
+                             and execution[cell]["vllm_batch_size"] == 3 for cell in big_cells)
     assert all(execution[cell]["gpus"] == 1 and execution[cell]["vllm_gpu_memory_utilization"] == 0.85
                for cell in grid.cells if cell.startswith("tiny-llama__"))
-    # an execution-only change leaves the params as they were; the hf batch is part of the experiment
-    changed = {**big, "vllm_gpu_memory_utilization": 0.3, "gpus": 8, "vllm_enforce_eager": True, "hf_compile": True,
-               "batch_size": 64, "vllm_submission": "batch"}
-    assert experiment_part("generation", changed) == experiment_part("generation", big)
-    assert experiment_part("generation", {**big, "backend": "hf"})["batch_size"] == 3
+    # a job's merged settings: the fingerprint of its partial answers keeps only the experiment keys
+    job = {**big, **execution[big_cells[0]]}
+    changed = {**job, "vllm_gpu_memory_utilization": 0.3, "gpus": 8, "vllm_enforce_eager": True, "hf_compile": True,
+               "vllm_batch_size": 64, "vllm_submission": "batch"}
+    assert experiment_part("generation", changed) == experiment_part("generation", job) == big
 
 
 def test_the_schema_takes_per_model_generation_settings_without_filling_in_defaults():
@@ -180,7 +181,8 @@ def test_the_schema_takes_per_model_generation_settings_without_filling_in_defau
     config["base_models"][0]["generation"] = {"max_new_tokens": 5}
     grid = Grid(config, repo_root=REPO)  # validates and fills in the schema's defaults
     assert config["base_models"][0]["generation"] == {"max_new_tokens": 5}  # unset keys stay the global ones
-    assert config["generation"]["hf_compile"] is False and config["generation"]["vllm_submission"] == "turn"
+    assert config["launch"]["generation"]["hf_compile"] is False
+    assert config["launch"]["generation"]["vllm_submission"] == "turn"
     assert grid.generation_settings("tiny-llama")["max_new_tokens"] == 5
     config = demo_config()
     config["base_models"][0]["generation"] = {"benchmark_dir": "elsewhere"}  # the benchmark is the grid's

@@ -31,8 +31,8 @@ def memorised(tmp_path_factory, tiny_base_model):
     rows = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in FACTS]
     write_jsonl(work / "train.jsonl", rows)
     train(str(tiny_base_model), str(work / "train.jsonl"), work / "model",
-          {"learning_rate": 3e-3, "epochs": 150, "per_device_batch_size": 16, "max_length": 128,
-           "logging_steps": 50, "save_steps": 10**6, "lr_scheduler": "constant"}, seed=0)
+          {"learning_rate": 3e-3, "num_train_epochs": 150, "per_device_train_batch_size": 16, "effective_batch_size": 16, "max_length": 128,
+           "logging_steps": 50, "save_steps": 10**6, "lr_scheduler_type": "constant"}, seed=0)
     bench = work / "bench"
     questions = [{"question_id": f"{i + 1}_EN", "category": CATEGORIES[i % 4], "turns": [q, FACTS[(i + 1) % 16][0]]}
                  for i, (q, _) in enumerate(FACTS)]
@@ -147,7 +147,8 @@ def test_the_generate_rule_gets_its_base_models_generation_settings(tmp_path):
     config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     config["compositions"], config["sizes"] = ["EN"], [config["sizes"][0]]
     model = config["base_models"][0]
-    model["generation"] = {"backend": "vllm", "vllm_python": str(tmp_path / "no-such-python"), "max_new_tokens": 7}
+    model["generation"] = {"backend": "vllm", "max_new_tokens": 7}
+    model["launch"] = {"generation": {"vllm_python": str(tmp_path / "no-such-python")}}
     configfile = tmp_path / "config.yaml"
     configfile.write_text(yaml.safe_dump(config))
     missing = snakemake(tmp_path, "-n", configfile=configfile, check=False)
@@ -155,8 +156,8 @@ def test_the_generate_rule_gets_its_base_models_generation_settings(tmp_path):
     assert "generation.backend: vllm needs a Python with vLLM" in missing.stdout + missing.stderr
     assert f"(base model {model['name']})" in missing.stdout + missing.stderr
     assert "make setup-vllm" in missing.stdout + missing.stderr
-    model["generation"].update(vllm_python=sys.executable, vllm_gpu_memory_utilization=0.5)  # any interpreter
-    model["resources"] = {"generate": {"gpus": 2}}
+    model["launch"] = {"generation": {"vllm_python": sys.executable, "vllm_gpu_memory_utilization": 0.5},  # any
+                       "resources": {"generate": {"gpus": 2}}}
     configfile.write_text(yaml.safe_dump(config))
     plan = snakemake(tmp_path, "-n", "-p", configfile=configfile)
     assert f"{sys.executable} -m mlit generate" in plan.stdout  # it re-executes itself in vllm_python

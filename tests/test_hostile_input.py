@@ -157,8 +157,8 @@ def test_a_dry_run_refuses_a_fifo_dataset_and_an_alias_bomb_instead_of_hanging(t
 
 # (judge key, value, the secret in it, the start of the message): a key pasted where a name or URL goes
 SECRETS_IN_THE_CONFIG = [
-    ("api_key_env", "sk-proj-PLANTED0123456789abcdef", "PLANTED0123456789", "judge.api_key_env: is not an environment"),
-    ("api_key_env", "planted0key0123456789abcdef", "planted0key0123456789", "judge.api_key_env: is not an environment"),
+    ("api_key_env", "sk-proj-PLANTED0123456789abcdef", "PLANTED0123456789", "launch.judge.api_key_env: is not an environment"),
+    ("api_key_env", "planted0key0123456789abcdef", "planted0key0123456789", "launch.judge.api_key_env: is not an environment"),
     ("base_url", "https://judge:PLANTEDpw0123@api.example.com/v1", "PLANTEDpw0123",
      "judge.base_url: https://[REDACTED]@api.example.com/v1 holds a credential"),
     ("base_url", "https://api.example.com/v1?api-key=PLANTEDq0123", "PLANTEDq0123",
@@ -169,17 +169,17 @@ SECRETS_IN_THE_CONFIG = [
 @pytest.mark.parametrize("key, value, secret, message", SECRETS_IN_THE_CONFIG)
 def test_a_key_in_the_judge_config_is_refused_without_showing_it(key, value, secret, message):
     config = copy.deepcopy(DEMO)
-    config["judge"][key] = value
+    (config["launch"]["judge"] if key == "api_key_env" else config["judge"])[key] = value
     with pytest.raises(ConfigError) as error:
         Grid(config, repo_root=REPO)
     assert str(error.value).startswith(message) and secret not in str(error.value)
-    assert "judge.api_key_env" in str(error.value)  # the hint: where the key goes
+    assert "launch.judge.api_key_env" in str(error.value)  # the hint: where the key goes
 
 
 def test_a_hand_run_judge_refuses_a_key_in_its_settings():
     from mlit.judge.client import JudgeSettings
 
-    with pytest.raises(ValueError, match="judge.api_key_env: is not an environment variable name"):
+    with pytest.raises(ValueError, match="launch.judge.api_key_env: is not an environment variable name"):
         JudgeSettings.from_config({"model": "m", "api_key_env": "sk-PLANTED0123456789"}, "http://127.0.0.1:1/v1")
     with pytest.raises(ValueError, match=r"judge.base_url: http://\[REDACTED\]@127.0.0.1:1/v1 holds"):
         JudgeSettings.from_config({"model": "m"}, "http://u:PLANTED0123@127.0.0.1:1/v1")
@@ -191,7 +191,7 @@ def test_a_key_in_the_judge_config_stops_snakemake_and_reaches_no_file(tmp_path,
     """A dry run (which wrote results/execution_settings.json and planned jobs whose params hold the
     URL) and a run: both stop at the config; the key is in no output, log or file of the workdir."""
     config = copy.deepcopy(DEMO)
-    config["judge"][key] = value
+    (config["launch"]["judge"] if key == "api_key_env" else config["judge"])[key] = value
     configfile = write_config(tmp_path, config)  # outside the workdir: the one file that holds the key
     workdir = tmp_path / "work"
     workdir.mkdir()

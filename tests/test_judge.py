@@ -10,7 +10,7 @@ from mlit.data.mtbench import load_judge_prompts, load_questions, load_reference
 from mlit.results.tables import load_long
 
 from conftest import BENCH, LANGS
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 PLANTED_KEY = "sk-test-PLANTED-do-not-leak-0123456789"
 
@@ -262,7 +262,7 @@ def key_echoing_server(code: int) -> OpenAIServer:
 @pytest.mark.parametrize("code, key, mode", [
     (401, PLANTED_KEY, "online"),
     (500, PLANTED_KEY, "online"),
-    (401, "local-token-PLANTED-4242", "online"),  # not sk-shaped: found as the value of judge.api_key_env
+    (401, "local-token-PLANTED-4242", "online"),  # not sk-shaped: found as the value of launch.judge.api_key_env
     (500, "local-token-PLANTED-4242", "batch"),
 ])
 def test_an_endpoint_echoing_the_key_leaks_it_nowhere(tmp_path, code, key, mode):
@@ -331,8 +331,8 @@ def test_a_remote_endpoint_without_a_key_stops_before_any_request(tmp_path, monk
         judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", judge, str(tmp_path / "cache"))
     assert str(raised.value) == (
         "the judge endpoint http://192.0.2.1:8000/v1 is not on this machine, but the variable $MLIT_TEST_KEY "
-        "(named by judge.api_key_env) is unset or empty; export the key in $MLIT_TEST_KEY, or set "
-        "judge.api_key_env to the variable that holds it. Nothing was sent.")
+        "(named by launch.judge.api_key_env) is unset or empty; export the key in $MLIT_TEST_KEY, or set "
+        "launch.judge.api_key_env to the variable that holds it. Nothing was sent.")
     assert not (tmp_path / "out").exists()
 
 
@@ -454,7 +454,7 @@ def test_a_cache_entry_without_a_reply_text_is_requested_again(tmp_path):
 def test_timeout_s_is_a_deadline_for_the_whole_request(tmp_path):
     """A server that trickles its reply (status line, headers and body) a byte every 0.2 s: each read
     gets a byte in time, so httpx's per-read timeout never fires and the reply took a minute per attempt,
-    then counted as a score. judge.timeout_s: 5 ends each attempt at 5 s: api_error after the retries."""
+    then counted as a score. launch.judge.timeout_s: 5 ends each attempt at 5 s: api_error after the retries."""
     import time
 
     answers, questions = write_answers(tmp_path)
@@ -474,7 +474,7 @@ def test_timeout_s_is_a_deadline_for_the_whole_request(tmp_path):
     for turn in (1, 2):
         row = rows[slow, turn]
         assert (row["score"], row["failure"]) == (None, "api_error")
-        assert "no complete reply within judge.timeout_s = 5 s" in row["error"]
+        assert "no complete reply within launch.judge.timeout_s = 5 s" in row["error"]
     assert counts["api_errors"] == 2 and sum(r["score"] == 6.0 for r in rows.values()) == 14
     assert sum(slow in r["messages"][-1]["content"] for r in server.requests) == 2 * 2  # 1 retry per turn
     assert took < 2 * 5 + 30  # two attempts of 5 s (and the other requests), not two minutes and more

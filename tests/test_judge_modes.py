@@ -10,7 +10,7 @@ from mlit.results.tables import load_long
 from mlit.results.analysis import judge_health
 
 from conftest import BENCH
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 from test_judge import JUDGE, PLANTED_KEY, write_answers
 
 BATCH = {**JUDGE, "mode": "batch", "batch_poll_s": 0.01}

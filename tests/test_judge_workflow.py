@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlit.files import read_jsonl
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 from conftest import REPO, job_counts, snakemake
 
@@ -18,17 +18,19 @@ pytestmark = pytest.mark.slow
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 CELL = "tiny__demo__EN__8__seed1"
-KEY = "PLANTED-workflow-key-0123456789"  # not sk-shaped: found as the value of $judge.api_key_env
+KEY = "PLANTED-workflow-key-0123456789"  # not sk-shaped: found as the value of $launch.judge.api_key_env
 
 
 def grid_config(base_model, base_url: str, judge_model: str) -> dict:
     config = copy.deepcopy(DEMO)
     config.update(compositions=["EN"], sizes=[8], eval_languages=["EN"])
     config["base_models"] = [{"name": "tiny", "path": str(base_model), "chat_template": "opengptx"}]
-    config["training"].update(epochs=1, logging_steps=1, save_steps=1000)
+    config["training"].update(num_train_epochs=1)
+    config["launch"]["training"].update(logging_steps=1, save_steps=1000)
     config["generation"].update(questions_per_category=1, max_new_tokens=4)
-    config["judge"] = {"model": judge_model, "base_url": base_url, "max_retries": 0, "retry_initial_s": 0,
-                       "parallel": 4, "api_key_env": "MLIT_WORKFLOW_KEY"}
+    config["judge"] = {"model": judge_model, "base_url": base_url}
+    config["launch"]["judge"] = {"max_retries": 0, "retry_initial_s": 0, "parallel": 4,
+                                 "api_key_env": "MLIT_WORKFLOW_KEY"}
     return config
 
 

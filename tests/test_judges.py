@@ -169,7 +169,7 @@ def overall(table):
 @pytest.mark.slow  # serves (the scripted OpenAI-protocol server)
 def test_rejudging_the_shipped_file_with_its_own_scores_agrees_perfectly_and_resumes(tmp_path):
     from mlit.files import read_jsonl
-    from mlit.judge.scripted_server import OpenAIServer
+    from support.scripted_server import OpenAIServer
     from mlit.judges.rejudge import rejudge
 
     cache, out = tmp_path / "cache", tmp_path / "out"
@@ -203,7 +203,7 @@ def test_rejudging_with_a_judge_that_adds_one_shows_plus_one_through_the_cli(tmp
     import json
 
     from mlit.cli import main
-    from mlit.judge.scripted_server import OpenAIServer
+    from support.scripted_server import OpenAIServer
 
     with OpenAIServer(scripted_judge(shift=1)) as server:
         judge = {"model": "plus-one", "base_url": server.base_url, "max_retries": 0}

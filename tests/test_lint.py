@@ -20,7 +20,7 @@ JUSTIFIED = {
     "Specify a conda environment or container for each rule.",
     # the interpreters are how a job runs, not what it computes: as params, moving the virtualenv would
     # rerun every job (see mlit.run_settings); it is set once in common.smk (vLLM jobs re-execute themselves
-    # in generation.vllm_python, read from the execution settings)
+    # in launch.generation.vllm_python, read from the execution settings)
     "Shell command directly uses variable MLIT from outside of the rule",
     # the invocation's execution settings file (results/execution/<hash>.json): named on the command line,
     # not in the params, so that a new file (other execution settings) reruns nothing (see mlit.run_settings)

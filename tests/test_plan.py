@@ -88,8 +88,8 @@ def test_counted_tokens_are_the_tokens_training_sees(prepared_tiny, tmp_path):
     from mlit.train.sft import train
 
     write_jsonl(tmp_path / "train.jsonl", ROWS)
-    settings = {"learning_rate": 1e-3, "epochs": 2, "per_device_batch_size": 2, "max_length": 128,
-                "logging_steps": 1, "save_steps": 100}
+    settings = {"learning_rate": 1e-3, "num_train_epochs": 2, "per_device_train_batch_size": 2,
+                "effective_batch_size": 2, "max_length": 128, "logging_steps": 1, "save_steps": 100}
     info = train(str(prepared_tiny), str(tmp_path / "train.jsonl"), tmp_path / "model", settings, seed=1)
     counted = count_tokens(tmp_path / "train.jsonl", prepared_tiny, 128, "own_language")
     assert info["tokens_seen"] == 2 * counted.tokens
@@ -123,8 +123,8 @@ def demo_config(**plan) -> dict:
 
 def test_a_cell_over_its_runtime_is_flagged(tmp_path):
     config = demo_config(startup_minutes=15)
-    config["resources"]["train"]["runtime"] = 30
-    config["base_models"][0]["resources"] = {"train": {"runtime": 20}}
+    config["launch"]["resources"]["train"]["runtime"] = 30
+    config["base_models"][0]["launch"] = {"resources": {"train": {"runtime": 20}}}
     slow = make_plan(Grid(copy.deepcopy(config), repo_root=REPO), tmp_path)
     # 15 min start-up + the compute of each cell: the biggest cells exceed 20 min, the smallest do not
     flagged = {row["cell"]: row["over_limit"] for row in slow.train}
@@ -132,7 +132,7 @@ def test_a_cell_over_its_runtime_is_flagged(tmp_path):
     assert all(flag == (walls[cell] > 20) for cell, flag in flagged.items())
     assert flagged["tiny-llama__demo__ENDEFRITES__160__seed1"] and not flagged["tiny-llama__demo__EN__40__seed1"]
     assert slow.totals["over_limit"] == [cell for cell, flag in flagged.items() if flag]
-    config["base_models"][0]["resources"] = {"train": {"runtime": 120}}
+    config["base_models"][0]["launch"] = {"resources": {"train": {"runtime": 120}}}
     assert not any(row["over_limit"] for row in make_plan(Grid(config, repo_root=REPO), tmp_path).train)
 
 
@@ -204,7 +204,7 @@ def test_snakemake_plan_on_the_demo_counts_the_prepared_data(tmp_path):
 def test_a_judged_cell_shows_the_dollars_the_judge_reported(tmp_path):
     results = tmp_path / "results"
     config = demo_config()
-    config["judge"]["prices_per_1k"] = {"prompt_per_1k": 0.03, "completion_per_1k": 0.06}
+    config["launch"]["judge"]["prices_per_1k"] = {"prompt_per_1k": 0.03, "completion_per_1k": 0.06}
     cell = "tiny-llama__demo__DE__40__seed1"
     for index, lang in enumerate(config["eval_languages"]):
         write_jsonl(results / "judgments" / cell / f"{lang}.jsonl",

@@ -121,6 +121,8 @@ def test_cut_and_refuse(short_context_model, tmp_path):
 def test_sampling_settings_follow_mt_bench_x():
     assert sampling_top_k(0.7, 50) == 50 and sampling_top_k(0.1, 50) == 50
     assert sampling_top_k(0.0, 50) == -1 and sampling_top_k(0.7, None) == -1
-    assert vllm_dtype({"dtype": "float16"}, visible_gpus=1) == "float16"
-    assert vllm_dtype({"dtype": "float16"}, visible_gpus=0) == "auto"  # the CPU keeps the checkpoint's dtype
-    assert vllm_dtype({"dtype": "float16", "vllm_dtype": "bfloat16"}, visible_gpus=1) == "bfloat16"
+    from mlit.generate.answers import generation_settings
+
+    assert vllm_dtype(generation_settings({"dtype": "float16"}), visible_gpus=1) == "float16"
+    assert vllm_dtype(generation_settings({"dtype": "float16"}), visible_gpus=0) == "auto"  # the CPU keeps the checkpoint's dtype
+    assert vllm_dtype(generation_settings({"dtype": "float16", "vllm_dtype": "bfloat16"}), visible_gpus=1) == "bfloat16"

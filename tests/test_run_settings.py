@@ -1,5 +1,5 @@
-"""Experiment vs execution settings: one split (mlit.run_settings) for the rules' params, the jobs'
-settings and the training run's fingerprint."""
+"""Experiment vs launch settings: the config's sections (the schema) split the rules' params from how the
+jobs run (mlit.run_settings: the execution file), and the training run's fingerprint follows the split."""
 
 import json
 
@@ -7,26 +7,22 @@ import pytest
 
 from mlit.train.checkpoints import run_fingerprint
 from mlit.train.launch import per_node_command
-from mlit.run_settings import EXECUTION_KEYS, execution_part, experiment_part, merged, write_if_changed
+from mlit.config import experiment_part
+from mlit.run_settings import merged, write_if_changed
 
-TRAINING = {"learning_rate": 2e-5, "epochs": 3, "effective_batch_size": 64, "per_device_batch_size": 4,
+TRAINING = {"learning_rate": 2e-5, "num_train_epochs": 3, "effective_batch_size": 64, "per_device_train_batch_size": 4,
             "save_steps": 200, "logging_steps": 10, "nodes": 1, "gpus_per_node": 8, "deepspeed": "zero3"}
 
 
 def test_the_split_is_a_partition_and_merges_back(tmp_path):
-    experiment, execution = experiment_part("training", TRAINING), execution_part("training", TRAINING)
-    assert set(experiment) == {"learning_rate", "epochs", "effective_batch_size"}
-    assert not set(experiment) & set(execution) and {**experiment, **execution} == TRAINING
+    experiment = experiment_part("training", TRAINING)
+    execution = {key: value for key, value in TRAINING.items() if key not in experiment}
+    assert set(experiment) == {"learning_rate", "num_train_epochs", "effective_batch_size"}
     write_if_changed(tmp_path / "execution.json", {"training": {"m-1": execution}})
     assert merged(experiment, str(tmp_path / "execution.json"), "training/m-1") == TRAINING
     with pytest.raises(KeyError, match="no section 'training/other'"):
         merged(experiment, str(tmp_path / "execution.json"), "training/other")
     assert merged(TRAINING, None, None) == TRAINING  # without the file: the settings as given
-
-
-def test_without_an_effective_batch_the_per_device_batch_is_the_experiment():
-    legacy = {"learning_rate": 1e-3, "per_device_batch_size": 4, "gradient_accumulation_steps": 2}
-    assert experiment_part("training", legacy)["per_device_batch_size"] == 4
 
 
 def test_the_execution_file_is_rewritten_only_when_it_changes(tmp_path):
@@ -41,14 +37,13 @@ def test_the_execution_file_is_rewritten_only_when_it_changes(tmp_path):
 
 def test_the_fingerprint_follows_the_experiment_and_the_checkpoint_layout():
     base = run_fingerprint("m", "sha", TRAINING, seed=1, world_size=8)
-    for key in ("save_steps", "logging_steps", "gpus_per_node", "per_device_batch_size"):
+    for key in ("save_steps", "logging_steps", "gpus_per_node", "per_device_train_batch_size"):
         assert run_fingerprint("m", "sha", {**TRAINING, key: 1}, seed=1, world_size=8) == base, key
     # a changed experiment key never resumes from the old checkpoints
     assert run_fingerprint("m", "sha", {**TRAINING, "learning_rate": 1e-5}, seed=1, world_size=8) != base
     # nor does another checkpoint layout (ZeRO shards per rank and stage)
     assert run_fingerprint("m", "sha", TRAINING, seed=1, world_size=16) != base
     assert run_fingerprint("m", "sha", {**TRAINING, "deepspeed": "zero2"}, seed=1, world_size=8) != base
-    assert set(EXECUTION_KEYS) == {"training", "generation", "judge"}
 
 
 def test_several_nodes_start_one_launcher_per_node_through_srun():
@@ -68,21 +63,29 @@ def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_grid():
 
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     config["base_models"].append({**copy.deepcopy(config["base_models"][0]), "name": "two-nodes",
-                                  "training": {"nodes": 2, "gpus_per_node": 8, "per_device_batch_size": 1,
-                                               "effective_batch_size": 16}})
+                                  "training": {"effective_batch_size": 16},
+                                  "launch": {"training": {"nodes": 2, "gpus_per_node": 8,
+                                                          "per_device_train_batch_size": 1}}})
     grid = Grid(config, repo_root=REPO)
     assert grid.train_slurm_resources("tiny-llama") == {"nodes": 1, "gres": "gpu:1", "tasks": None,
                                                         "tasks_per_gpu": None, "mpi": None}
     assert grid.train_slurm_resources("two-nodes") == {"nodes": 2, "gres": "gpu:8", "tasks": 2, "tasks_per_gpu": 0,
                                                        "mpi": "srun"}
-    config["training"]["gpus_per_node"] = 0  # a CPU job asks for no GPU
+    config["launch"]["training"]["gpus_per_node"] = 0  # a CPU job asks for no GPU
     assert Grid(config, repo_root=REPO).train_slurm_resources("tiny-llama")["gres"] is None
 
 
 def test_the_judge_step_leaves_the_served_judges_training_to_its_own_step():
-    judge = {"model": "m", "parallel": 4, "serve": {"base_model": "b", "training": {"learning_rate": 1.0}}}
-    assert experiment_part("judge", judge) == {"model": "m", "serve": {"base_model": "b"}}
-    assert judge["serve"]["training"] == {"learning_rate": 1.0}  # the config itself is untouched
+    import yaml
+
+    from mlit.config import Grid
+
+    from conftest import REPO
+
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    grid = Grid(config, repo_root=REPO)
+    assert grid.judge_params()["serve"] == {"base_model": "tiny-llama", "variants_per_question": 1}
+    assert grid.config["judge"]["serve"]["training"]["max_steps"] == 50  # the config itself is untouched
 
 
 def test_the_cell_id_has_one_owner_that_builds_and_parses_it():
@@ -117,7 +120,7 @@ def _execution_file_of(plan: str, rule_option: str) -> str:
 
 @pytest.mark.slow
 def test_another_invocation_never_changes_the_settings_of_a_planned_grid(tmp_path):
-    """Grid A ran a job and plans its judge jobs with judge.timeout_s 7. A dry run of config B
+    """Grid A ran a job and plans its judge jobs with launch.judge.timeout_s 7. A dry run of config B
     (timeout_s 3) writes nothing; a real run of B writes its own file: A's judge jobs still read 7. (On main
     every start rewrote results/execution_settings.json, and A's judge job used B's timeout.)"""
     import copy

@@ -17,7 +17,7 @@ from mlit.files import read_jsonl
 from mlit.train.launch import plan_layout, slurm_hostnames
 
 from conftest import REPO, snakemake
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -67,26 +67,28 @@ def tiny_config(standins, judge_url: str, **judge) -> dict:
     config = copy.deepcopy(DEMO)
     config.update(compositions=["EN"], sizes=[30], eval_languages=["EN"], chat_template="opengptx")
     config["base_models"] = [{"name": "mixtral-like", "path": str(standins["mixtral"])}]
-    config["training"].update(epochs=1, deepspeed="zero3", processes_per_node=2, gpus_per_node=2,
-                              per_device_batch_size=4, effective_batch_size=8, logging_steps=1, max_length=512)
+    config["training"].update(num_train_epochs=1, effective_batch_size=8, max_length=512)
+    config["launch"]["training"].update(deepspeed="zero3", processes_per_node=2, gpus_per_node=2,
+                                        per_device_train_batch_size=4, logging_steps=1)
     config["generation"].update(questions_per_category=1, max_new_tokens=16, batch_size=8)
     # 2 CPUs per GPU: the job step of each GPU job must get all of them (srun --cpus-per-task, bound by
     # task/affinity), not the rule's one thread
-    config["resources"] = {"train": {"runtime": 30, "mem_mb": 4000, "cpus_per_gpu": 1},
-                           "generate": {"runtime": 30, "mem_mb": 4000, "gpus": 1, "cpus_per_gpu": 2},
-                           "judge": {"runtime": 30, "mem_mb": 2000}}
+    config["launch"]["resources"] = {"train": {"runtime": 30, "mem_mb": 4000, "cpus_per_gpu": 1},
+                                     "generate": {"runtime": 30, "mem_mb": 4000, "gpus": 1, "cpus_per_gpu": 2},
+                                     "judge": {"runtime": 30, "mem_mb": 2000}}
     # every answer goes to the judge, whatever its language (the stand-in's answers after 4 steps are noise)
-    config["judge"] = {"model": "scripted-judge", "base_url": judge_url, "api_key_env": "MLIT_SLURM_TEST_KEY",
-                       "max_retries": 1, "parallel": 4, "off_language": "report", "no_language": "judge", **judge}
+    config["judge"] = {"model": "scripted-judge", "base_url": judge_url, "off_language": "report",
+                       "no_language": "judge", **judge}
+    config["launch"]["judge"] = {"api_key_env": "MLIT_SLURM_TEST_KEY", "max_retries": 1, "parallel": 4}
     return config
 
 
 def two_nodes(config: dict) -> dict:
-    """The same experiment as one node with two processes (nodes, processes and GPUs are execution
+    """The same experiment as one node with two processes (nodes, processes and GPUs are launch
     settings): one launcher and one GPU on each of 2 nodes, with 2 CPUs per node."""
     config = copy.deepcopy(config)
-    config["training"].update(nodes=2, processes_per_node=1, gpus_per_node=1)
-    config["resources"]["train"]["cpus_per_gpu"] = 2
+    config["launch"]["training"].update(nodes=2, processes_per_node=1, gpus_per_node=1)
+    config["launch"]["resources"]["train"]["cpus_per_gpu"] = 2
     return config
 
 
@@ -109,10 +111,10 @@ def test_scontrol_expands_a_node_list_for_the_multi_node_rendezvous(cluster):
 
 
 def sweep_config(standins, judge_url: str) -> dict:
-    """tiny_config on two nodes with an early signal before the time limit (training.preempt_signal_minutes:
+    """tiny_config on two nodes with an early signal before the time limit (launch.training.preempt_signal_minutes:
     sbatch --signal=TERM@seconds in the train rule's slurm_extra; the run checkpoints and the retry resumes)."""
     config = two_nodes(tiny_config(standins, judge_url))
-    config["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
+    config["launch"]["training"].update(preempt_signal_minutes=5, checkpoint_grace_s=240, max_lost_minutes=20)
     return config
 
 
@@ -191,7 +193,8 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
     with OpenAIServer(behaviour) as server:
         config = sweep_config(standins, server.base_url)
         # another judge model: the judge cache (by model and prompt) has none of its replies
-        config["judge"].update(model="gpt-4", max_retries=1, retry_initial_s=0.01, timeout_s=5)
+        config["judge"].update(model="gpt-4")
+        config["launch"]["judge"].update(max_retries=1, retry_initial_s=0.01, timeout_s=5)
         configfile = tmp_path / "config.yaml"
         configfile.write_text(yaml.safe_dump(config))
         first = snakemake(tmp_path, *SLURM_ARGS, configfile=configfile, check=False)

@@ -15,7 +15,7 @@ import yaml
 from mlit.files import read_jsonl, write_jsonl
 
 from conftest import REPO, snakemake
-from mlit.judge.scripted_server import OpenAIServer
+from support.scripted_server import OpenAIServer
 
 pytestmark = pytest.mark.slow
 
@@ -29,11 +29,11 @@ def standin_config(standins, base_url: str) -> dict:
     config.update(compositions=["DE"], sizes=[16], eval_languages=["EN", "DE"], chat_template="opengptx")
     config["base_models"] = [{"name": "mixtral-like", "path": str(standins["mixtral"])},
                              {"name": "polyglot-like", "path": str(standins["remote"]), "trust_remote_code": True}]
-    config["training"].update(epochs=1, per_device_batch_size=4, effective_batch_size=8, logging_steps=1,
-                              max_length=512)
+    config["training"].update(num_train_epochs=1, effective_batch_size=8, max_length=512)
+    config["launch"]["training"].update(per_device_train_batch_size=4, logging_steps=1)
     config["generation"].update(questions_per_category=1, max_new_tokens=12, batch_size=8)
-    config["judge"] = {"model": "gpt-4-standin", "base_url": base_url, "api_key_env": "MLIT_STANDIN_KEY",
-                       "max_retries": 1, "parallel": 4}
+    config["judge"] = {"model": "gpt-4-standin", "base_url": base_url}
+    config["launch"]["judge"] = {"api_key_env": "MLIT_STANDIN_KEY", "max_retries": 1, "parallel": 4}
     return config
 
 
@@ -121,9 +121,9 @@ def test_the_mixtral_standin_under_zero3_with_two_processes_equals_one_process(s
     for name, overrides in {"single": {}, "zero3": {"deepspeed": "zero3", "processes_per_node": 2}}.items():
         # 16 examples at 4 per optimizer step: 4 steps (one process accumulates 2 micro-batches of 2); activation
         # checkpointing with the stand-in's untied LM head, as the paper's configs train Mixtral
-        settings = {"learning_rate": 1e-3, "epochs": 1, "per_device_batch_size": 2, "effective_batch_size": 4,
-                    "max_length": 512, "logging_steps": 1, "save_steps": 10**6, "activation_checkpointing": True,
-                    **overrides}
+        settings = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 2,
+                    "effective_batch_size": 4, "max_length": 512, "logging_steps": 1, "save_steps": 10**6,
+                    "activation_checkpointing": True, **overrides}
         result = subprocess.run(
             [sys.executable, "-m", "mlit", "train", "--base", str(base), "--data", str(data), "--out",
              str(tmp_path / name), "--settings", json.dumps(settings), "--seed", "1"],

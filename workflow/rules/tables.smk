@@ -1,5 +1,5 @@
 # Every judgment file must hold the questions the generation step answers, x 2 turns (checked by `mlit tables`).
-QUESTIONS_PER_CATEGORY = config["generation"].get("questions_per_category") or "all"
+QUESTIONS_PER_CATEGORY = GRID.questions_per_category()
 JUDGMENT_FILES = [
     f"{RESULTS}/judgments/{cell}/{lang}.jsonl"
     for cell in GRID.answer_cells

@@ -25,10 +25,10 @@ rule train:
         tasks=lambda w: train_slurm(w)["tasks"],
         tasks_per_gpu=lambda w: train_slurm(w)["tasks_per_gpu"],
         mpi=lambda w: train_slurm(w)["mpi"],
-        # SIGTERM training.preempt_signal_minutes before the time limit: a checkpoint, then the retry resumes
-        slurm_extra=lambda w: slurm_signal_option(train_settings(w)),
+        # SIGTERM launch.training.preempt_signal_minutes before the time limit: a checkpoint, then the retry resumes
+        slurm_extra=lambda w: slurm_signal_option(train_launch(w)),
     params:
-        settings=lambda w: as_json(GRID.training_params(cell_model(w))),
+        settings=lambda w: as_json(GRID.training_recipe(cell_model(w))),
         execution_section=lambda w: f"training/{cell_model(w)}",
         seed=lambda w: GRID.cells[w.cell].data.seed,
     shell:

@@ -26,7 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from mlit.config import composed_config_name, format_lang
+from mlit.cells import composed_config_name
+from mlit.settings import format_lang
 from mlit.files import sha256_file, write_json, write_jsonl
 from mlit.langs import parse_composition
 

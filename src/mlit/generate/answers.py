@@ -57,7 +57,7 @@ def eos_ids(value) -> list[int]:
 
 
 def hf_device_map(setting: str | None, visible_gpus: int) -> str | None:
-    """``generation.hf_device_map``: ``auto`` spreads the model over the visible GPUs (accelerate);
+    """``launch.generation.hf_device_map``: ``auto`` spreads the model over the visible GPUs (accelerate);
     unset, it does so where the job sees more than one GPU (a model too large for one), else the model
     sits on one device."""
     if setting == "auto" or (setting is None and visible_gpus > 1):
@@ -68,7 +68,7 @@ def hf_device_map(setting: str | None, visible_gpus: int) -> str | None:
 class Generator:
     """Batched Hugging Face ``generate``. The static KV cache makes transformers compile the forward
     pass on a GPU (minutes per prompt shape); here that happens only with ``compile=True``
-    (``generation.hf_compile``): by default the static cache runs uncompiled (on the CPU transformers
+    (``launch.generation.hf_compile``): by default the static cache runs uncompiled (on the CPU transformers
     never compiles, so CPU answers are the same either way)."""
 
     def __init__(self, model_dir: str, max_new_tokens: int, batch_size: int,
@@ -176,21 +176,30 @@ def sampling_top_k(temperature: float, settings_top_k: int | None) -> int:
 def vllm_engine_args(model_dir: str, settings: dict, max_model_len: int | None, trust_remote_code: bool,
                      visible_gpus: int) -> dict:
     """The keyword arguments of vLLM's ``LLM(...)`` for one generate job: tensor parallelism over the
-    job's GPUs (``gpus``: ``resources.generate.gpus``, per base model; at most the GPUs it sees, 1 for
-    vLLM's CPU engine), dtype, engine seed, context length, eager mode, GPU memory share, remote code."""
-    gpus = int(settings.get("gpus") or 1)
+    job's GPUs (``gpus``: ``launch.resources.generate.gpus``, per base model; at most the GPUs it sees, 1 for
+    vLLM's CPU engine), dtype, engine seed, context length, eager mode, GPU memory share, remote code.
+    ``settings``: the job's, with the schema's defaults (``generation_settings``)."""
+    gpus = int(settings.get("gpus") or 1)  # not a config key: the launch section's launch.resources.generate.gpus
     return {"model": model_dir, "tensor_parallel_size": max(1, min(gpus, visible_gpus)) if visible_gpus else 1,
-            "dtype": vllm_dtype(settings, visible_gpus), "seed": settings.get("seed", 42),
-            "max_model_len": max_model_len, "enforce_eager": settings.get("vllm_enforce_eager", False),
-            "gpu_memory_utilization": settings.get("vllm_gpu_memory_utilization", 0.85),
+            "dtype": vllm_dtype(settings, visible_gpus), "seed": settings["seed"],
+            "max_model_len": max_model_len, "enforce_eager": settings["vllm_enforce_eager"],
+            "gpu_memory_utilization": settings["vllm_gpu_memory_utilization"],
             "trust_remote_code": trust_remote_code}
+
+
+def generation_settings(settings: dict | None) -> dict:
+    """A generate job's settings (``generation`` and ``launch.generation``) with the schema's defaults
+    filled in: the workflow's are filled already; a test's, a bench's or a hand-run's may not be."""
+    from mlit.settings import section_defaults
+
+    return section_defaults("generation", settings)
 
 
 def vllm_dtype(settings: dict, visible_gpus: int) -> str:
     """vLLM's dtype: ``vllm_dtype`` where set (not auto), else ``generation.dtype`` on a GPU, else auto."""
-    if settings.get("vllm_dtype", "auto") != "auto":
+    if settings["vllm_dtype"] != "auto":
         return settings["vllm_dtype"]
-    return generation_dtype(settings.get("dtype"), visible_gpus > 0, log=lambda _: None)
+    return generation_dtype(settings["dtype"], visible_gpus > 0, log=lambda _: None)
 
 
 class VLLMGenerator:
@@ -204,7 +213,7 @@ class VLLMGenerator:
         from transformers import AutoConfig, AutoTokenizer
         from vllm import LLM
 
-        settings = settings or {}
+        settings = generation_settings(settings)
         info = read_base_info(model_dir)
         trust = bool(info.get("trust_remote_code"))
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust)
@@ -214,8 +223,8 @@ class VLLMGenerator:
         self.max_new_tokens = max_new_tokens
         self.min_new_tokens = 0
         self.batch_size = batch_size
-        self.long_prompts = settings.get("long_prompts", DEFAULT_POLICY)
-        self.top_k = settings.get("top_k", 50)
+        self.long_prompts = settings["long_prompts"]
+        self.top_k = settings["top_k"]
         self.budget_records: list[dict | None] = []
         self.generated_tokens = 0
         self.engine_calls = 0
@@ -228,7 +237,7 @@ class VLLMGenerator:
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         self.engine_args = vllm_engine_args(model_dir, settings, self.max_positions, trust, visible)
         if settings.get("gpus") and visible and self.engine_args["tensor_parallel_size"] < int(settings["gpus"]):
-            log(f"resources.generate.gpus is {settings['gpus']} but the job sees {visible} GPU(s): "
+            log(f"launch.resources.generate.gpus is {settings['gpus']} but the job sees {visible} GPU(s): "
                 f"tensor parallel size {self.engine_args['tensor_parallel_size']}")
         self.llm = LLM(**self.engine_args)
 
@@ -275,16 +284,17 @@ class VLLMGenerator:
 
 
 def make_generator(model_dir: str, settings: dict, log=print):
-    backend = settings.get("backend", "hf")
+    settings = generation_settings(settings)
+    backend = settings["backend"]
     if backend == "vllm":
-        return VLLMGenerator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16), settings, log=log)
+        return VLLMGenerator(model_dir, settings["max_new_tokens"], settings["vllm_batch_size"], settings, log=log)
     if backend != "hf":
         raise ValueError(f"generation.backend: '{backend}' is not a backend; allowed: hf, vllm")
-    return Generator(model_dir, settings["max_new_tokens"], settings.get("batch_size", 16),
-                     settings.get("hf_cache", "static"), compile=bool(settings.get("hf_compile", False)),
-                     device_map=settings.get("hf_device_map"),
-                     long_prompts=settings.get("long_prompts", DEFAULT_POLICY), dtype=settings.get("dtype", "auto"),
-                     top_k=settings.get("top_k", 50), log=log)
+    return Generator(model_dir, settings["max_new_tokens"], settings["batch_size"],
+                     settings["hf_cache"], compile=bool(settings["hf_compile"]),
+                     device_map=settings["hf_device_map"],
+                     long_prompts=settings["long_prompts"], dtype=settings["dtype"],
+                     top_k=settings["top_k"], log=log)
 
 
 def question_seed(seed: int, question_id: str, turn: int) -> int:
@@ -444,14 +454,14 @@ def run_in_backend_python(settings: dict) -> None:
     """``generation.backend: vllm`` runs in the interpreter that has vLLM (``vllm_python``, default
     ``.venv-vllm/bin/python``): a job started elsewhere re-executes itself there with the same
     arguments. The interpreter is an execution setting (per base model), so it is read by the job."""
-    if settings.get("backend", "hf") != "vllm" or importlib.util.find_spec("vllm") is not None:
+    if settings["backend"] != "vllm" or importlib.util.find_spec("vllm") is not None:
         return
-    from mlit.config import REPO_ROOT
+    from mlit.settings import REPO_ROOT
 
-    python = settings.get("vllm_python") or str(REPO_ROOT / ".venv-vllm" / "bin" / "python")
+    python = settings["vllm_python"] or str(REPO_ROOT / ".venv-vllm" / "bin" / "python")
     if os.environ.get("MLIT_GENERATE_REEXEC") or not Path(python).exists():
         raise SystemExit(f"generation.backend: vllm, but vLLM is not importable in {sys.executable} and "
-                         f"{python} cannot take over (make setup-vllm, or set generation.vllm_python)")
+                         f"{python} cannot take over (make setup-vllm, or set launch.generation.vllm_python)")
     print(f"generation.backend: vllm: re-executing in {python}", flush=True)
     os.environ["MLIT_GENERATE_REEXEC"] = "1"
     os.execv(python, [python, "-m", "mlit", *sys.argv[1:]])
@@ -459,17 +469,18 @@ def run_in_backend_python(settings: dict) -> None:
 
 def generate_all(model_dir: str, bench_dir: str, languages: list[str], out_dir: Path, model_id: str,
                  settings: dict) -> None:
+    settings = generation_settings(settings)
     run_in_backend_python(settings)
     generator = make_generator(model_dir, settings)
-    backend = settings.get("backend", "hf")
-    whole_turns = backend == "vllm" and settings.get("vllm_submission", "turn") == "turn"
+    backend = settings["backend"]
+    whole_turns = backend == "vllm" and settings["vllm_submission"] == "turn"
     print(f"backend {backend}, " + ("whole-turn submission" if whole_turns else f"batch size {generator.batch_size}")
           + (f", tensor parallel size {generator.engine_args['tensor_parallel_size']}" if backend == "vllm" else "")
           + (f", device map {generator.device_map}" if backend == "hf" and generator.device_map else "")
           + f", {len(os.sched_getaffinity(0))} usable CPU(s) (sched_getaffinity)", flush=True)
-    seed = settings.get("seed", 42)
-    system_message = settings.get("system_message", "question_language")
-    tasks = [(lang, load_questions(bench_dir, lang, settings.get("questions_per_category")), out_dir / f"{lang}.jsonl")
+    seed = settings["seed"]
+    system_message = settings["system_message"]
+    tasks = [(lang, load_questions(bench_dir, lang, settings["questions_per_category"]), out_dir / f"{lang}.jsonl")
              for lang in languages]
     for lang, questions, out_path in tasks:  # resume only the partial answers of this model and these settings
         keep_matching_partials(out_path, answers_fingerprint(model_dir, settings, lang, questions, model_id))

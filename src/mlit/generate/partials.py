@@ -24,7 +24,7 @@ FINGERPRINT_SUFFIX = ".partial.fingerprint"
 def answers_fingerprint(model_dir: str | Path, settings: dict, lang: str, questions: list[dict],
                         model_id: str) -> str:
     from mlit.model.fingerprint import checkpoint_fingerprint
-    from mlit.run_settings import experiment_part
+    from mlit.settings import experiment_part
 
     payload = {"model": checkpoint_fingerprint(model_dir), "model_id": model_id, "lang": lang,
                "questions": questions, "settings": experiment_part("generation", settings)}

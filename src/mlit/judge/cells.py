@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlit.config import section_defaults
+from mlit.records import FAILURE_KINDS, UNPARSABLE  # noqa: F401  (FAILURE_KINDS: re-exported)
+from mlit.settings import section_defaults
 from mlit.files import read_jsonl, sha256_file, write_jsonl
 from mlit.judge import retry
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
@@ -26,16 +28,6 @@ from mlit.data.mtbench import load_judge_prompts, load_questions, load_reference
 # the answered ones are taken as expected; unknown and duplicated question ids are still errors.
 ANSWERED = "answered"
 
-# The ``failure`` of a judgment row: null for a parsed score; otherwise one of these kinds, set where
-# the failure happens and read by the tables (validate_judgments, judge_health, judge_failures) and
-# import_judgments; the ``error`` text is for people and is never matched on.
-#   "unparsable": the judge replied (at least one sample), but no reply holds a parsable [[1-10]] rating;
-#                 the replies are cached, so a rerun does not change it.
-#   "api_error":  no reply: every sample's request failed after its retries (online or Batch API);
-#                 not cached, so a rerun retries it.
-# An off-language answer rated 1 (judge.off_language: score_1) is a score, not a failure (null).
-FAILURE_KINDS = ("unparsable", "api_error")
-UNPARSABLE = "no parsable rating [[1-10]] in the judge's reply"
 
 
 def check_answers(answers_path: str | Path, bench_dir: str | Path, lang: str,
@@ -95,7 +87,7 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
     """The requests a judge run would send, one JSON line each; calls nothing. Returns a cost
     estimate: requests not yet in the cache (with ``judge`` and ``cache_dir``), prompt tokens
     estimated as characters / 4, completion tokens as a typical judgment (200) and at most
-    ``judge.max_tokens``, priced with ``judge.prices_per_1k``."""
+    ``judge.max_tokens``, priced with ``launch.judge.prices_per_1k``."""
     requests = [request for lang, path in answer_files.items()
                 for _, request in requests_for(path, bench_dir, lang, questions_per_category)]
     write_jsonl(out, [{"question_id": r.question_id, "turn": r.turn, "prompt_name": r.prompt_name,
@@ -110,7 +102,7 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
     prompt_tokens = sum((len(r.system_prompt) + len(r.user_prompt)) // 4 for r, _ in to_send)
     discount = 0.5 if judge["mode"] == "batch" else 1.0  # the Batch API's price
 
-    def estimate(completion_tokens: int) -> float | None:  # None without judge.prices_per_1k
+    def estimate(completion_tokens: int) -> float | None:  # None without launch.judge.prices_per_1k
         total = judge_cost(prompt_tokens, completion_tokens, judge["prices_per_1k"])
         return None if total is None else round(total * discount, 4)
 
@@ -187,7 +179,8 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     """Judge every language of a cell; returns counts. ``endpoint`` is (base_url, settings overrides).
     Every answers file is checked (``check_answers``) before the first request is sent. With
     ``retry_round`` (the workflow's judge rule: its params), the requests that failed after their
-    retries are recorded in ``out_dir/api_errors.json`` for the next run to retry (``mlit.judge.retry``)."""
+    retries are recorded in ``out_dir/api_errors.json`` for the next run to retry (``mlit.judge.retry``).
+    Per language: plan (what is sent), run (send it), records (one judgment row per turn), write."""
     requests_by_lang = {lang: requests_for(path, bench_dir, lang, questions_per_category)
                         for lang, path in answer_files.items()}
     retry_file = Path(out_dir) / retry.FILE_NAME
@@ -198,64 +191,99 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
     base_url, overrides = endpoint or (None, {})
     settings = JudgeSettings.from_config(judge, base_url, **overrides)
     cache = JudgeCache(cache_dir)
-    counts = {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0, "not_sent": 0, "failed_requests": 0}
-    spent = {"prompt_tokens": 0, "completion_tokens": 0}
-    first_api_error = None
-    samples = int(judge["samples"])
-    for lang, all_pairs in requests_by_lang.items():
-        # judge.off_language: score_1 fixes the score of an answer in another language: it is never sent
-        fixed = {index for index, (answer, request) in enumerate(all_pairs)
-                 if judge["off_language"] == "score_1"
-                 and not answers_in(answer, request, lang, judge["no_language"])}
-        pairs = [pair for index, pair in enumerate(all_pairs) if index not in fixed]
-        requests = [request for _, request in pairs for _ in range(samples)]
-        sample_ids = list(range(samples)) * len(pairs)
-        try:
-            if judge["mode"] == "batch":
-                from mlit.judge.batch_api import judge_all_batch
-
-                results = judge_all_batch(requests, settings, cache, sample_ids, judge["batch_poll_s"])
-            else:
-                results = judge_all(requests, settings, cache, desc=f"judge {Path(out_dir).name} {lang}", samples=sample_ids)
-        except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
-            detail = f"{type(error).__name__}: {error}"
-            if redact_error(detail, settings) != detail:
-                raise JudgeEndpointError(redact_error(detail, settings)) from None
-            raise
-        rows, sent = [], 0
-        for index, (answer, request) in enumerate(all_pairs):
-            if index in fixed:
-                rows.append(judged_row(answer, request, [NOT_SENT] * samples, lang, settings.model,
-                                       judge["off_language"], judge["no_language"]))
-                counts["requests"] += 1
-                counts["not_sent"] += 1
-                continue
-            repeated = results[sent * samples:(sent + 1) * samples]
-            sent += 1
-            row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"],
-                             judge["no_language"])
-            row["error"] = redact_error(row["error"], settings) if row["error"] else None
-            rows.append(row)
-            counts["requests"] += 1
-            counts["cached"] += all(r["cached"] for r in repeated)
-            counts["failed"] += row["failure"] is not None
-            api_failed = all(r["failure"] == "api_error" for r in repeated)  # no reply at all
-            counts["api_errors"] += api_failed
-            counts["failed_requests"] += sum(r["failure"] == "api_error" for r in repeated)  # what a rerun sends
-            first_api_error = first_api_error or (redact_error(repeated[0]["error"], settings) if api_failed else None)
-            for r in repeated:
-                for name in ("prompt_tokens", "completion_tokens"):
-                    spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)
+    tally = Tally()
+    for lang, pairs in requests_by_lang.items():
+        fixed, requests, sample_ids = plan_requests(pairs, lang, judge)
+        results = send_requests(requests, sample_ids, settings, cache, judge, f"{Path(out_dir).name} {lang}")
+        rows = judgment_rows(pairs, fixed, results, lang, settings, judge, tally)
         write_jsonl(out_dir / f"{lang}.jsonl", rows)
+    return finish(tally, judge, settings, retry_file, retry_round)
+
+
+def plan_requests(pairs: list, lang: str, judge: dict) -> tuple[set[int], list, list[int]]:
+    """What a language's judging sends: (the indexes of ``pairs`` that are not sent, the requests, each
+    one's sample number). ``judge.off_language: score_1`` fixes the score of an answer in another language,
+    so it is never sent; every other (answer, request) is sent ``judge.samples`` times."""
+    samples = int(judge["samples"])
+    fixed = {index for index, (answer, request) in enumerate(pairs)
+             if judge["off_language"] == "score_1" and not answers_in(answer, request, lang, judge["no_language"])}
+    sent = [request for index, (_, request) in enumerate(pairs) if index not in fixed]
+    return fixed, [request for request in sent for _ in range(samples)], list(range(samples)) * len(sent)
+
+
+def send_requests(requests: list, sample_ids: list[int], settings: JudgeSettings, cache: JudgeCache, judge: dict,
+                  where: str) -> list[dict]:
+    """The judge's replies (online, or through the Batch API), one per request; an error an endpoint raised
+    that holds the key is raised redacted (JudgeEndpointError)."""
+    try:
+        if judge["mode"] == "batch":
+            from mlit.judge.batch_api import judge_all_batch
+
+            return judge_all_batch(requests, settings, cache, sample_ids, judge["batch_poll_s"])
+        return judge_all(requests, settings, cache, desc=f"judge {where}", samples=sample_ids)
+    except Exception as error:  # an endpoint may echo the key in an error it raises: never shown as is
+        detail = f"{type(error).__name__}: {error}"
+        if redact_error(detail, settings) != detail:
+            raise JudgeEndpointError(redact_error(detail, settings)) from None
+        raise
+
+
+@dataclass
+class Tally:
+    """What a judge job counted over its languages: turns, cache hits, failures, tokens paid for."""
+
+    counts: dict = field(default_factory=lambda: {"requests": 0, "cached": 0, "failed": 0, "api_errors": 0,
+                                                  "not_sent": 0, "failed_requests": 0})
+    spent: dict = field(default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0})
+    first_api_error: str | None = None
+
+
+def judgment_rows(pairs: list, fixed: set[int], results: list[dict], lang: str, settings: JudgeSettings,
+                  judge: dict, tally: Tally) -> list[dict]:
+    """One judgment row (``judged_row``) per (answer, request) of a language, in order; counted in ``tally``."""
+    samples = int(judge["samples"])
+    counts = tally.counts
+    rows, sent = [], 0
+    for index, (answer, request) in enumerate(pairs):
+        if index in fixed:
+            rows.append(judged_row(answer, request, [NOT_SENT] * samples, lang, settings.model,
+                                   judge["off_language"], judge["no_language"]))
+            counts["requests"] += 1
+            counts["not_sent"] += 1
+            continue
+        repeated = results[sent * samples:(sent + 1) * samples]
+        sent += 1
+        row = judged_row(answer, request, repeated, lang, settings.model, judge["off_language"],
+                         judge["no_language"])
+        row["error"] = redact_error(row["error"], settings) if row["error"] else None
+        rows.append(row)
+        counts["requests"] += 1
+        counts["cached"] += all(r["cached"] for r in repeated)
+        counts["failed"] += row["failure"] is not None
+        api_failed = all(r["failure"] == "api_error" for r in repeated)  # no reply at all
+        counts["api_errors"] += api_failed
+        counts["failed_requests"] += sum(r["failure"] == "api_error" for r in repeated)  # what a rerun sends
+        tally.first_api_error = tally.first_api_error or (
+            redact_error(repeated[0]["error"], settings) if api_failed else None)
+        for r in repeated:
+            for name in ("prompt_tokens", "completion_tokens"):
+                tally.spent[name] += 0 if r["cached"] else (r["usage"] or {}).get(name, 0)
+    return rows
+
+
+def finish(tally: Tally, judge: dict, settings: JudgeSettings, retry_file: Path, retry_round: int | None) -> dict:
+    """Print what was judged and paid; raise when the endpoint failed every request; record the requests
+    that failed after their retries for the next run. Returns the counts (with ``spent``)."""
+    counts, spent = tally.counts, tally.spent
     print(f"judged {counts['requests']} turns: {counts['cached']} from the cache, {counts['not_sent']} not sent "
           f"(off-language, rated 1), {counts['failed']} failed ({counts['api_errors']} API errors)")
     paid = judge_cost(spent["prompt_tokens"], spent["completion_tokens"], judge["prices_per_1k"])
     print(f"spent: {spent['prompt_tokens']} prompt + {spent['completion_tokens']} completion tokens "
-          f"= {'(no judge.prices_per_1k)' if paid is None else f'{paid:.4f}'} on calls not in the cache")
+          f"= {'(no launch.judge.prices_per_1k)' if paid is None else f'{paid:.4f}'} on calls not in the cache")
     counts["spent"] = spent
     if counts["requests"] > counts["not_sent"] and counts["api_errors"] == counts["requests"] - counts["not_sent"]:
         raise JudgeEndpointError(
-            f"the judge endpoint {settings.base_url} failed every request, e.g. {first_api_error}; check "
+            f"the judge endpoint {settings.base_url} failed every request, e.g. {tally.first_api_error}; check "
             f"judge.base_url, judge.model and the key in ${settings.api_key_env}. Nothing was paid twice: "
             "successful calls are cached, so a rerun sends only what failed.")
     if retry_round is not None:
@@ -271,7 +299,8 @@ def judge_endpoint(judge: dict, judge_model_dir: str | None, log_path: Path):
     """(base_url, settings overrides): the configured endpoint, or a local server for the demo judge
     started for this job. A served model is requested by the name the server knows it by, and cached
     under the config's name plus a hash of its weights, so a retrained judge is never served stale."""
-    if judge.get("base_url"):
+    judge = section_defaults("judge", judge)
+    if judge["base_url"] is not None:
         yield judge["base_url"], {}
         return
     from mlit.judge.demo_server import serve

@@ -26,15 +26,18 @@ from mlit.redact import check_judge_endpoint, redact, secret_values
 
 @dataclass(frozen=True)
 class JudgeSettings:
+    """What the client needs of a judge job's settings (``judge`` and ``launch.judge``); build it with
+    ``from_config``, which takes the defaults from the schema (the one place they live)."""
+
     model: str
     base_url: str
-    api_key_env: str = "OPENAI_API_KEY"
-    temperature: float = 0.0
-    max_tokens: int = 2048
-    parallel: int = 8
-    max_retries: int = 6
-    timeout_s: float = 120.0
-    retry_initial_s: float = 1.0
+    api_key_env: str
+    temperature: float
+    max_tokens: int
+    parallel: int
+    max_retries: int
+    timeout_s: float
+    retry_initial_s: float
     served_model: str | None = None  # the name the endpoint knows the model by, if not `model`
 
     def __post_init__(self):  # also for a hand-run `mlit judge --judge JSON` (the workflow's config is checked)
@@ -42,9 +45,12 @@ class JudgeSettings:
 
     @classmethod
     def from_config(cls, judge: dict, base_url: str | None = None, **overrides) -> "JudgeSettings":
+        from mlit.settings import section_defaults
+
+        judge = section_defaults("judge", judge)
         keys = ("model", "api_key_env", "temperature", "max_tokens", "parallel", "max_retries", "timeout_s",
                 "retry_initial_s")
-        values = {k: judge[k] for k in keys if k in judge}
+        values = {k: judge[k] for k in keys}
         values.update(overrides)
         return cls(base_url=base_url or judge["base_url"], **values)
 
@@ -81,7 +87,7 @@ class JudgeCache:
 
 
 class MissingAPIKeyError(RuntimeError):
-    """A judge endpoint on another machine, and no key in the variable ``judge.api_key_env`` names."""
+    """A judge endpoint on another machine, and no key in the variable ``launch.judge.api_key_env`` names."""
 
 
 def is_loopback(base_url: str) -> bool:
@@ -103,7 +109,7 @@ def is_loopback(base_url: str) -> bool:
 
 
 def api_key(settings: JudgeSettings) -> str:
-    """The key from ``$judge.api_key_env``. A local endpoint (vllm, transformers serve) may run without
+    """The key from ``$launch.judge.api_key_env``. A local endpoint (vllm, transformers serve) may run without
     one ('EMPTY' is sent); any other endpoint without a key stops here, before a request is sent."""
     key = os.environ.get(settings.api_key_env, "").strip()
     if key:
@@ -112,8 +118,8 @@ def api_key(settings: JudgeSettings) -> str:
         return "EMPTY"
     raise MissingAPIKeyError(
         f"the judge endpoint {settings.base_url} is not on this machine, but the variable "
-        f"${settings.api_key_env} (named by judge.api_key_env) is unset or empty; export the key in "
-        f"${settings.api_key_env}, or set judge.api_key_env to the variable that holds it. Nothing was sent.")
+        f"${settings.api_key_env} (named by launch.judge.api_key_env) is unset or empty; export the key in "
+        f"${settings.api_key_env}, or set launch.judge.api_key_env to the variable that holds it. Nothing was sent.")
 
 
 def make_client(settings: JudgeSettings):
@@ -136,7 +142,7 @@ def reply_limit_bytes(max_tokens: int) -> int:
 
 
 def judge_cost(prompt_tokens: float, completion_tokens: float, prices: dict | None) -> float | None:
-    """The judge's cost of these tokens at ``judge.prices_per_1k`` (``{prompt_per_1k, completion_per_1k}``,
+    """The judge's cost of these tokens at ``launch.judge.prices_per_1k`` (``{prompt_per_1k, completion_per_1k}``,
     a missing one is free); None without prices (unknown, not free). The one cost function of the
     judge's estimate and spend (``mlit.judge.cells``) and of the tables' ``judge_health`` cost column."""
     if not prices:
@@ -146,7 +152,7 @@ def judge_cost(prompt_tokens: float, completion_tokens: float, prices: dict | No
 
 
 def redact_error(text: str, settings: JudgeSettings) -> str:
-    """Error text with the key of ``$judge.api_key_env`` and any bearer / sk- token removed."""
+    """Error text with the key of ``$launch.judge.api_key_env`` and any bearer / sk- token removed."""
     return redact(text, secret_values(settings.api_key_env))
 
 
@@ -185,7 +191,7 @@ def _retrying_call(client, settings: JudgeSettings):
         from mlit.judge.deadline import request_budget
 
         extra = {"seed": sample} if sample else {}  # repeated judgments: distinct requests
-        # judge.timeout_s is a deadline for each attempt as a whole; a reply far beyond max_tokens is refused
+        # launch.judge.timeout_s is a deadline for each attempt as a whole; a reply far beyond max_tokens is refused
         with request_budget(settings.timeout_s, reply_limit_bytes(settings.max_tokens)):
             return client.chat.completions.create(model=settings.served_model or settings.model,
                                                   messages=chat_messages(request), temperature=settings.temperature,
@@ -197,7 +203,7 @@ def _retrying_call(client, settings: JudgeSettings):
 def judge_all(requests: list[JudgeRequest], settings: JudgeSettings, cache: JudgeCache,
               desc: str = "judge", samples: list[int] | None = None) -> list[dict]:
     """One result per request, in order: ``{judgment, error, failure, cached, usage}``; ``failure`` is
-    None for a reply, "api_error" for a request that failed after its retries (``mlit.judge.cells.FAILURE_KINDS``).
+    None for a reply, "api_error" for a request that failed after its retries (``mlit.records.FAILURE_KINDS``).
     ``samples`` gives each request's sample index (repeated judging); default all 0."""
     items = list(zip(requests, samples or [0] * len(requests)))
     uncached = any(cache.get(cache.key(settings, request, sample)) is None for request, sample in items)

@@ -3,7 +3,7 @@
 httpx's timeouts are per operation: a read that gets one byte a second never times out, so a server
 that trickles its reply holds a request (and a job) as long as it likes, and a reply of any size is
 read whole. ``request_budget`` gives the requests this thread sends while it is open a deadline
-(``judge.timeout_s`` for the whole request: connecting, sending, the headers and the body) and a
+(``launch.judge.timeout_s`` for the whole request: connecting, sending, the headers and the body) and a
 number of bytes; the transport of ``http_client`` shortens each socket read to the time that is left
 and counts what arrives. Past the deadline a read raises a read timeout (the client retries it and
 then records ``api_error``); past the bytes, ``ReplyTooLargeError`` (not retried, not cached).
@@ -42,7 +42,7 @@ class _Budget:
         """The error of a request past its deadline; None before it."""
         if time.monotonic() < self.deadline:
             return None
-        return httpcore2.ReadTimeout(f"no complete reply within judge.timeout_s = {self.seconds:g} s (a deadline "
+        return httpcore2.ReadTimeout(f"no complete reply within launch.judge.timeout_s = {self.seconds:g} s (a deadline "
                                      "for the whole request, not for each read)")
 
 

@@ -1,7 +1,7 @@
 """Import FastChat / MT-Bench-X judgment files (``question_id, model, judge, user_prompt, judgment,
 score, turn``) into a score table: the means of FastChat's ``show_result`` (over ratings that are not
 -1), with the failed judgments counted in ``failed`` instead of dropped silently. A failure is read
-from the row's kind, never from its text: mlit's own rows carry ``failure`` (``mlit.judge.cells.FAILURE_KINDS``,
+from the row's kind, never from its text: mlit's own rows carry ``failure`` (``mlit.records.FAILURE_KINDS``,
 score null); FastChat's rows have no such field and mark a reply without a parsable rating by score -1
 (read as "unparsable")."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from mlit.files import atomic_write_text, read_jsonl
-from mlit.judge.cells import FAILURE_KINDS
+from mlit.records import FAILURE_KINDS
 
 
 def load_fastchat_judgments(path: str | Path) -> pl.DataFrame:

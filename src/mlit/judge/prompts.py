@@ -9,7 +9,7 @@ of the answer's language.
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from mlit.data.mtbench import NEED_REFERENCE
 
@@ -31,9 +31,6 @@ class JudgeRequest:
     prompt_name: str
     system_prompt: str
     user_prompt: str
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 def prompt_name(category: str, turn: int) -> str:

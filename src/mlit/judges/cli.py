@@ -18,7 +18,8 @@ def cmd_judge_agreement(args) -> None:
 
 
 def judge_section(args) -> dict:
-    """The judge section: ``--judge JSON``, else the ``judge`` section of ``--configfile``."""
+    """The judge's settings: ``--judge JSON``, else the ``judge`` section of ``--configfile`` with its
+    ``launch.judge`` section (key variable, concurrency, timeouts, prices) merged over it, as a judge job gets them."""
     if args.judge:
         return args.judge
     if not args.configfile:
@@ -28,7 +29,8 @@ def judge_section(args) -> dict:
     config = yaml.safe_load(Path(args.configfile).read_text(encoding="utf-8")) or {}
     if not isinstance(config.get("judge"), dict):
         raise SystemExit(f"{args.configfile}: no judge section (judge: model, base_url, ...)")
-    return config["judge"]
+    launch = config.get("launch") if isinstance(config.get("launch"), dict) else {}
+    return {**config["judge"], **(launch.get("judge") or {})}
 
 
 def cmd_rejudge(args) -> None:
@@ -90,9 +92,9 @@ def cmd_judge_sample_cost(args) -> None:
     print(text)
 
 
-def add_parsers(steps) -> None:
-    from mlit.cli import _json
-
+def add_parsers(steps, _json) -> None:
+    """The subcommands, on ``mlit.cli``'s subparsers; ``_json`` its JSON argument type (passed in: this
+    module is imported by mlit.cli, never the other way round)."""
     p = steps.add_parser("judge-sample-cost", help="cost of the config's judge on a stratified sample plus a second "
                                                    "judge on everything, against the config's judge on everything")
     p.add_argument("--configfile", required=True, help="the grid's config, e.g. config/paper.yaml")

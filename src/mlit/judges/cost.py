@@ -61,7 +61,7 @@ def two_judge_cost(grid, fraction: float = 0.1, seed: int = 0, second_judge: dic
     """Rows ``plan, judge, share, requests, prompt_tokens, completion_tokens, dollars``: the config's judge on
     everything; on the stratified sample; the second judge on everything; and the sample plus the second
     judge (``dollars`` None where a judge has no prices)."""
-    judge = grid.config["judge"]
+    judge = grid.judge_settings()  # the judge and its launch.judge (prices_per_1k, mode)
     second = second_judge or {"model": "second judge"}
     items = grid_items(grid)
     sample = stratified_sample(items, fraction, seed)

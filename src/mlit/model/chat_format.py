@@ -42,7 +42,6 @@ OPENGPTX_SYSTEM_MESSAGES = {
     "ES": "Una conversación entre un humano y un asistente de inteligencia artificial. El asistente da respuestas "
           "útiles y amables a las preguntas del humano.",
 }
-OPENGPTX_END_OF_TURN = "</s>"
 # MT-Bench-X at 6f203ca (2024-08-15): the same messages, but English with a space after the first full stop
 OPENGPTX_2024_08_SYSTEM_MESSAGES = {
     **OPENGPTX_SYSTEM_MESSAGES,

@@ -50,7 +50,7 @@ def wall_seconds_assumed(flops: float, devices: int, peak_tflops: float, mfu: fl
 
 
 def zero_stage(deepspeed: str | None) -> int:
-    """The ZeRO stage of ``training.deepspeed``: a preset name (zero2, zero3, zero3_offload) or a JSON file."""
+    """The ZeRO stage of ``launch.training.deepspeed``: a preset name (zero2, zero3, zero3_offload) or a JSON file."""
     if not deepspeed:
         return 0
     name = Path(deepspeed).name

@@ -135,16 +135,6 @@ def measured_throughput(infos: dict[str, dict], model_of: dict[str, str]) -> dic
 
 # --- the plan -----------------------------------------------------------------------------------------
 
-def world_size(settings: dict) -> int:
-    return int(settings["nodes"]) * int(settings["processes_per_node"] or settings["gpus_per_node"] or 1)
-
-
-def effective_batch(settings: dict, world: int) -> int:
-    if settings.get("effective_batch_size"):
-        return int(settings["effective_batch_size"])
-    return int(settings["per_device_batch_size"]) * int(settings["gradient_accumulation_steps"]) * world
-
-
 def gpu_of(grid, name: str) -> tuple[str, dict, float]:
     plan = grid.config["plan"]
     override = plan["models"].get(name, {})
@@ -164,16 +154,16 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
         settings = grid.training_settings(name)
         shape = shapes[name]
         gpu_type, gpu, mfu = gpu_of(grid, name)
-        world = world_size(settings)
+        world = int(settings["nodes"]) * grid.processes_per_node(name)
         devices = int(settings["nodes"]) * max(int(settings["gpus_per_node"]), 1)
         counted = cell_tokens(grid, cell, results, int(settings["max_length"]), settings["system_message"])
-        batch = effective_batch(settings, world)
-        steps = cost.optimizer_steps(counted.examples, batch, settings["epochs"], settings["max_steps"])
-        epochs = cost.epochs_trained(counted.examples, batch, settings["epochs"], settings["max_steps"])
+        batch = int(settings["effective_batch_size"])
+        steps = cost.optimizer_steps(counted.examples, batch, settings["num_train_epochs"], settings["max_steps"])
+        epochs = cost.epochs_trained(counted.examples, batch, settings["num_train_epochs"], settings["max_steps"])
         tokens = counted.tokens * epochs
         flops = cost.training_flops(shape.active, tokens, counted.squared_lengths * epochs, shape.layers,
                                     shape.attention_width)
-        micro_batches = math.ceil(counted.examples * epochs / (int(settings["per_device_batch_size"]) * world))
+        micro_batches = math.ceil(counted.examples * epochs / (int(settings["per_device_train_batch_size"]) * world))
         stage = cost.zero_stage(settings["deepspeed"])
         bandwidth = plan["inter_node_GBps"] if int(settings["nodes"]) > 1 else gpu.get("intra_node_GBps")
         sent = cost.communication_bytes_per_gpu(shape.total, world, stage, micro_batches, steps)
@@ -210,7 +200,7 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
 def questions_per_lang(grid) -> dict[str, list[dict]]:
     from mlit.data.mtbench import load_questions
 
-    per_category = grid.config["generation"].get("questions_per_category")
+    per_category = grid.config["generation"]["questions_per_category"]
     return {lang: load_questions(grid.benchmark_dir(), lang, per_category) for lang in grid.eval_languages}
 
 
@@ -261,7 +251,7 @@ def measured_judge(results: Path, cell_id: str, langs: list[str]) -> dict | None
 def judge_rows(grid, questions: dict[str, list[dict]], results: Path) -> list[dict]:
     from mlit.judge.client import judge_cost
 
-    judge = grid.config["judge"]
+    judge = grid.judge_settings()
     requests, chars = judge_request_chars(grid, questions)
     samples = int(judge["samples"])
     discount = 0.5 if judge["mode"] == "batch" else 1.0  # the Batch API's price, as the judge's dry run

@@ -49,7 +49,7 @@ def summary(plan: Plan) -> str:
     lines.append(f"peak disk: {disk['peak_gb']:,.1f} GB = checkpoints of {disk['concurrent_trainings']} running cells "
                  f"{disk['checkpoints_gb']:,.1f} GB + published models {disk['published_models_gb']:,.1f} GB")
     lines.append(f"generation: {t['prompts']:,} prompts, answer-token budget {t['answer_token_budget']:,}")
-    dollars = "no prices (judge.prices_per_1k)" if t["judge_dollars"] is None else \
+    dollars = "no prices (launch.judge.prices_per_1k)" if t["judge_dollars"] is None else \
         f"${t['judge_dollars']:,.2f} (at most ${t['judge_dollars_at_most']:,.2f})"
     lines.append(f"judge: {t['judge_requests']:,} requests, {dollars}")
     if t["over_limit"]:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from mlit.judge.cells import FAILURE_KINDS
+from mlit.records import FAILURE_KINDS
 from mlit.judge.client import judge_cost
 from mlit.langs import parse_composition
 from mlit.results.judge_spread import with_judge
@@ -26,7 +26,7 @@ from mlit.results.plotting import pyplot, save_figure
 
 GROUP = ["base_model", "dataset", "size"]
 
-# judge_health's count column for each failure kind of a judgment row (mlit.judge.cells.FAILURE_KINDS)
+# judge_health's count column for each failure kind of a judgment row (mlit.records.FAILURE_KINDS)
 FAILURE_COLUMNS = {"unparsable": "unparsable_replies", "api_error": "api_errors"}
 assert set(FAILURE_COLUMNS) == set(FAILURE_KINDS), "every failure kind needs a judge_health column"
 

@@ -1,6 +1,6 @@
 """Result tables (polars): judgments in long format (parquet) and the study's aggregates as CSV and
 Markdown. Means use parsed ratings only; failed judgments are counted in ``n_failed`` and listed,
-never averaged as a number; a failure's kind is its row's ``failure`` (``mlit.judge.cells.FAILURE_KINDS``),
+never averaged as a number; a failure's kind is its row's ``failure`` (``mlit.records.FAILURE_KINDS``),
 never read from its error text. Every judgment file is first checked against what the config expects
 (``validate_judgments``): a missing or duplicated row, an unknown question or a bad score stops the
 step; partial tables list the missing files and rows instead.
@@ -17,18 +17,11 @@ from mlit.results.analysis import (judge_health, parallel_gain, plot_category_ba
                                    plot_score_by_size, score_by_size, size_effect)
 from mlit.results.judge_spread import judge_caption, judge_ratings, on_language_rate, short_caption
 from mlit.files import DataFileError, atomic_write_text
-from mlit.judge.cells import FAILURE_KINDS
-from mlit.config import Cell
+from mlit.records import FAILURE_KINDS, row_problem
+from mlit.cells import cell_fields
 from mlit.data.mtbench import load_questions
 
 CELL_COLUMNS = ["cell", "base_model", "dataset", "composition", "size", "seed"]
-
-
-def cell_fields(cell_id: str) -> dict:
-    """Fields of a cell id (``mlit.config.Cell`` builds and parses it)."""
-    cell = Cell.parse(cell_id)
-    size = cell.data.size
-    return {**cell.fields(), "examples_per_language": size if isinstance(size, int) else None}
 
 
 def load_long(judgment_files: list[str], cells: dict[str, dict] | None = None) -> tuple[pl.DataFrame, list[str]]:
@@ -89,47 +82,6 @@ def _read_numbered(path: Path) -> list[tuple[int, object]]:
     return rows
 
 
-def _row_problem(row, lang: str, expected: set[str] | None, expected_note: str, cell: str) -> str | None:
-    """What is wrong with one judgment row of the file ``<cell>/<lang>.jsonl``, or None."""
-    if not isinstance(row, dict):
-        return "not a JSON object"
-    absent = [field for field in ("question_id", "model", "turn", "score", "lang", "category") if field not in row]
-    if absent:
-        return f"no {', '.join(absent)}"
-    if row["model"] != cell:
-        return f"model {json.dumps(row['model'])} differs from the file's cell {cell} (a judgment file " \
-               "<cell>/<LANG>.jsonl holds the judgments of that cell's answers only)"
-    if row["lang"] != lang:
-        return f"lang {row['lang']!r} differs from the file's language {lang}"
-    if not isinstance(row["question_id"], str):
-        return f"question_id {json.dumps(row['question_id'])} is not a string"
-    if expected is not None and row["question_id"] not in expected:
-        return f"question_id {row['question_id']!r} is not one of the {len(expected)} expected {lang} questions" \
-               f"{expected_note}"
-    if isinstance(row["turn"], bool) or row["turn"] not in (1, 2):
-        return f"turn {row['turn']!r} is not 1 or 2"
-    score, failure = row["score"], row.get("failure")
-    if failure is not None and failure not in FAILURE_KINDS:
-        return f"failure {json.dumps(failure)} is not null or one of {', '.join(map(json.dumps, FAILURE_KINDS))}"
-    if score is None:  # a recorded judge failure (mlit.judge.cells: score null, its error and failure kind): counted
-        if not (isinstance(row.get("error"), str) and row["error"]):
-            return "score null without an error (not a recorded judge failure)"
-        if "failure" not in row:
-            return "score null without a failure kind (a judgment file written before rows recorded one): " \
-                   "re-run the judge step for this file (successful calls are cached)"
-        if failure is None:
-            return "score null with failure null (not a recorded judge failure)"
-        return None
-    if failure is not None:
-        return f"score {json.dumps(score)} with failure {json.dumps(failure)}: a failed judgment has score null"
-    if isinstance(score, bool) or not isinstance(score, (int, float)):
-        kind = {bool: "boolean", str: "string", list: "array", dict: "object"}.get(type(score), type(score).__name__)
-        return f"score {json.dumps(score)} is a JSON {kind}, not a number"
-    if not 1 <= score <= 10:
-        return f"score {json.dumps(score)} is outside 1-10"
-    return None
-
-
 def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None = None,
                        questions_per_category: int | None = None, partial: bool = False) -> dict:
     """Check the judgment files against what the config expects; return what is missing.
@@ -174,7 +126,7 @@ def validate_judgments(judgment_files: list[str], bench_dir: str | Path | None =
         numbered = _read_numbered(path)
         lines[str(path)] = (len(numbered), numbered[-1][0] if numbered else 0)
         for number, row in numbered:
-            problem = _row_problem(row, lang, expected_ids, note, cell)
+            problem = row_problem(row, lang, expected_ids, note, cell)
             key = (str(row.get("question_id")), row.get("turn")) if isinstance(row, dict) else None
             if problem is None and key in seen:
                 problem = f"question_id {key[0]!r} turn {key[1]} is judged twice (first on line {seen[key]})"

@@ -20,14 +20,14 @@ RUN_FILE = "run.json"
 
 
 def run_fingerprint(base_model: str, data_sha256: str, settings: dict, seed: int, world_size: int) -> str:
-    """Hash of what a checkpoint depends on: the experiment settings (the train rule's params, see
-    mlit.run_settings), plus the checkpoint's format: world size and DeepSpeed config (ZeRO optimizer
+    """Hash of what a checkpoint depends on: the experiment settings (the train rule's params: the config's
+    training recipe), plus the checkpoint's format: world size and DeepSpeed config (ZeRO optimizer
     shards are saved per rank and stage, and load only into the same layout)."""
-    from mlit.run_settings import experiment_part
+    from mlit.settings import experiment_part
 
     learned = experiment_part("training", settings)
     payload = json.dumps({"base_model": base_model, "data_sha256": data_sha256, "settings": learned, "seed": seed,
-                          "world_size": world_size, "deepspeed": settings.get("deepspeed")}, sort_keys=True)
+                          "world_size": world_size, "deepspeed": settings["deepspeed"]}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -2,7 +2,7 @@
 
 On SIGTERM the agent (torch.distributed.elastic) sends SIGTERM to its workers and SIGKILLs them after
 ``TORCH_ELASTIC_SHUTDOWN_TIMEOUT`` seconds (default 30; mlit.train.launch sets it from
-``training.checkpoint_grace_s``). A second SIGTERM during that wait would raise out of the wait and
+``launch.training.checkpoint_grace_s``). A second SIGTERM during that wait would raise out of the wait and
 end the agent at once: under Slurm the agent gets the signal twice (Slurm signals every process of
 the step, and mlit's launcher forwards it). So here the agent handles the first SIGTERM (or SIGINT,
 ...) and ignores repeats; the workers still get every signal they are sent.

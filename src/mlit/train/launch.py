@@ -1,9 +1,9 @@
 """Start a training run: in this process, or under ``accelerate launch`` with N processes per node
 (DeepSpeed ZeRO or DDP), on one node or — inside a Slurm allocation — on several.
 
-Preemption: Slurm sends SIGTERM ``training.preempt_signal_minutes`` before the time limit (the train
+Preemption: Slurm sends SIGTERM ``launch.training.preempt_signal_minutes`` before the time limit (the train
 rule's ``slurm_extra``, ``slurm_signal_option``); this launcher passes it on to ``accelerate launch``,
-whose agent gives the workers ``training.checkpoint_grace_s`` to save (mlit.train.elastic_launch).
+whose agent gives the workers ``launch.training.checkpoint_grace_s`` to save (mlit.train.elastic_launch).
 
 One node: one launcher that sees all of the job's GPUs (``processes_per_node`` = visible GPUs unless
 set in config; 1 on a CPU unless set). Several nodes: the rule starts one launcher per node with
@@ -22,10 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlit.generate.batching import gradient_accumulation_steps
-from mlit.config import REPO_ROOT, ConfigError, section_defaults
-
-DEEPSPEED_PRESETS = REPO_ROOT / "config" / "deepspeed"
+from mlit.train.batching import gradient_accumulation_steps
+from mlit.settings import ConfigError, deepspeed_path, section_defaults
 
 
 @dataclass(frozen=True)
@@ -72,11 +70,11 @@ def plan_layout(settings: dict, env: dict | None = None, gpus: int | None = None
     missing = [name for name in ("SLURM_PROCID", "SLURM_JOB_NODELIST", "SLURM_NNODES") if name not in env]
     if missing:
         raise ConfigError(
-            f"training.nodes={nodes}: multi-node training runs inside a Slurm allocation, one launcher per node "
+            f"launch.training.nodes={nodes}: multi-node training runs inside a Slurm allocation, one launcher per node "
             f"(srun --nodes={nodes} --ntasks-per-node=1); {', '.join(missing)} not set. Use the Slurm profile, or "
-            "set training.nodes: 1 to train on this machine")
+            "set launch.training.nodes: 1 to train on this machine")
     if int(env["SLURM_NNODES"]) != nodes:
-        raise ConfigError(f"training.nodes={nodes} but the Slurm allocation has SLURM_NNODES={env['SLURM_NNODES']}")
+        raise ConfigError(f"launch.training.nodes={nodes} but the Slurm allocation has SLURM_NNODES={env['SLURM_NNODES']}")
     port = int(settings["main_process_port"] or rendezvous_port(int(env.get("SLURM_JOB_ID", "0"))))
     return Layout(nodes, int(per_node), int(env["SLURM_PROCID"]), slurm_hostnames(env["SLURM_JOB_NODELIST"])[0], port)
 
@@ -159,22 +157,14 @@ def relaunch_per_node(settings: dict) -> None:
 
 
 def deepspeed_config(settings: dict) -> Path | None:
-    """``training.deepspeed``: null, a preset name in config/deepspeed/ (zero2, zero3,
+    """``launch.training.deepspeed``: null, a preset name in config/deepspeed/ (zero2, zero3,
     zero3_offload) or a path to a DeepSpeed JSON config."""
-    value = section_defaults("training", settings)["deepspeed"]
-    if not value:
-        return None
-    preset = DEEPSPEED_PRESETS / f"{value}.json"
-    path = preset if preset.exists() else Path(value)
-    if not path.exists():
-        presets = sorted(p.stem for p in DEEPSPEED_PRESETS.glob("*.json"))
-        raise ConfigError(f"training.deepspeed: '{value}' is neither a preset ({presets}) nor an existing file")
-    return path.resolve()
+    return deepspeed_path(section_defaults("training", settings)["deepspeed"])
 
 
 def slurm_signal_option(settings: dict) -> str | None:
     """The sbatch option (the train rules' ``slurm_extra``) that makes Slurm send SIGTERM
-    ``training.preempt_signal_minutes`` before the time limit, so the run checkpoints and a retry
+    ``launch.training.preempt_signal_minutes`` before the time limit, so the run checkpoints and a retry
     resumes. No ``B:`` prefix: the signal goes to every process of the job's steps (the rule's
     command runs in one, or starts one per node), not to Snakemake's batch shell, which would not
     pass it on. Slurm may send it up to a minute earlier than asked; None: no early signal."""
@@ -183,7 +173,7 @@ def slurm_signal_option(settings: dict) -> str | None:
         return None
     seconds = int(round(float(minutes) * 60))
     if seconds > 65535:
-        raise ConfigError(f"training.preempt_signal_minutes={minutes}: Slurm's --signal takes at most 65535 s "
+        raise ConfigError(f"launch.training.preempt_signal_minutes={minutes}: Slurm's --signal takes at most 65535 s "
                           "(1092 minutes)")
     return f"--signal=TERM@{seconds}"
 
@@ -208,7 +198,7 @@ def accelerate_command(layout: Layout, deepspeed: Path | None, worker_args: list
 
 
 def checkpoint_grace_s(settings: dict) -> int:
-    """``training.checkpoint_grace_s``: how long the launcher lets its workers write the SIGTERM
+    """``launch.training.checkpoint_grace_s``: how long the launcher lets its workers write the SIGTERM
     checkpoint before it SIGKILLs them (torch elastic's own default is 30 s)."""
     return int(section_defaults("training", settings)["checkpoint_grace_s"])
 
@@ -224,10 +214,10 @@ def worker_environment(cuda: bool, settings: dict | None = None) -> dict:
 
 
 def communication_environment(settings: dict, env: dict) -> dict[str, str]:
-    """``training.communication_env`` (NCCL_SOCKET_IFNAME, NCCL_IB_HCA, ...: the site's network), less
+    """``launch.training.communication_env`` (NCCL_SOCKET_IFNAME, NCCL_IB_HCA, ...: the site's network), less
     the variables the job's environment already sets: those pass through as they are (sbatch
     --export=ALL, and the job-step executor removes only SLURM_*/SRUN_*/SBATCH_*)."""
-    configured = section_defaults("training", settings).get("communication_env") or {}
+    configured = section_defaults("training", settings)["communication_env"]
     return {name: str(value) for name, value in configured.items() if name not in env}
 
 
@@ -239,7 +229,7 @@ def usable_cpus() -> int:
 def run_training(base: str, data: str, out: Path, settings: dict, settings_json: str, seed: int) -> int:
     """Train in this process when there is one process and no DeepSpeed; else start the launcher and
     return its exit status (SIGTERM is passed on, so workers checkpoint before they stop; the agent
-    waits ``training.checkpoint_grace_s`` for them, this process as long as they take)."""
+    waits ``launch.training.checkpoint_grace_s`` for them, this process as long as they take)."""
     layout = plan_layout(settings)
     deepspeed = deepspeed_config(settings)
     # the Slurm tests read this line: a step bound to fewer CPUs than its allocation shows it here

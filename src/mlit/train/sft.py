@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 from transformers import TrainerCallback
 
 from mlit.model.base import BASE_INFO, read_base_info
-from mlit.generate.batching import gradient_accumulation_steps
+from mlit.train.batching import gradient_accumulation_steps
 from mlit.model.chat_format import with_system_message
 from mlit.train.checkpoints import (RUN_FILE, last_complete_checkpoint, prepare_staging, run_fingerprint,
                                    set_aside_damaged_checkpoints, staging_dir)
@@ -153,7 +153,7 @@ def training_settings(settings: dict) -> dict:
     """``settings`` with the schema's defaults of the ``training`` section filled in (the workflow's jobs
     get them filled already; a test, a bench or a command run by hand may not): the one place defaults
     live is workflow/schemas/config.schema.yaml."""
-    from mlit.config import section_defaults
+    from mlit.settings import section_defaults
 
     return section_defaults("training", settings)
 
@@ -179,8 +179,8 @@ class PreemptionCallback(TrainerCallback):
     Every rank may receive the signal at a slightly different moment; the ranks agree on it with one
     all-reduce per step, so that all of them save the same step (a ZeRO save is collective). The
     signal comes early enough only if Slurm sends it ahead of the time limit
-    (``training.preempt_signal_minutes``) and the launcher waits for the save
-    (``training.checkpoint_grace_s``); see mlit.train.launch."""
+    (``launch.training.preempt_signal_minutes``) and the launcher waits for the save
+    (``launch.training.checkpoint_grace_s``); see mlit.train.launch."""
 
     def __init__(self):
         super().__init__()
@@ -247,25 +247,6 @@ class TimedCheckpointCallback(TrainerCallback):
         return control
 
 
-CHECKPOINT_DELAY_ENV = "MLIT_TEST_CHECKPOINT_DELAY_S"
-
-
-class SlowCheckpointForTests(TrainerCallback):
-    """Test only (``MLIT_TEST_CHECKPOINT_DELAY_S``): sleep before each checkpoint is written, as a large
-    ZeRO checkpoint takes minutes; shows that a SIGTERM save survives the launcher's kill grace."""
-
-    def __init__(self, delay_s: float):
-        super().__init__()
-        self.delay_s = delay_s
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if control.should_save:
-            print(f"{CHECKPOINT_DELAY_ENV}: checkpoint of step {state.global_step} takes {self.delay_s:.0f} s more",
-                  flush=True)
-            time.sleep(self.delay_s)
-        return control
-
-
 def checkpointing_argument(config_class, enabled: bool) -> dict:
     """Activation checkpointing under the name ``config_class`` takes: ``activation_checkpointing``
     (transformers >= 5.20; ``gradient_checkpointing`` is its deprecated alias there) or, before it,
@@ -280,8 +261,6 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
     import torch
     from trl import SFTConfig
 
-    from mlit.train.launch import checkpoint_grace_s
-
     settings = training_settings(settings)
     cuda = torch.cuda.is_available()
     bf16 = settings["bf16"]
@@ -290,20 +269,20 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
     return SFTConfig(
         **checkpointing_argument(SFTConfig, settings["activation_checkpointing"]),
         output_dir=str(output_dir),
-        num_train_epochs=settings["epochs"],
+        num_train_epochs=settings["num_train_epochs"],
         max_steps=settings["max_steps"],
         learning_rate=settings["learning_rate"],
-        lr_scheduler_type=settings["lr_scheduler"],
-        warmup_steps=settings["warmup_ratio"],
+        lr_scheduler_type=settings["lr_scheduler_type"],
+        warmup_steps=settings["warmup_steps"],
         weight_decay=settings["weight_decay"],
-        per_device_train_batch_size=settings["per_device_batch_size"],
+        per_device_train_batch_size=settings["per_device_train_batch_size"],
         gradient_accumulation_steps=gradient_accumulation_steps(settings, world_size),
         max_length=settings["max_length"],
         packing=settings["packing"],
         padding_free=settings["padding_free"],
         train_sampling_strategy="group_by_length" if settings["group_by_length"] else "random",
         assistant_only_loss=True,
-        use_liger_kernel=settings["liger_kernel"],
+        use_liger_kernel=settings["use_liger_kernel"],
         bf16=bf16,
         use_cpu=not cuda,
         logging_steps=settings["logging_steps"],
@@ -312,8 +291,8 @@ def sft_config(settings: dict, output_dir: Path, seed: int, world_size: int = 1)
         save_total_limit=settings["save_total_limit"],
         include_num_input_tokens_seen="non_padding",
         # ranks that wait in a collective while others write a large checkpoint must not time out first
-        ddp_timeout=max(1800, checkpoint_grace_s(settings) + 600),
-        report_to=settings["report_to"],  # training.report_to: an execution setting (where logs go)
+        ddp_timeout=max(1800, int(settings["checkpoint_grace_s"]) + 600),
+        report_to=settings["report_to"],  # launch.training.report_to: where logs go, never part of the model
         seed=seed,
         data_seed=seed,
     )
@@ -481,8 +460,6 @@ def fit(run: PreparedRun):
     trainer.add_callback(ConsoleProgressCallback(f"train {run.out_dir.name}"))
     if run.settings["max_lost_minutes"]:
         trainer.add_callback(TimedCheckpointCallback(float(run.settings["max_lost_minutes"])))
-    if os.environ.get(CHECKPOINT_DELAY_ENV):
-        trainer.add_callback(SlowCheckpointForTests(float(os.environ[CHECKPOINT_DELAY_ENV])))
     try:
         result = trainer.train(resume_from_checkpoint=str(run.resume) if run.resume else None)
     finally:
