@@ -56,6 +56,15 @@ def test_an_old_style_config_names_the_new_key_of_each_old_one():
         "base_models[0].training.nodes -> base_models[0].launch.training.nodes",
         "base_models[0].generation.vllm_python -> base_models[0].launch.generation.vllm_python",
         "base_models[0].resources -> base_models[0].launch.resources"]
+    # main's keys of the old training section that are launch keys now (issues 21 and 29); max_runtime and
+    # max_mem_mb move with the whole resources section
+    moved = {"training": {"report_to": "wandb", "attn_implementation": "eager",
+                          "communication_env": {"NCCL_IB_HCA": "mlx5"}, "group_by_length": True},
+             "resources": {"train": {"max_runtime": 60}}}
+    assert old_keys(moved) == ["training.attn_implementation -> launch.training.attn_implementation",
+                               "training.communication_env -> launch.training.communication_env",
+                               "training.report_to -> launch.training.report_to",
+                               "resources -> launch.resources"]
 
 
 def test_the_shipped_configs_are_of_the_new_layout():
