@@ -31,6 +31,8 @@ def test_an_evaluated_model_has_one_cell_and_no_training_cell():
     assert list(grid.answer_cells) == [*grid.cells, CELL]
     fields = grid.cell_fields(CELL)
     assert (fields["base_model"], fields["composition"], fields["examples_per_language"]) == ("tuned", "as_is", None)
+    # its generate job reads its section generation/<cell> of the execution file, as a trained cell's does
+    assert grid.execution_settings()["generation"][CELL] == grid.generation_launch("tuned")
 
 
 @pytest.mark.slow
