@@ -55,7 +55,7 @@ system-deps:
 # The two environments and the system packages are made side by side (-j3: pip and apt mostly wait on disk)
 test:
 	$(MAKE) --no-print-directory -j3 setup setup-vllm system-deps
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v -n 2 --dist loadfile --durations=25 tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -v -n 2 --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
 # in tests/test_lint.py) and the tests that do not train, launch, serve, start Slurm or rehearse the GPU check

@@ -48,7 +48,8 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"Snakemake runs started by the tests: {', '.join(parts)}")
 
 
-# `make test` runs on two pytest-xdist workers (`-n 2 --dist loadfile`): each test file goes to one worker,
+# `make test` runs on two pytest-xdist workers (`-n 2 --dist loadfile --no-loadscope-reorder`: xdist would
+# otherwise order files by their number of tests, not by this order): each test file goes to one worker,
 # so what a file's tests share (a session or module fixture that trains, the machine's one Slurm cluster) is
 # built once. Every test that reads the shared demo grid is in test_workflow.py for that reason. The files
 # whose shared builds take longest go first (longest first: no worker is left alone with a long file at the

@@ -348,3 +348,25 @@ def test_a_slow_to_fast_conversion_whose_ids_differ_is_refused(standins):
     with pytest.raises(BaseModelError, match=r"the converted fast tokenizer differs from the slow one on a DE text "
                                              r"\('Ein Gespräch.*slow \[.*fast \[.*provide a tokenizer\.json"):
         convert_to_fast(lowering, {"EN": ["a chat"], "DE": [text]}, standins["remote"])
+
+
+def test_a_hub_fetch_takes_one_weights_format_and_what_loads_it():
+    """Mixtral's repository: safetensors shards plus consolidated.*.pt (the original release, about 97 GB)
+    that transformers never reads; a repository with only .bin weights gets those."""
+    from fnmatch import fnmatch
+
+    from mlit.model.base import fetch_patterns
+
+    mixtral = ["config.json", "generation_config.json", "model.safetensors.index.json", "tokenizer.json",
+               "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "README.md", ".gitattributes",
+               *[f"model-{i:05d}-of-00019.safetensors" for i in range(1, 20)],
+               *[f"consolidated.{i:02d}.pt" for i in range(8)], "params.json"]
+    patterns = fetch_patterns(mixtral)
+    fetched = sorted(name for name in mixtral if any(fnmatch(name, pattern) for pattern in patterns))
+    assert not any(name.startswith("consolidated.") for name in fetched)
+    assert {"config.json", "model.safetensors.index.json", "tokenizer.json", "tokenizer.model"} <= set(fetched)
+    assert sum(name.endswith(".safetensors") for name in fetched) == 19
+    remote_code = ["config.json", "modeling_custom.py", "tokenizer.model", "pytorch_model-00001-of-00002.bin",
+                   "pytorch_model-00002-of-00002.bin", "pytorch_model.bin.index.json", "optimizer.pt"]
+    fetched = {name for name in remote_code if any(fnmatch(name, p) for p in fetch_patterns(remote_code))}
+    assert fetched == set(remote_code) - {"optimizer.pt"}  # the code and the .bin weights, not training state

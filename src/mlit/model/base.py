@@ -108,12 +108,30 @@ def check_local_model(path: Path, key: str, trust_remote_code: bool, template_se
 
 # --- fetching (a local job: compute nodes are often offline) -------------------------------------------
 
+# What a checkpoint needs besides its weights: configs, tokenizer files of every kind, chat templates, the
+# code of a trust_remote_code model. Weights: safetensors where the repository has them (transformers loads
+# those first), else PyTorch's .bin; never the original training framework's copies (Mixtral's repository
+# also holds consolidated.*.pt, about 97 GB, that transformers never reads).
+CHECKPOINT_FILES = ["*.json", "*.model", "*.tiktoken", "*.txt", "*.jinja", "*.py"]
+SAFETENSORS = ["*.safetensors", "*.safetensors.index.json"]
+PYTORCH_BIN = ["pytorch_model*.bin", "pytorch_model.bin.index.json"]
+
+
+def fetch_patterns(repo_files: list[str]) -> list[str]:
+    """``allow_patterns`` for ``snapshot_download`` of a repository holding ``repo_files``: one weights format."""
+    has_safetensors = any(name.endswith(".safetensors") for name in repo_files)
+    return CHECKPOINT_FILES + (SAFETENSORS if has_safetensors else PYTORCH_BIN)
+
+
 def fetch(repo_id: str, revision: str | None, out_dir: Path) -> Path:
-    """Download a hub checkpoint once into ``out_dir`` (written to ``<out>.tmp``, then renamed)."""
-    from huggingface_hub import snapshot_download
+    """Download a hub checkpoint once into ``out_dir`` (written to ``<out>.tmp``, then renamed): its configs,
+    tokenizer and code and one weights format (``fetch_patterns``), not every file of the repository."""
+    from huggingface_hub import HfApi, snapshot_download
 
     tmp = checked(out_dir).with_name(out_dir.name + ".tmp")
-    snapshot_download(repo_id, revision=revision, local_dir=str(tmp))  # resumes a partial download
+    patterns = fetch_patterns(HfApi().list_repo_files(repo_id, revision=revision))
+    print(f"fetching {repo_id}@{revision or 'main'}: {' '.join(patterns)}", flush=True)
+    snapshot_download(repo_id, revision=revision, local_dir=str(tmp), allow_patterns=patterns)  # resumes a partial download
     remove_tree(tmp / ".cache")
     return publish_dir(tmp, out_dir)
 
