@@ -80,6 +80,41 @@ def communication_bytes_per_gpu(total_parameters: int, world: int, stage: int, m
     return steps * 2 * 2 * total_parameters * share
 
 
+def communication_seconds(total_parameters: int, world: int, stage: int, micro_batches: int, steps: int,
+                          nodes: int, hpz_partition_size: int, inter_node_GBps: float,
+                          intra_node_GBps: float | None) -> float:
+    """Seconds of weight and gradient traffic per GPU (``communication_bytes_per_gpu``) at the links it
+    crosses: across nodes at ``inter_node_GBps``, within one node at ``intra_node_GBps``.
+
+    ZeRO-3 with ZeRO++ hierarchical partitioning (``zero_hpz_partition_size`` > 1, several nodes; Wang et
+    al. 2023, "ZeRO++"): the first forward gather after each optimizer step still crosses the nodes (it
+    also fills each node's secondary copy of the weights); every other gather of the step (the backward's,
+    and both of each further micro-batch) reads that copy within the node; the gradients' reduce-scatter
+    crosses the nodes on every micro-batch. With 2 micro-batches per step that halves the traffic across
+    the nodes (3 of 6 transfers of 2 B/param)."""
+    if world <= 1:
+        return 0.0
+    if stage == 3 and nodes > 1 and hpz_partition_size > 1 and intra_node_GBps:
+        weights = 2 * total_parameters
+        crossing = (steps + micro_batches) * weights * (world - 1) / world
+        within = max(2 * micro_batches - steps, 0) * weights * (hpz_partition_size - 1) / hpz_partition_size
+        return crossing / (inter_node_GBps * 1e9) + within / (intra_node_GBps * 1e9)
+    bandwidth = inter_node_GBps if nodes > 1 else intra_node_GBps
+    sent = communication_bytes_per_gpu(total_parameters, world, stage, micro_batches, steps)
+    return sent / (bandwidth * 1e9) if sent and bandwidth else 0.0
+
+
+def hpz_partition_size(deepspeed_file: Path | None) -> int:
+    """``zero_optimization.zero_hpz_partition_size`` of a DeepSpeed JSON (1: none, or no file)."""
+    if deepspeed_file is None:
+        return 1
+    try:
+        zero = json.loads(Path(deepspeed_file).read_text(encoding="utf-8")).get("zero_optimization", {})
+        return int(zero.get("zero_hpz_partition_size", 1))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 1
+
+
 def wall_seconds_measured(tokens: float, tokens_per_s: float, overhead_s: float) -> float:
     """Measured overhead (model load, tokenization, save) + tokens at the measured training throughput."""
     return overhead_s + tokens / tokens_per_s

@@ -21,6 +21,7 @@ from pathlib import Path
 from mlit.langs import parse_composition
 from mlit.plan import cost
 from mlit.plan.params import ModelShape, ModelShapeError, shape_from_config, shape_of_model_dir
+from mlit.settings import deepspeed_path
 from mlit.plan.tokens import (TokenCount, count_tokens, estimate_from_characters, estimate_from_examples,
                               manifest_examples)
 
@@ -165,9 +166,10 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
                                     shape.attention_width)
         micro_batches = math.ceil(counted.examples * epochs / (int(settings["per_device_train_batch_size"]) * world))
         stage = cost.zero_stage(settings["deepspeed"])
-        bandwidth = plan["inter_node_GBps"] if int(settings["nodes"]) > 1 else gpu.get("intra_node_GBps")
-        sent = cost.communication_bytes_per_gpu(shape.total, world, stage, micro_batches, steps)
-        communication_s = sent / (bandwidth * 1e9) if sent and bandwidth else 0.0
+        hpz = cost.hpz_partition_size(deepspeed_path(settings["deepspeed"], grid.repo_root))
+        communication_s = cost.communication_seconds(shape.total, world, stage, micro_batches, steps,
+                                                     int(settings["nodes"]), hpz, plan["inter_node_GBps"],
+                                                     gpu.get("intra_node_GBps"))
         assumed_s = cost.wall_seconds_assumed(flops, devices, gpu["peak_tflops"], mfu, plan["startup_minutes"] * 60,
                                               communication_s)
         rate = measured.get((name, world))
@@ -182,7 +184,7 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
             "effective_batch": batch, "optimizer_steps": steps,
             "parameters": shape.total, "active_parameters": shape.active, "parameter_source": shape.source,
             "flops": flops, "gpu_type": gpu_type, "gpus": devices, "world_size": world, "mfu_assumed": mfu,
-            "zero_stage": stage, "communication_h": communication_s / 3600, "wall_h_assumed": assumed_s / 3600,
+            "zero_stage": stage, "hpz_partition_size": hpz, "communication_h": communication_s / 3600, "wall_h_assumed": assumed_s / 3600,
             "wall_h": wall / 3600, "wall_from": "measured throughput" if rate else "assumed throughput",
             "gpu_hours": wall / 3600 * devices, "runtime_limit_h": limit_min / 60,
             "over_limit": wall / 60 > limit_min,
@@ -301,8 +303,10 @@ def assumptions(grid, plan_rows: list[dict], measured: dict) -> list[str]:
                  "(PaLM's MFU accounting; activation recomputation not counted)")
     lines.append(f"communication: bf16 weights and gradients per micro-batch (ZeRO-3: 3 x 2 B/param, ZeRO-1/2: 2 B/param; "
                  f"data parallel: 4 B/param per step) at intra_node_GBps of the GPU type on one node, "
-                 f"{plan['inter_node_GBps']} GB/s per GPU across nodes (ASSUMED); overlapped with compute, so the "
-                 "wall time is the longer of the two")
+                 f"{plan['inter_node_GBps']} GB/s per GPU across nodes (ASSUMED); with ZeRO++ hierarchical "
+                 "partitioning (zero_hpz_partition_size, several nodes) only each step's first weight gather and the "
+                 "gradients' reduce-scatter cross the nodes, the other gathers stay within one; overlapped with "
+                 "compute, so the wall time is the longer of the two")
     lines.append("checkpoint: bf16 weights 2 B/param + fp32 master and Adam moments 12 B/param (fp32 training: 4 + 8), "
                  "save_total_limit + 1 of them at once per running cell")
     lines.append(f"judge: prompt characters / 4 + quoted answers of {plan['answer_tokens']} tokens (ASSUMED, at most "
