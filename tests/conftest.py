@@ -68,13 +68,18 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: order.get(item.module.__name__, len(order)))
 
 
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
-              timeout: int = 1800) -> subprocess.CompletedProcess:
-    """Run the real workflow (the Snakefile of this repository) in ``workdir``."""
+def snakemake_command(workdir: Path, *args: str, configfile: Path | None = None) -> tuple[list[str], dict]:
+    """The command line and environment that run the real workflow (this repository's Snakefile) in ``workdir``."""
     command = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
     if configfile is not None:
         command += ["--configfile", str(configfile)]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return command, {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
+def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True,
+              timeout: int = 1800) -> subprocess.CompletedProcess:
+    """Run the real workflow (the Snakefile of this repository) in ``workdir``."""
+    command, env = snakemake_command(workdir, *args, configfile=configfile)
     started = time.monotonic()
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     kind = "dry" if "-n" in args or "--lint" in args else "executing"

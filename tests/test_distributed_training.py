@@ -22,7 +22,7 @@ from mlit.train.launch import (PER_NODE_LAUNCHER, accelerate_command, cpus_per_n
 from mlit.train.sft import EmptyWeightsError, verify_saved_weights
 
 from conftest import REPO, snakemake
-from support import slow_checkpoint
+from support import slow_training
 
 DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 CELL = "tiny-llama__demo__EN__32__seed1"
@@ -240,7 +240,7 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_
     slow = how == "every_process_slow_save"
     command = train_command(tiny_base_model, tmp_path / "train.jsonl", out, save_steps=1000, deepspeed="zero3",
                             num_train_epochs=20, **({"checkpoint_grace_s": 120} if slow else {}))
-    env = slow_checkpoint.environment(40) if slow else dict(os.environ)
+    env = slow_training.environment(checkpoint_delay_s=40) if slow else dict(os.environ)
     log = tmp_path / "first.log"
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,8 @@ import yaml
 from mlit.files import read_jsonl
 from mlit.train.launch import plan_layout, slurm_hostnames
 
-from conftest import REPO, snakemake
+from conftest import REPO, snakemake, snakemake_command
+from support import slow_training
 from support.scripted_server import OpenAIServer
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -121,8 +123,10 @@ def sweep_config(standins, judge_url: str) -> dict:
 @pytest.fixture(scope="module")
 def sweep(cluster, standins, tmp_path_factory):
     """The same grid run locally (ZeRO-3, two processes on this machine) and through `snakemake --profile
-    profiles/slurm` (ZeRO-3, one process on each of two Slurm nodes): (local workdir, Slurm workdir, the Slurm
-    run's output). Later tests start from the Slurm run's finished workdir."""
+    profiles/slurm` (ZeRO-3, one process on each of two Slurm nodes), whose train job gets an early SIGTERM
+    in the middle of its run and is resumed by the profile's retry (see ``sigterm_mid_training``):
+    (local workdir, Slurm workdir, the Slurm run's output, the preemption's record). Later tests start from
+    the Slurm run's finished workdir."""
     root = tmp_path_factory.mktemp("sweep")
     local, on_slurm = root / "local", root / "slurm"
     os.environ["MLIT_SLURM_TEST_KEY"] = "sk-slurm-test"
@@ -131,22 +135,71 @@ def sweep(cluster, standins, tmp_path_factory):
             (root / "local.yaml").write_text(yaml.safe_dump(tiny_config(standins, server.base_url)))
             (root / "config.yaml").write_text(yaml.safe_dump(sweep_config(standins, server.base_url)))
             snakemake(local, "--cores", "2", configfile=root / "local.yaml")
-            run = snakemake(on_slurm, *SLURM_ARGS, "--verbose", configfile=root / "config.yaml")
+            output, preemption = sigterm_mid_training(on_slurm, root / "config.yaml")
     finally:
         os.environ.pop("MLIT_SLURM_TEST_KEY")
-    return local, on_slurm, run.stdout + run.stderr
+    return local, on_slurm, output, preemption
+
+
+STEP_DELAY_S = 3  # each training step of the Slurm run takes this much longer: time to signal it mid-run
+
+
+def sigterm_mid_training(workdir: Path, configfile: Path) -> tuple[str, dict]:
+    """Run the sweep through the Slurm profile and, once both nodes' ranks have started step 2 of the 4,
+    send the train job SIGTERM as Slurm does at preemption or at ``sbatch --signal=TERM@<s>`` (`scancel
+    --signal=TERM`: every job step, not the batch shell). The first attempt checkpoints on both nodes and
+    fails; the profile's retry (retries: 1) resumes it. Returns the run's output and what the first
+    attempt left: its job id, its train log (copied once the job has left the queue, before the retry's
+    shell rewrites it) and the Slurm job's final state."""
+    command, env = snakemake_command(workdir, *SLURM_ARGS, "--verbose", configfile=configfile)
+    env = slow_training.environment(step_delay_s=STEP_DELAY_S, env=env)
+    log = workdir / "results" / "logs" / "train" / f"{CELL}.log"
+    out = workdir.parent / "slurm-run.out"
+    with out.open("w") as handle:
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_for(lambda: all(f"rank {rank} starts step 2" in text(log) for rank in (0, 1)), process, out)
+            [job] = [job for job, rule in submitted(out.read_text()).items() if rule == "train"]
+            subprocess.run(["scancel", "--signal=TERM", str(job)], check=True)
+            wait_for(lambda: str(job) not in squeue(), process, out)
+            first_log = text(log)
+            returncode = process.wait(timeout=1800)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    output = out.read_text()
+    assert returncode == 0, output[-6000:]
+    return output, {"job": job, "log": first_log, "state": slurm_job(job)["JobState"]}
+
+
+def text(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
+def squeue() -> str:
+    return subprocess.run(["squeue", "-h", "-o", "%i"], capture_output=True, text=True, check=True).stdout
+
+
+def wait_for(condition, process: subprocess.Popen, out: Path, timeout_s: float = 900) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert process.poll() is None, f"snakemake ended first:\n{out.read_text()[-6000:]}"
+        assert time.monotonic() < deadline, f"timed out:\n{out.read_text()[-6000:]}"
+        time.sleep(0.2)
 
 
 def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cluster, sweep):
-    local, on_slurm, output = sweep
+    local, on_slurm, output, preemption = sweep
     jobs = submitted(output)
-    # quick steps ran where Snakemake runs; the rest went to Slurm, once each
-    assert sorted(jobs.values()) == ["generate", "judge", "train"], output[-3000:]
+    # quick steps ran where Snakemake runs; the rest went to Slurm, once each but the train job: its first
+    # attempt got the early SIGTERM (see sigterm_mid_training) and the profile's retry resumed it
+    assert sorted(jobs.values()) == ["generate", "judge", "train", "train"], output[-3000:]
     expected = {"train": ("gpu", "gpu:1", 2, 4), "generate": ("gpu", "gpu:1", 1, 2), "judge": ("cpu", None, 1, None)}
     for job_id, rule in jobs.items():
         job = slurm_job(job_id)
         partition, gres, nodes, cpus = expected[rule]
-        assert job["JobState"] == "COMPLETED" and job["Partition"] == partition, (rule, job)
+        state = "FAILED" if job_id == preemption["job"] else "COMPLETED"
+        assert job["JobState"] == state and job["Partition"] == partition, (rule, job)
         assert job.get("TresPerNode", "(null)") == (f"gres:{gres}" if gres else "(null)"), (rule, job)
         assert int(job["NumNodes"]) == nodes and (cpus is None or int(job["NumCPUs"]) == cpus), (rule, job)
     log = (on_slurm / "results" / "logs" / "train" / f"{CELL}.log").read_text()
@@ -157,6 +210,14 @@ def test_a_sweep_runs_each_rule_where_the_profile_says_and_equals_a_local_run(cl
     assert "--num_processes 2 --num_machines 2" in log and "--main_process_ip n1" in log
     info = json.loads((on_slurm / "results" / "models" / CELL / "train_info.json").read_text())
     assert info["world_size"] == 2 and info["deepspeed"].endswith("zero3.json")
+    # the early SIGTERM mid-run: the workers on both nodes saved one ZeRO-3 checkpoint and each node's launcher
+    # stopped (exit 143); the retry resumed that checkpoint (its shards of both ranks) and trained the rest
+    first = preemption["log"]
+    assert "rank 0 starts step 2" in first and "rank 1 starts step 2" in first, first[-3000:]
+    assert first.count("SIGTERM: the workers saved a checkpoint and stopped") == 2, first[-3000:]
+    saved = int(re.search(r"SIGTERM: saved checkpoint-(\d+)", first).group(1))
+    assert 2 <= saved < 4 and info["resumed_from_step"] == saved and info["global_steps"] == 4, (saved, info)
+    assert f"resuming from checkpoint-{saved}" in log and "rank 0 starts step 1" not in log
     # the generate job's step got the job's 2 CPUs, not the rule's one thread
     assert "2 usable CPU(s)" in (on_slurm / "results" / "logs" / "generate" / f"{CELL}.log").read_text()
     completed = (cluster / "log" / "jobcomp.txt").read_text()
@@ -217,9 +278,9 @@ def test_a_failed_job_names_its_slurm_log_and_a_rerun_resubmits_only_it(cluster,
 
 
 def test_the_train_job_asks_slurm_for_an_early_sigterm(sweep):
-    _, on_slurm, output = sweep
+    _, on_slurm, output, _ = sweep
     calls = [line for line in output.splitlines() if "sbatch call:" in line and "rule_train/" in line]
-    assert len(calls) == 1 and "--signal=TERM@300" in calls[0], calls
+    assert len(calls) == 2 and all("--signal=TERM@300" in call for call in calls), calls  # the retry's too
     [written] = (on_slurm / "results" / "execution").glob("*.json")  # this invocation's execution settings
     execution = yaml.safe_load(written.read_text())
     assert execution["training"]["mixtral-like"]["checkpoint_grace_s"] == 240  # how the job runs, not what it learns

@@ -7,7 +7,7 @@ import torch
 
 from mlit.files import write_jsonl
 from mlit.train.sft import GuardedCollator, NoTrainableTokensError, train
-from support import slow_checkpoint
+from support import slow_training
 
 SETTINGS = {"learning_rate": 1e-3, "num_train_epochs": 1, "per_device_train_batch_size": 4, "effective_batch_size": 4,
             "max_length": 128, "logging_steps": 1}
@@ -157,7 +157,7 @@ def test_a_damaged_newest_checkpoint_is_set_aside_and_the_one_before_it_resumed(
     job = subprocess.Popen([sys.executable, "-m", "mlit", "train-worker", "--base", str(tiny_base_model), "--data",
                             str(tmp_path / "train.jsonl"), "--settings", json.dumps(settings), "--seed", "1",
                             "--out", str(tmp_path / "model")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           env=slow_checkpoint.environment(2), start_new_session=True)
+                           env=slow_training.environment(checkpoint_delay_s=2), start_new_session=True)
     deadline = time.time() + 600
     while time.time() < deadline and job.poll() is None:
         if (checkpoints / "checkpoint-2" / "trainer_state.json").exists():
