@@ -59,11 +59,11 @@ test:
 
 # The fast tier (a few minutes): lint (ruff, snakefmt; `snakemake --lint` with only the warnings justified
 # in tests/test_lint.py) and the tests that do not train, launch, serve, start Slurm or rehearse the GPU check
-# (`-m "not slow and not slurm"`). CI runs the full `make test`.
+# (`-m "not slow and not slurm"`), on two pytest-xdist workers like make test. CI runs the full `make test`.
 check: setup
 	$(BIN)/ruff check src tests bench
 	$(BIN)/snakefmt --check Snakefile workflow/rules
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -m "not slow and not slurm" tests
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q -n 2 --dist loadfile --no-loadscope-reorder -m "not slow and not slurm" tests
 
 bench: setup setup-vllm
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python bench/train_throughput.py
