@@ -153,7 +153,7 @@ def test_snakemake_names_line_and_column_of_a_configfile_only_with_verbose(tmp_p
     assert not (tmp_path / "work" / "results").exists()
 
 
-# --- defaults: the schema's, filled in by validation (mlit.config.with_defaults) -------------------------
+# --- defaults: the schema's, filled in by validation (mlit.settings.with_defaults) -------------------------
 
 MINIMAL = {  # only what the schema requires
     "datasets": {"demo": {"format": "bactrian", "local": "data/demo/instructions_{lang}.jsonl", "id_field": "id"}},

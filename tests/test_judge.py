@@ -4,7 +4,7 @@ import pytest
 
 from mlit.results.analysis import judge_health
 from mlit.files import read_jsonl, write_jsonl
-from mlit.judge.cells import FAILURE_KINDS, judge_cell, judged_row, requests_for
+from mlit.judge.step import FAILURE_KINDS, judge_cell, judged_row, requests_for
 from mlit.judge.prompts import build_requests, parse_rating, prompt_name
 from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
 from mlit.results.tables import load_long
@@ -131,7 +131,7 @@ def test_answers_for_unknown_questions_are_rejected(tmp_path):
 
 
 def test_an_endpoint_that_rejects_everything_fails_the_job_loudly(tmp_path):
-    from mlit.judge.cells import JudgeEndpointError
+    from mlit.judge.step import JudgeEndpointError
 
     answers, _ = write_answers(tmp_path)
     with OpenAIServer(lambda request, attempt: ("status", 400, {})) as server:
@@ -298,15 +298,15 @@ def test_an_endpoint_echoing_the_key_leaks_it_nowhere(tmp_path, code, key, mode)
 
 def test_an_error_raised_with_the_key_is_redacted(tmp_path, monkeypatch, capsys):
     """An error that escapes the judge (not recorded per request) is raised redacted."""
-    import mlit.judge.cells
-    from mlit.judge.cells import JudgeEndpointError
+    import mlit.judge.step
+    from mlit.judge.step import JudgeEndpointError
 
     monkeypatch.setenv("MLIT_TEST_KEY", "local-token-PLANTED-4242")
 
     def leaking(*args, **kwargs):
         raise RuntimeError("upstream said: local-token-PLANTED-4242 / Bearer local-token-PLANTED-4242")
 
-    monkeypatch.setattr(mlit.judge.cells, "judge_all", leaking)
+    monkeypatch.setattr(mlit.judge.step, "judge_all", leaking)
     answers, _ = write_answers(tmp_path)
     with pytest.raises(JudgeEndpointError) as raised:
         judge_cell({"EN": str(answers)}, str(BENCH), tmp_path / "out", {**JUDGE, "base_url": "http://127.0.0.1:9/v1"},

@@ -3,7 +3,7 @@
 import pytest
 
 from mlit.files import read_jsonl
-from mlit.judge.cells import judge_cell, write_dry_run
+from mlit.judge.step import judge_cell, write_dry_run
 from mlit.judge.batch_api import BatchJudge
 from mlit.judge.client import JudgeCache, JudgeSettings
 from mlit.results.tables import load_long
@@ -75,7 +75,7 @@ def test_a_killed_batch_job_resumes_polling_instead_of_resubmitting(tmp_path):
     with OpenAIServer(lambda request, attempt: ("reply", "Rating: [[8]]")) as server:
         judge = {**BATCH, "base_url": server.base_url}
         # the first job submitted its batch and was killed while polling
-        from mlit.judge.cells import requests_for
+        from mlit.judge.step import requests_for
 
         requests = [request for _, request in requests_for(answers, BENCH, "EN")]
         settings = JudgeSettings.from_config(judge)

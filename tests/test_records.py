@@ -1,6 +1,6 @@
 """The judgment row has one owner (mlit.records): what the judge step writes is what the tables accept."""
 
-from mlit.judge.cells import judged_row
+from mlit.judge.step import judged_row
 from mlit.judge.prompts import JudgeRequest
 from mlit.records import FAILURE_KINDS, row_problem
 

@@ -129,7 +129,7 @@ def test_training_health_from_train_info_skips_older_models(tmp_path, capsys):
 
 # Checks against what the config expects: generation.questions_per_category 1 -> 8 questions x 2 turns.
 def complete_rows(lang, score=7):
-    """A judgment file as mlit.judge.cells writes it (one row per question and turn, also with judge.samples > 1)."""
+    """A judgment file as mlit.judge.step writes it (one row per question and turn, also with judge.samples > 1)."""
     return [judgment(q["question_id"], lang, q["category"], turn, score)
             for q in load_questions(BENCH, lang, 1) for turn in (1, 2)]
 

@@ -89,7 +89,7 @@ def cmd_generate(args) -> None:
 
 
 def cmd_judge(args) -> None:
-    from mlit.judge.cells import ANSWERED, check_answers, judge_cell, judge_endpoint, write_dry_run
+    from mlit.judge.step import ANSWERED, check_answers, judge_cell, judge_endpoint, write_dry_run
 
     if args.lang:
         if len(args.answers) != 1:

@@ -1,5 +1,5 @@
 """The judgment row: one per (question, turn) of a judgment file ``results/judgments/<cell>/<LANG>.jsonl``,
-written by the judge step (``mlit.judge.cells.judged_row``) and read by the tables
+written by the judge step (``mlit.judge.step.judged_row``) and read by the tables
 (``mlit.results.tables.validate_judgments``) and by judgment import. Its failure kinds and what makes a
 row valid live here, once, below both.
 """
@@ -45,7 +45,7 @@ def row_problem(row, lang: str, expected: set[str] | None, expected_note: str, c
     score, failure = row["score"], row.get("failure")
     if failure is not None and failure not in FAILURE_KINDS:
         return f"failure {json.dumps(failure)} is not null or one of {', '.join(map(json.dumps, FAILURE_KINDS))}"
-    if score is None:  # a recorded judge failure (mlit.judge.cells: score null, its error and failure kind): counted
+    if score is None:  # a recorded judge failure (mlit.judge.step: score null, its error and failure kind): counted
         if not (isinstance(row.get("error"), str) and row["error"]):
             return "score null without an error (not a recorded judge failure)"
         if "failure" not in row:

@@ -157,6 +157,8 @@ def section_defaults(section: str, settings: dict | None) -> dict:
     for part in parts:
         for _ in _filling_validator({**part, "definitions": schema["definitions"]}).iter_errors(filled):
             pass  # only the filling; the workflow's config was validated as a whole
+    for extra in JOB_EXTRAS.get(section, ()):
+        filled.setdefault(extra, None)  # as the workflow's: launch.resources.<step>.gpus has no default
     return filled
 
 

@@ -179,7 +179,7 @@ def vllm_engine_args(model_dir: str, settings: dict, max_model_len: int | None, 
     job's GPUs (``gpus``: ``launch.resources.generate.gpus``, per base model; at most the GPUs it sees, 1 for
     vLLM's CPU engine), dtype, engine seed, context length, eager mode, GPU memory share, remote code.
     ``settings``: the job's, with the schema's defaults (``generation_settings``)."""
-    gpus = int(settings.get("gpus") or 1)  # not a config key: the launch section's launch.resources.generate.gpus
+    gpus = int(settings["gpus"] or 1)  # not a config key: the launch section's launch.resources.generate.gpus
     return {"model": model_dir, "tensor_parallel_size": max(1, min(gpus, visible_gpus)) if visible_gpus else 1,
             "dtype": vllm_dtype(settings, visible_gpus), "seed": settings["seed"],
             "max_model_len": max_model_len, "enforce_eager": settings["vllm_enforce_eager"],
@@ -236,7 +236,7 @@ class VLLMGenerator:
         self.per_request_seed = torch.cuda.is_available()
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
         self.engine_args = vllm_engine_args(model_dir, settings, self.max_positions, trust, visible)
-        if settings.get("gpus") and visible and self.engine_args["tensor_parallel_size"] < int(settings["gpus"]):
+        if settings["gpus"] and visible and self.engine_args["tensor_parallel_size"] < int(settings["gpus"]):
             log(f"launch.resources.generate.gpus is {settings['gpus']} but the job sees {visible} GPU(s): "
                 f"tensor parallel size {self.engine_args['tensor_parallel_size']}")
         self.llm = LLM(**self.engine_args)

@@ -144,7 +144,7 @@ def reply_limit_bytes(max_tokens: int) -> int:
 def judge_cost(prompt_tokens: float, completion_tokens: float, prices: dict | None) -> float | None:
     """The judge's cost of these tokens at ``launch.judge.prices_per_1k`` (``{prompt_per_1k, completion_per_1k}``,
     a missing one is free); None without prices (unknown, not free). The one cost function of the
-    judge's estimate and spend (``mlit.judge.cells``) and of the tables' ``judge_health`` cost column."""
+    judge's estimate and spend (``mlit.judge.step``) and of the tables' ``judge_health`` cost column."""
     if not prices:
         return None
     return (prompt_tokens * prices.get("prompt_per_1k", 0.0)

@@ -68,7 +68,7 @@ def build_requests(question: dict, answer: dict, prompts: dict[str, dict], refer
 def parse_rating(judgment: str) -> float | None:
     """MT-Bench's parse: ``[[n]]``, else ``[n]``; None when there is no rating, the rating is no number
     literal (``[[08]]``) or it is outside 1..10. Never raises, whatever the reply: a reply without a
-    rating is a recorded ``unparsable`` judgment (``mlit.judge.cells``), and its cached text parses the
+    rating is a recorded ``unparsable`` judgment (``mlit.judge.step``), and its cached text parses the
     same on every rerun."""
     if not isinstance(judgment, str):
         return None

@@ -34,7 +34,7 @@ def judge_section(args) -> dict:
 
 
 def cmd_rejudge(args) -> None:
-    from mlit.judge.cells import judge_endpoint
+    from mlit.judge.step import judge_endpoint
     from mlit.judges.agreement import markdown
     from mlit.judges.rejudge import read_reference, rejudge
 

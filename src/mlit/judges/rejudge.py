@@ -109,7 +109,7 @@ def rejudge(path: str | Path | list, judge: dict, cache_dir: str | Path, out_dir
     ``out_dir/agreement.csv`` / ``.md`` (the judge as B against the file as A, on the turns both rated);
     return the table."""
     from mlit.config import section_defaults
-    from mlit.judge.cells import UNPARSABLE, JudgeEndpointError
+    from mlit.judge.step import UNPARSABLE, JudgeEndpointError
     from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, redact_error
 
     paths = [path] if isinstance(path, (str, Path)) else list(path)

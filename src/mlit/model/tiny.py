@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
-from mlit.model.chat_template import CHAT_TEMPLATE, END_OF_TURN, SPECIAL_TOKENS
+from mlit.model.demo_template import CHAT_TEMPLATE, END_OF_TURN, SPECIAL_TOKENS
 from mlit.model.publish import publish_model, staging_dir
 from mlit.safe_paths import checked, remove_tree
 

@@ -15,7 +15,7 @@ from pathlib import Path
 # training (the CPU) keeps fp32 weights (4) and Adam's two moments (8).
 CHECKPOINT_BYTES_BF16 = 2 + 12
 CHECKPOINT_BYTES_FP32 = 4 + 8
-TYPICAL_JUDGMENT_TOKENS = 200  # a typical judgment's completion tokens, as mlit.judge.cells.write_dry_run
+TYPICAL_JUDGMENT_TOKENS = 200  # a typical judgment's completion tokens, as mlit.judge.step.write_dry_run
 
 
 def optimizer_steps(examples: int, effective_batch: int, epochs: float, max_steps: int = -1) -> int:

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-CHARS_PER_TOKEN = 4  # the judge estimate's rule of thumb (mlit.judge.cells.write_dry_run)
+CHARS_PER_TOKEN = 4  # the judge estimate's rule of thumb (mlit.judge.step.write_dry_run)
 BATCH_SIZE = 1000
 
 

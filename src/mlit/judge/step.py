@@ -96,7 +96,7 @@ def write_dry_run(answer_files: dict[str, str], bench_dir: str, out: Path, judge
     samples = int(judge["samples"])
     to_send = [(r, k) for r in requests for k in range(samples)]
     if cache_dir and judge.get("model"):
-        settings = JudgeSettings.from_config(judge, judge.get("base_url") or "http://unused")
+        settings = JudgeSettings.from_config(judge, judge["base_url"] or "http://unused")
         cache = JudgeCache(cache_dir)
         to_send = [(r, k) for r, k in to_send if cache.get(cache.key(settings, r, k)) is None]
     prompt_tokens = sum((len(r.system_prompt) + len(r.user_prompt)) // 4 for r, _ in to_send)
