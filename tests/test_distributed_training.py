@@ -244,8 +244,9 @@ def test_sigterm_saves_a_checkpoint_and_the_rerun_continues(tmp_path, tiny_base_
     log = tmp_path / "first.log"
     with log.open("w") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, env=env)
-        wait_for(lambda: "resuming from scratch" in log.read_text())
-        time.sleep(2.0)
+        # signalled after the first optimizer step is logged (a fixed sleep after the start could land before it
+        # on a loaded machine: then no step is saved)
+        wait_for(lambda: "resuming from scratch" in log.read_text() and "'loss'" in log.read_text())
         signalled = time.time()
         if slow:
             kill_run(out, signal.SIGTERM)

@@ -132,7 +132,8 @@ def test_another_invocation_never_changes_the_settings_of_a_planned_grid(tmp_pat
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     demo.update(compositions=["EN"], sizes=[8], eval_languages=["EN"])
     config_a, config_b = copy.deepcopy(demo), copy.deepcopy(demo)
-    config_a["judge"]["timeout_s"], config_b["judge"]["timeout_s"] = 7, 3
+    for config, timeout_s in ((config_a, 7), (config_b, 3)):
+        config.setdefault("launch", {}).setdefault("judge", {})["timeout_s"] = timeout_s
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(config_a))
     (tmp_path / "b.yaml").write_text(yaml.safe_dump(config_b))
     data = "results/data/demo__EN__8__seed1/manifest.json"
