@@ -235,6 +235,30 @@ def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_p
     assert grid.capped_request("train", "24eu-7b", 2) == {"runtime": 1440, "mem_mb": 960000}
 
 
+SLURM_ONLY = ("gres=", "nodes=", "tasks=", "tasks_per_gpu=", "mpi=", "slurm_extra=", "cpus_per_task=")
+
+
+def resources_of(plan: str, rule: str) -> list[str]:
+    """The `resources:` line of each job of a rule in a dry run's output."""
+    blocks = [b for b in re.split(r"\n(?=(?:local)?rule \w+:)", plan) if b.startswith(f"rule {rule}:")]
+    return [line.strip() for b in blocks for line in b.splitlines() if line.strip().startswith("resources:")]
+
+
+def test_a_local_run_shows_no_gpu_or_slurm_resources_the_slurm_profile_keeps_them(tmp_path):
+    """The demo's `snakemake --cores 2` (dry run: the same resources as the run) shows no `gres=gpu:1`: the
+    GPUs, nodes and tasks are Slurm's (slurm_only); `--profile profiles/slurm` still asks for them."""
+    local = snakemake(tmp_path, "-n", "--cores", "2").stdout
+    slurm = snakemake(tmp_path, "-n", "--profile", str(REPO / "profiles" / "slurm")).stdout
+    for rule, expected in {"train": ("nodes=1", "gres=gpu:1"), "generate": ("gres=gpu:1",),
+                           "train_judge": ("gres=gpu:1",)}.items():
+        local_lines, slurm_lines = resources_of(local, rule), resources_of(slurm, rule)
+        assert local_lines and len(local_lines) == len(slurm_lines), rule
+        for line in local_lines:
+            assert "mem_mb=4000" in line and not any(f" {key}" in line for key in SLURM_ONLY), line
+        for line in slurm_lines:
+            assert all(f"{value}," in f"{line}," for value in expected), line
+
+
 @pytest.mark.slow
 def test_report_bundles_tables_and_plots_with_captions(finished_run):
     """The README's `make report` (its recipe) on the shared finished demo grid."""

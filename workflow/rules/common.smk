@@ -77,6 +77,37 @@ def cluster_resources(step, model_of=None):
     }
 
 
+def jobs_go_to_a_cluster():
+    """Whether the jobs run through a cluster executor (Slurm; also the job step inside a Slurm job), where
+    they carry their Slurm-only resources (slurm_only). Asked when a job's resources are evaluated: the DAG
+    is built after Snakemake chose its executor (while the Snakefile is parsed, it has not). A dry run
+    (`-n`) or `--touch` runs with Snakemake's dry-run or touch executor whatever the profile says; Snakemake
+    then sets execution_settings.use_threads from the intended executor (True when it is not local), which
+    tells `-n --profile profiles/slurm` from a local `-n`. No executor at all (--rulegraph, --dag, --lint,
+    --report): True, nothing is dropped.
+    """
+    plugin = workflow.executor_plugin
+    if plugin is None or not plugin.common_settings.local_exec:
+        return True
+    if plugin.common_settings.dryrun_exec or workflow.touch:
+        return workflow.execution_settings.use_threads
+    return False
+
+
+def slurm_only(resource):
+    """A job resource only a cluster reads (GPUs, nodes, tasks, srun, sbatch options, CPUs per task): its
+    value (a constant or a function of the wildcards) where jobs go to a cluster, None in a local run, which
+    Snakemake drops: a CPU run neither shows nor asks for `gres=gpu:1`. Resources are no rerun trigger.
+    """
+
+    def value(wildcards):
+        if not jobs_go_to_a_cluster():
+            return None
+        return resource(wildcards) if callable(resource) else resource
+
+    return value
+
+
 def answered_model(wildcards):
     """The model a cell's answers come from: its fine-tuned model, or (base_models[].evaluate_only) the
     prepared checkpoint itself."""

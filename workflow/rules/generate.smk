@@ -14,11 +14,14 @@ rule generate:
     resources:
         runtime=GENERATE_RESOURCES["runtime"],
         mem_mb=GENERATE_RESOURCES["mem_mb"],
-        cpus_per_task=GENERATE_RESOURCES["cpus_per_task"],
-        gres=lambda w: (
-            f"gpu:{GENERATE_RESOURCES['gpus'](w)}"
-            if GENERATE_RESOURCES["gpus"](w)
-            else None
+        # Slurm-only resources (slurm_only: left out of a local run)
+        cpus_per_task=slurm_only(GENERATE_RESOURCES["cpus_per_task"]),
+        gres=slurm_only(
+            lambda w: (
+                f"gpu:{GENERATE_RESOURCES['gpus'](w)}"
+                if GENERATE_RESOURCES["gpus"](w)
+                else None
+            )
         ),
     params:
         settings=lambda w: as_json(generation_settings(w)),

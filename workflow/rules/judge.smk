@@ -42,8 +42,9 @@ if JUDGE_SERVED:
             mem_mb=lambda w, attempt: GRID.capped_request("train", None, attempt)[
                 "mem_mb"
             ],
-            gres="gpu:1",
-            slurm_extra=slurm_signal_option(GRID.judge_training_launch()),
+            # Slurm-only resources (slurm_only: left out of a local run)
+            gres=slurm_only("gpu:1"),
+            slurm_extra=slurm_only(slurm_signal_option(GRID.judge_training_launch())),
         params:
             settings=as_json(GRID.judge_training_recipe()),
         shell:

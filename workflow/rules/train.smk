@@ -19,14 +19,15 @@ rule train:
     resources:
         runtime=TRAIN_RESOURCES["runtime"],
         mem_mb=TRAIN_RESOURCES["mem_mb"],
-        cpus_per_task=TRAIN_RESOURCES["cpus_per_task"],
-        nodes=lambda w: train_slurm(w)["nodes"],
-        gres=lambda w: train_slurm(w)["gres"],
-        tasks=lambda w: train_slurm(w)["tasks"],
-        tasks_per_gpu=lambda w: train_slurm(w)["tasks_per_gpu"],
-        mpi=lambda w: train_slurm(w)["mpi"],
+        # Slurm-only resources (slurm_only: left out of a local run)
+        cpus_per_task=slurm_only(TRAIN_RESOURCES["cpus_per_task"]),
+        nodes=slurm_only(lambda w: train_slurm(w)["nodes"]),
+        gres=slurm_only(lambda w: train_slurm(w)["gres"]),
+        tasks=slurm_only(lambda w: train_slurm(w)["tasks"]),
+        tasks_per_gpu=slurm_only(lambda w: train_slurm(w)["tasks_per_gpu"]),
+        mpi=slurm_only(lambda w: train_slurm(w)["mpi"]),
         # SIGTERM launch.training.preempt_signal_minutes before the time limit: a checkpoint, then the retry resumes
-        slurm_extra=lambda w: slurm_signal_option(train_launch(w)),
+        slurm_extra=slurm_only(lambda w: slurm_signal_option(train_launch(w))),
     params:
         settings=lambda w: as_json(GRID.training_recipe(cell_model(w))),
         execution_section=lambda w: f"training/{cell_model(w)}",
