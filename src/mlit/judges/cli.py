@@ -92,6 +92,14 @@ def cmd_judge_sample_cost(args) -> None:
     print(text)
 
 
+def add_two_judges(p) -> None:
+    """The two judges' judgment files and names, as judge-agreement and judge-comparisons read them."""
+    p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
+    p.add_argument("--b", nargs="+", required=True, help="judge B's judgment files of the same cells")
+    p.add_argument("--name-a", default="a")
+    p.add_argument("--name-b", default="b")
+
+
 def add_parsers(steps, _json) -> None:
     """The subcommands, on ``mlit.cli``'s subparsers; ``_json`` its JSON argument type (passed in: this
     module is imported by mlit.cli, never the other way round)."""
@@ -106,10 +114,7 @@ def add_parsers(steps, _json) -> None:
     p.set_defaults(func=cmd_judge_sample_cost)
 
     p = steps.add_parser("judge-comparisons", help="the study's comparisons and main table under two judges: sign, intervals, verdict")
-    p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
-    p.add_argument("--b", nargs="+", required=True, help="judge B's judgment files of the same cells")
-    p.add_argument("--name-a", default="a")
-    p.add_argument("--name-b", default="b")
+    add_two_judges(p)
     p.add_argument("--all-turns", action="store_true", help="each judge on all it rated (default: the common turns)")
     p.add_argument("--n-boot", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
@@ -134,10 +139,7 @@ def add_parsers(steps, _json) -> None:
     p.set_defaults(func=cmd_rejudge)
 
     p = steps.add_parser("judge-agreement", help="agreement of two judges on the answers both rated (CSV + markdown)")
-    p.add_argument("--a", nargs="+", required=True, help="judge A's judgment files (results/judgments/<cell>/<LANG>.jsonl)")
-    p.add_argument("--b", nargs="+", required=True, help="judge B's judgment files")
-    p.add_argument("--name-a", default="a")
-    p.add_argument("--name-b", default="b")
+    add_two_judges(p)
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output stem: STEM.csv and STEM.md")
