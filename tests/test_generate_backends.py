@@ -45,7 +45,9 @@ def memorised(tmp_path_factory, tiny_base_model):
 
 def generate(python, model, bench, out_dir, backend, batch_size=8, langs=("EN",), extra=None,
              **popen):
-    settings = {"backend": backend, "max_new_tokens": 24, "batch_size": batch_size, "seed": 1,
+    # batch_size: prompts per call of the hf backend (an experiment key) and of vLLM's batch loop (a launch key)
+    settings = {"backend": backend, "max_new_tokens": 24, "batch_size": batch_size, "vllm_batch_size": batch_size,
+                "seed": 1,
                 "vllm_dtype": "float32", "vllm_enforce_eager": True,
                 # on the CPU the share of the machine's memory vLLM reserves: others' jobs use memory too
                 "vllm_gpu_memory_utilization": 0.2, **(extra or {})}
