@@ -21,9 +21,9 @@ from pathlib import Path
 from mlit.langs import parse_composition
 from mlit.plan import cost
 from mlit.plan.params import ModelShape, ModelShapeError, shape_from_config, shape_of_model_dir
-from mlit.settings import deepspeed_path
 from mlit.plan.tokens import (TokenCount, count_tokens, estimate_from_characters, estimate_from_examples,
                               manifest_examples)
+from mlit.settings import deepspeed_path
 
 
 @dataclass
@@ -165,8 +165,9 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
         flops = cost.training_flops(shape.active, tokens, counted.squared_lengths * epochs, shape.layers,
                                     shape.attention_width)
         micro_batches = math.ceil(counted.examples * epochs / (int(settings["per_device_train_batch_size"]) * world))
-        stage = cost.zero_stage(settings["deepspeed"])
-        hpz = cost.hpz_partition_size(deepspeed_path(settings["deepspeed"], grid.repo_root))
+        deepspeed_file = deepspeed_path(settings["deepspeed"], grid.repo_root)  # both read the file the job uses
+        stage = cost.zero_stage(str(deepspeed_file) if deepspeed_file else None)
+        hpz = cost.hpz_partition_size(deepspeed_file)
         communication_s = cost.communication_seconds(shape.total, world, stage, micro_batches, steps,
                                                      int(settings["nodes"]), hpz, plan["inter_node_GBps"],
                                                      gpu.get("intra_node_GBps"))
