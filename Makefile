@@ -39,6 +39,8 @@ demo-figures:
 	for name in $(DEMO_FIGURES); do cp results/tables/plots/$$name.png docs/demo/; done
 	cp results/tables/main_table.md results/tables/parallel_gain.md results/tables/judge_health.md \
 	  results/tables/judge_ratings.md results/tables/on_language_rate.md docs/demo/
+	cp results/tables/demo-judge-no-rule/agreement_with_main.md docs/demo/judge_agreement.md
+	cp results/tables/demo-judge-no-rule/comparisons_with_main.md docs/demo/judge_comparisons.md
 
 # System packages the tests use: Slurm (slurmctld, slurmd, client) for the real-cluster tests and a
 # C++ compiler for DeepSpeed's CPU ops. Installed with apt-get when run as root (CI); otherwise the

@@ -67,3 +67,7 @@ rule all:
             for lang in EVAL_LANGS
         ],
         judgments=JUDGMENT_FILES,
+        further_judges=[
+            path for name in GRID.extra_judges for path in further_judgment_files(name)
+        ],
+        judge_agreement=JUDGE_AGREEMENT_FILES,

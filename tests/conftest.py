@@ -159,8 +159,10 @@ def shuffled_label_data(out_dir: Path) -> str:
 
 def demo_grid_config(workdir: Path) -> dict:
     """The demo config on the English-only and the parallel composition at 160 examples per language,
-    answering 2 questions per category in English, German and French (the demo judge included)."""
+    answering 2 questions per category in English, German and French (the demo judge included, its further
+    judge not)."""
     config = copy.deepcopy(DEMO)
+    config.pop("judges")  # the demo's further judge: added to the finished grid by its own test (test_workflow)
     config.update(compositions=["EN", "ENDEFRITES"], sizes=[160], eval_languages=DEMO_GRID_LANGS)
     config["generation"].update(questions_per_category=2)
     config["judge"]["off_language"] = "score_1"

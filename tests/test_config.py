@@ -393,3 +393,51 @@ def test_group_by_length_orders_batches_by_length_and_attention_is_a_setting(tmp
     assert args.train_sampling_strategy == "group_by_length"
     assert sft_config({"learning_rate": 1e-3, "effective_batch_size": 8}, tmp_path,
                       seed=0).train_sampling_strategy == "random"
+
+
+def test_further_judges_are_filled_checked_and_reach_their_jobs_launch():
+    g = grid()
+    (name, judge), = g.extra_judges.items()
+    assert judge["share"] == 0.25 and judge["samples"] == 1 and judge["off_language"] == "report"  # the schema's
+    assert g.extra_judge_params(name) == {key: value for key, value in judge.items() if key not in ("share", "seed")}
+    assert g.judge_pairs() == [(name, "main")]
+    assert g.execution_settings()["judges"][name] == g.config["launch"]["judge"]
+    launch = copy.deepcopy(DEMO["launch"])
+    launch["judges"] = {name: {"api_key_env": "OPEN_JUDGE_KEY"}}
+    two = grid(judges={**DEMO["judges"], "second": {"model": "m2", "base_url": "http://localhost:8001/v1"}},
+               launch=launch)
+    assert two.judge_pairs() == [(name, "main"), ("second", "main"), ("second", name)]
+    assert two.extra_judge_launch(name)["api_key_env"] == "OPEN_JUDGE_KEY"
+    assert two.extra_judge_launch("second")["api_key_env"] == "OPENAI_API_KEY"  # launch.judge's
+    assert "judges" not in grid(judges={}).execution_settings()  # a single-judge config's file as before
+
+
+@pytest.mark.parametrize("judges, launch_judges, message", [
+    ({"main": {"model": "m"}}, {}, r"judges.main: .main. is taken"),  # the main judge's name in paths
+    ({"x": {"model": "m", "share": 0}}, {}, r"judges.x.share"),
+    ({"x": {"model": "m", "base_url": ""}}, {}, r"judges.x.base_url"),
+    ({"x": {"model": "m"}}, {"y": {"parallel": 2}}, r"launch.judges.y: no judge 'y' in the judges section"),
+])
+def test_a_further_judge_that_cannot_run_is_refused_naming_its_key(judges, launch_judges, message):
+    launch = copy.deepcopy(DEMO["launch"])
+    launch["judges"] = launch_judges
+    with pytest.raises(ConfigError, match=message):
+        grid(judges=judges, launch=launch)
+
+
+def test_a_further_judge_served_from_a_demo_judge_the_config_does_not_train_is_refused():
+    judge = {**DEMO["judge"], "base_url": "http://localhost:8000/v1"}
+    judge.pop("serve")
+    with pytest.raises(ConfigError, match=r"judges.demo-judge-no-rule.base_url: null serves the demo judge model"):
+        grid(judge=judge)
+
+
+def test_a_further_judge_grades_with_the_main_judges_keys_and_defaults():
+    """judges.<name> repeats the judge section's grading keys (the judge step reads them the same way): the
+    same keys, types and defaults, less serve, plus share and seed."""
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    main, further = schema["properties"]["judge"]["properties"], schema["definitions"]["extra_judge"]["properties"]
+    assert set(further) == set(main) - {"serve"} | {"share", "seed"}
+    for key in set(main) - {"serve"}:
+        assert {k: v for k, v in further[key].items() if k != "description"} == \
+               {k: v for k, v in main[key].items() if k != "description"}, key

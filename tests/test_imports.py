@@ -24,7 +24,7 @@ LAYERS = [
     {"mlit.data", "mlit.model"},
     {"mlit.settings", "mlit.cells", "mlit.records", "mlit.run_settings", "mlit.config_checks",
      "mlit.config_renames", "mlit.langs", "mlit.files", "mlit.safe_paths", "mlit.redact", "mlit.progress",
-     "mlit.run_summary", "mlit"},
+     "mlit.run_summary", "mlit.stratified", "mlit"},
 ]
 
 

@@ -405,3 +405,58 @@ def test_judge_comparisons_cli_reads_judgment_files(tmp_path):
     assert check["analysis"].to_list() == ["parallel_gain"] and check["same_sign"].all()
     cells = pl.read_csv(tmp_path / "out" / "check_main_table.csv")
     assert cells["difference"].to_list() == pytest.approx([0.5] * 4)  # two cells: DE and the average
+
+
+# --- further judges in the workflow (config `judges`) ----------------------------------------------------
+
+def test_a_further_judges_share_of_a_cell_is_the_sample_of_the_same_strata():
+    """The judge step's draw (mlit.judge.step.shared_turns, per cell and language) picks the turns that
+    mlit.judges.sample draws from the table of all turns: the cost estimate and the judge agree."""
+    from mlit.judge.prompts import JudgeRequest
+    from mlit.judge.step import shared_turns
+    from mlit.judges.sample import stratified_sample
+
+    items = grid_like_items(cells=("c1", "c2"), langs=("EN", "DE"), per_category=5)
+    expected = stratified_sample(items, 0.25, seed=3)
+    drawn = []
+    for (cell, lang), part in items.group_by(["cell", "lang"]):
+        pairs = [({"model_id": cell}, JudgeRequest(question_id=row["question_id"], turn=row["turn"],
+                                                    category=row["category"], prompt_name="single-v1",
+                                                    system_prompt="", user_prompt=""))
+                 for row in part.iter_rows(named=True)]
+        drawn += [{"cell": a["model_id"], "lang": lang, "question_id": r.question_id, "turn": r.turn,
+                   "category": r.category} for a, r in shared_turns(pairs, lang, 0.25, 3)]
+    got = pl.DataFrame(drawn).select(expected.columns).sort(["cell", "lang", "question_id", "turn"])
+    assert got.equals(expected)
+    assert got.height == 2 * 2 * 3 * 2  # one of five questions in each (cell, lang, category, turn) stratum
+
+
+def test_judges_report_leaves_out_only_turns_the_rule_scored_for_both(tmp_path):
+    """Agreement of a further judge: a turn the off-language rule scored for both judges is left out (no judge
+    rated it); one the rule scored for the main judge only is compared with the other judge's own rating."""
+    from mlit.cli import main
+    from mlit.files import write_jsonl
+
+    def rows(rule_for, own_score):
+        out = []
+        for q in range(6):
+            for t in (1, 2):
+                ruled = q in rule_for
+                out.append({"model": "m__d__DE__10__seed1", "lang": "DE", "question_id": f"q{q}", "turn": t, "category": "stem",
+                            "score": 1.0 if ruled else own_score, "failure": None, "on_language": q >= 4,
+                            "judgment": None if ruled else f"Bewertung: [[{own_score:g}]]"})
+        return out
+
+    write_jsonl(tmp_path / "main" / "DE.jsonl", rows(rule_for={0, 1, 2, 3}, own_score=7.0))  # the rule on q0-q3
+    write_jsonl(tmp_path / "other" / "DE.jsonl", rows(rule_for={0, 1}, own_score=7.0))  # ... q0, q1 only
+    assert main(["judges-report", "--a", str(tmp_path / "main" / "DE.jsonl"), "--b", str(tmp_path / "other" /
+                 "DE.jsonl"), "--name-a", "main", "--name-b", "other", "--n-boot", "20",
+                 "--out-dir", str(tmp_path / "out")]) == 0
+    table = pl.read_csv(tmp_path / "out" / "agreement_with_main.csv")
+    overall = table.filter(pl.col("by") == "all").row(0, named=True)
+    # q0, q1 left out (both by the rule): 4 x 2 turns; on q2, q3 main's 1 meets other's 7
+    assert overall["n"] == 8
+    assert overall["mean_difference"] == pytest.approx(6 * 4 / 8) and overall["exact"] == pytest.approx(0.5)
+    for name in ("agreement_with_main.md", "comparisons_with_main.csv", "comparisons_with_main.md",
+                 "main_table_with_main.csv"):
+        assert (tmp_path / "out" / name).stat().st_size > 0, name

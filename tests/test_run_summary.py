@@ -36,10 +36,17 @@ def test_a_finished_run_says_what_finished_and_where_the_tables_are(tmp_path):
         (tmp_path / "models" / cell / "config.json").write_text("{}")
         (tmp_path / "answers" / cell).mkdir(parents=True)
         (tmp_path / "judgments" / cell).mkdir(parents=True)
+        (tmp_path / "judgments" / cell / "EN.jsonl").write_text("{}\n")
+        (tmp_path / "judgments" / "open-judge" / cell).mkdir(parents=True)  # a further judge's: not a cell
+        (tmp_path / "judgments" / "open-judge" / cell / "EN.jsonl").write_text("{}\n")
     (tmp_path / "models" / "c3.tmp").mkdir()  # a training still running: not finished
-    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "plots").mkdir(parents=True)
     (tmp_path / "tables" / "main_table.md").write_text("| x |\n")
     text = summary(tmp_path, ok=True)
     assert text.splitlines()[:2] == ["mlit: the run finished",
                                      "  done: 2 fine-tuned models, 2 cells answered, 2 cells judged"]
+    (tmp_path / "tables" / "open-judge").mkdir()
+    (tmp_path / "tables" / "open-judge" / "agreement_with_main.md").write_text("| x |\n")
+    assert summary(tmp_path, ok=True).splitlines()[1] == \
+        "  done: 2 fine-tuned models, 2 cells answered, 2 cells judged (and by 1 further judge(s): results/tables/<judge>/)"
     assert f"tables: {tmp_path / 'tables'}/ (main_table.md" in text and "failed" not in text

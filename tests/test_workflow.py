@@ -339,3 +339,46 @@ def test_the_english_only_model_answers_other_languages_off_language(judged):
 def test_the_english_only_model_scores_lower_outside_english(judged):
     stats = per_composition(judged)
     assert stats["EN"]["mean_score"] < stats["ENDEFRITES"]["mean_score"] - 1.0, stats
+
+
+@pytest.mark.slow
+def test_a_further_judge_added_to_the_finished_grid_runs_only_its_jobs_and_reports_agreement(finished_run):
+    """The demo's further judge (config.yaml `judges`: the demo judge without the off-language rule, on a
+    quarter of the turns) added to the finished grid: only its judge jobs and its agreement table run; the
+    main judge's judgments and tables stay as they were; removing it again reruns nothing. Last in this file:
+    what it adds lives under its own name (results/judgments/<judge>/, results/tables/<judge>/)."""
+    workdir, configfile = finished_run
+    config = yaml.safe_load(configfile.read_text())
+    assert "judges" not in config  # conftest.demo_grid_config leaves it out
+    (name, further), = DEMO["judges"].items()
+    config["judges"] = DEMO["judges"]
+    two_judges = workdir / "two_judges.yaml"
+    two_judges.write_text(yaml.safe_dump(config))
+    results = workdir / "results"
+    main_files = sorted([*results.glob("judgments/*/*.jsonl"), *results.glob("tables/*.*")])
+    before = {path: path.stat().st_mtime_ns for path in main_files}
+    assert job_counts(snakemake(workdir, "-n", configfile=two_judges).stdout) == {
+        "judge_further": len(CELLS), "judge_agreement": 1, "all": 1, "total": len(CELLS) + 2}
+    snakemake(workdir, "--cores", "2", configfile=two_judges)
+    assert {path: path.stat().st_mtime_ns for path in main_files} == before
+    # its share: one of the 2 questions of each (cell, language, category, turn) stratum, every one rated by
+    # the judge itself (no off-language rule)
+    rows = [row for path in results.glob(f"judgments/{name}/*/*.jsonl") for row in read_jsonl(path)]
+    assert further["share"] == 0.25 and len(rows) == len(CELLS) * len(DEMO_GRID_LANGS) * 8 * 2
+    assert len({(row["model"], row["lang"], row["category"], row["turn"]) for row in rows}) == len(rows)
+    assert all(row["judgment"] is not None or row["failure"] == "api_error" for row in rows)
+    agreement = pl.read_csv(results / "tables" / name / "agreement_with_main.csv")
+    overall = agreement.filter(pl.col("by") == "all").row(0, named=True)
+    main_scores = {(row["model"], row["lang"], row["question_id"], row["turn"]): row["score"]
+                   for path in results.glob("judgments/*/*.jsonl") for row in read_jsonl(path)}
+    assert overall["n"] == sum(row["score"] is not None and main_scores[
+        (row["model"], row["lang"], row["question_id"], row["turn"])] is not None for row in rows) > 0
+    # the English-only model's off-language answers: 1 by the main judge's rule, the further judge's own rating
+    assert overall["mean_difference"] > 0 and overall["exact"] < 1
+    assert set(agreement["by"]) == {"all", "lang", "category", "turn"}
+    comparisons = pl.read_csv(results / "tables" / name / "comparisons_with_main.csv")
+    assert "parallel_gain" in set(comparisons["analysis"])
+    assert f"Agreement of {name} (B) with main (A)" in (results / "tables" / name / "agreement_with_main.md").read_text()
+    for path in (two_judges, configfile):  # finished; without it again, nothing reruns either
+        again = snakemake(workdir, "-n", configfile=path)
+        assert "Nothing to be done" in again.stdout + again.stderr, path

@@ -115,7 +115,7 @@ def cmd_judge(args) -> None:
         check_answers(path, args.bench, lang, per_category)
     with judge_endpoint(args.judge, args.judge_model, Path(args.server_log)) as endpoint:
         judge_cell(answers, args.bench, Path(args.out_dir), args.judge, args.cache, endpoint, per_category,
-                   args.retry_round)
+                   args.retry_round, None if args.share is None else (args.share, args.share_seed))
 
 
 def cmd_import_judgments(args) -> None:
@@ -283,6 +283,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="with --dry-run: JSONL of the requests")
     p.add_argument("--retry-round", type=int, help="the workflow's retry round of this cell (mlit.judge.retry): "
                                                    "failed requests are recorded in OUT_DIR/api_errors.json")
+    p.add_argument("--share", type=float, help="judge only this share of each (language, category, turn) stratum "
+                                               "of the cell (a further judge's judges.<name>.share); omitted: all")
+    p.add_argument("--share-seed", type=int, default=0, help="which turns --share draws")
     p.set_defaults(func=cmd_judge)
     add_execution_arguments(p, "judge")
 

@@ -110,6 +110,11 @@ def count_local_items(spec: dict, languages: tuple[str, ...], repo_root: Path = 
     return len(ids or ())
 
 
+# Names a further judge cannot have: what they already name in results/tables/
+RESERVED_JUDGE_NAMES = {"main": "the main judge's, in results/tables/<judge>/agreement_with_main.md",
+                        "plots": "results/tables/plots/ holds the main judge's plots"}
+
+
 class Grid:
     def __init__(self, config: dict, repo_root: Path = REPO_ROOT, dry_run: bool = False):
         """``config`` as read: validated and filled with the schema's defaults here, in place (the rules
@@ -176,6 +181,7 @@ class Grid:
         self.evaluated_cells = {cell.cell_id: cell for cell in (evaluated_cell(name) for name, model in
                                                                 self.base_models.items() if model["evaluate_only"])}
         self._check_judge(config["judge"])
+        self._check_extra_judges()
         for name in self.base_models:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
         if self.judge_served():
@@ -328,6 +334,28 @@ class Grid:
                     f"judge.serve.base_model: '{serve['base_model']}' is not a base model; "
                     f"allowed: {sorted(self.base_models)}"
                 )
+
+    def _check_extra_judges(self) -> None:
+        """judges.<name>: an endpoint without credentials in it, a key variable; base_url null only where
+        the demo judge is served; launch.judges names only judges of the judges section."""
+        from mlit.redact import check_judge_endpoint
+
+        for name in self.config["launch"]["judges"]:
+            if name not in self.extra_judges:
+                raise ConfigError(f"launch.judges.{name}: no judge '{name}' in the judges section (it has "
+                                  f"{sorted(self.extra_judges) or 'none'}); add judges.{name} or remove this entry")
+        for name, judge in self.extra_judges.items():
+            if name in RESERVED_JUDGE_NAMES:
+                raise ConfigError(f"judges.{name}: '{name}' is taken ({RESERVED_JUDGE_NAMES[name]}); give this judge "
+                                  "another name")
+            try:
+                check_judge_endpoint(self.extra_judge_launch(name)["api_key_env"], judge["base_url"])
+            except ValueError as refused:
+                raise ConfigError(f"judges.{name}: {refused}") from None
+            if judge["base_url"] is None and not self.judge_served():
+                raise ConfigError(f"judges.{name}.base_url: null serves the demo judge model (judge.serve), which "
+                                  "this config does not train (judge.base_url is set); give judges."
+                                  f"{name}.base_url an OpenAI-compatible endpoint")
 
     # --- lookups used by the rules -------------------------------------------------------------
 
@@ -518,6 +546,31 @@ class Grid:
         """A judge job's whole settings (``judge`` and ``launch.judge``): what the job itself sees."""
         return {**self.config["judge"], **self.config["launch"]["judge"]}
 
+    @property
+    def extra_judges(self) -> dict[str, dict]:
+        """The further judges (``judges``), by name, in the config's order, filled with the schema's defaults."""
+        return self.config["judges"]
+
+    def extra_judge_params(self, name: str) -> dict:
+        """What defines a further judge's judgments, as the judge step's --judge takes it: its grading keys
+        (its share and seed go to --share / --share-seed)."""
+        return {key: value for key, value in self.extra_judges[name].items() if key not in ("share", "seed")}
+
+    def extra_judge_share(self, name: str) -> tuple[float, int]:
+        """(share, seed) of a further judge: which turns of each stratum it rates."""
+        judge = self.extra_judges[name]
+        return judge["share"], judge["seed"]
+
+    def extra_judge_launch(self, name: str) -> dict:
+        """How a further judge's jobs run: ``launch.judge`` with ``launch.judges.<name>`` over it."""
+        return {**self.config["launch"]["judge"], **self.config["launch"]["judges"].get(name, {})}
+
+    def judge_pairs(self) -> list[tuple[str, str]]:
+        """(judge, other) for the agreement of every pair of judges: each further judge with the main judge
+        ("main") and with each further judge listed before it."""
+        names = list(self.extra_judges)
+        return [(name, other) for index, name in enumerate(names) for other in ["main", *names[:index]]]
+
     def judge_training_recipe(self) -> dict:
         """The train_judge step's params: the judge base model's recipe with ``judge.serve.training`` over it."""
         serve = self.config["judge"]["serve"]
@@ -568,6 +621,8 @@ class Grid:
                     # per cell (the generate job's section, generation/<cell>): its base model's settings
                     "generation": {cell_id: generation[cell.base_model] for cell_id, cell in self.answer_cells.items()},
                     "judge": dict(self.config["launch"]["judge"])}
+        if self.extra_judges:  # a further judge's section: judges/<name>
+            settings["judges"] = {name: self.extra_judge_launch(name) for name in self.extra_judges}
         if self.judge_served():
             settings["judge_training"] = self.judge_training_launch()
         return settings

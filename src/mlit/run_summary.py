@@ -39,13 +39,25 @@ def _count(pattern: str, root: Path) -> int:
     return sum(1 for path in root.glob(pattern) if not path.name.endswith(".tmp"))
 
 
+def _judged(root: Path) -> int:
+    """Cells the main judge judged: results/judgments/<cell>/ holding judgment files (a further judge's
+    directory, results/judgments/<judge>/<cell>/, holds directories)."""
+    return sum(1 for path in root.glob("judgments/*") if any(path.glob("*.jsonl")))
+
+
+def _further(root: Path) -> list[Path]:
+    return [path for path in root.glob("tables/*") if any(path.glob("agreement_with_*.md"))]
+
+
 def summary(results: str | Path, ok: bool, log_path: str | Path | list | None = None) -> str:
     """What finished under ``results`` (trained models, answered and judged cells, tables) and, after a
     failure, each failed job with its log."""
     root = Path(results)
     lines = ["mlit: the run " + ("finished" if ok else "stopped: a job failed")]
     lines.append(f"  done: {_count('models/*/config.json', root)} fine-tuned models, "
-                 f"{_count('answers/*', root)} cells answered, {_count('judgments/*', root)} cells judged")
+                 f"{_count('answers/*', root)} cells answered, {_judged(root)} cells judged"
+                 + (f" (and by {len(further)} further judge(s): results/tables/<judge>/)" if (further := _further(root))
+                    else ""))
     tables = root / "tables" / "main_table.md"
     if tables.exists():
         lines.append(f"  tables: {tables.parent}/ (main_table.md, on_language_rate.md, judge_ratings.md, README.md; "

@@ -208,3 +208,26 @@ if JUDGE_RETRIES:
         ),
         file=sys.stderr,
     )
+
+
+# --- further judges (config `judges`)
+def further_judgment_files(name):
+    return [
+        f"{RESULTS}/judgments/{name}/{cell}/{lang}.jsonl"
+        for cell in GRID.answer_cells
+        for lang in EVAL_LANGS
+    ]
+
+
+def served_judge_model(wildcards):
+    """The demo judge model, for a further judge that is served from it (judges.<name>.base_url: null)."""
+    return (
+        [JUDGE_MODEL_DIR]
+        if GRID.extra_judges[wildcards.judge]["base_url"] is None
+        else []
+    )
+
+
+def judgments_of(name):
+    """The judgment files of a judge: the main one ("main") or a further one (config `judges`)."""
+    return JUDGMENT_FILES if name == "main" else further_judgment_files(name)

@@ -88,3 +88,57 @@ rule judge:
         "{params.judge_model:q} --cache {params.cache:q} "
         "--retry-round {params.retry_round:q} --server-log {log.server:q} --out-dir {params.out_dir:q} "
         "3>&2 > {log.judge:q} 2>&1"
+
+
+# --- further judges (config `judges`): the same judge step on a share of each cell's turns, one directory
+# per judge; the main judge's files and the tables never depend on them.
+if GRID.extra_judges:
+
+    wildcard_constraints:
+        judge="|".join(re.escape(name) for name in GRID.extra_judges),
+
+    rule judge_further:
+        """A further judge (config `judges`) grades its share of one cell's turns (MT-Bench-X prompts of each language)."""
+        input:
+            answers=[f"{RESULTS}/answers/{{cell}}/{lang}.jsonl" for lang in EVAL_LANGS],
+            judge_model=served_judge_model,
+            benchmark=GRID.benchmark_files(),
+        output:
+            [
+                f"{RESULTS}/judgments/{{judge}}/{{cell}}/{lang}.jsonl"
+                for lang in EVAL_LANGS
+            ],
+        log:
+            judge=f"{RESULTS}/logs/judge_further/{{judge}}/{{cell}}.log",
+            server=f"{RESULTS}/logs/judge_further/{{judge}}/{{cell}}.server.log",
+        threads: 1
+        resources:
+            openai_api=1,
+            runtime=JUDGE_RESOURCES["runtime"],
+            mem_mb=JUDGE_RESOURCES["mem_mb"],
+        params:
+            answers=lambda w: [
+                f"{lang}={RESULTS}/answers/{w.cell}/{lang}.jsonl"
+                for lang in EVAL_LANGS
+            ],
+            judge=lambda w: as_json(GRID.extra_judge_params(w.judge)),
+            share=lambda w: GRID.extra_judge_share(w.judge)[0],
+            share_seed=lambda w: GRID.extra_judge_share(w.judge)[1],
+            judge_model=lambda w, input: (
+                ["--judge-model", input.judge_model[0]] if input.judge_model else []
+            ),
+            out_dir=out_dir,
+            bench=bench_dir,
+            cache=f"{RESULTS}/judge_cache",
+            questions_per_category=GRID.questions_per_category(),
+            retry_round=lambda w: judge_retry.read(
+                f"{RESULTS}/judgments/{w.judge}/{w.cell}/{judge_retry.FILE_NAME}"
+            )["round"],
+        shell:
+            "OMP_NUM_THREADS={threads} MLIT_PROGRESS_FD=3 {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
+            "--questions-per-category {params.questions_per_category:q} "
+            "--judge {params.judge:q} --share {params.share:q} --share-seed {params.share_seed:q} "
+            "--execution {EXECUTION_FILE:q} --execution-section judges/{wildcards.judge:q} "
+            "{params.judge_model:q} --cache {params.cache:q} "
+            "--retry-round {params.retry_round:q} --server-log {log.server:q} --out-dir {params.out_dir:q} "
+            "3>&2 > {log.judge:q} 2>&1"

@@ -126,6 +126,47 @@ rule partial_tables:
         "--out-dir {params.out_dir:q} > {log:q} 2>&1"
 
 
+if GRID.judge_pairs():
+
+    wildcard_constraints:
+        other="|".join(re.escape(name) for name in ["main", *GRID.extra_judges]),
+
+    localrules:
+        judge_agreement,
+
+    rule judge_agreement:
+        """A further judge against the main judge (or a further judge listed before it), on the turns both
+        rated: agreement (Pearson, Spearman, Kendall, QWK, alpha, exact, within one, mean difference, with
+        bootstrap intervals), and the study's comparisons and main table cells under each.
+        """
+        input:
+            judge=lambda w: further_judgment_files(w.judge),
+            other=lambda w: judgments_of(w.other),
+        output:
+            agreement=report(
+                f"{RESULTS}/tables/{{judge}}/agreement_with_{{other}}.md",
+                caption="../report/judge_agreement.rst",
+                category="Judges",
+            ),
+            agreement_csv=f"{RESULTS}/tables/{{judge}}/agreement_with_{{other}}.csv",
+            comparisons=f"{RESULTS}/tables/{{judge}}/comparisons_with_{{other}}.md",
+            comparisons_csv=f"{RESULTS}/tables/{{judge}}/comparisons_with_{{other}}.csv",
+            main_table=f"{RESULTS}/tables/{{judge}}/main_table_with_{{other}}.csv",
+        log:
+            f"{RESULTS}/logs/judge_agreement/{{judge}}_with_{{other}}.log",
+        params:
+            out_dir=lambda w, output: str(Path(output.agreement).parent),
+        shell:
+            "{MLIT} judges-report --a {input.other:q} --b {input.judge:q} --name-a {wildcards.other:q} "
+            "--name-b {wildcards.judge:q} --out-dir {params.out_dir:q} > {log:q} 2>&1"
+
+
+JUDGE_AGREEMENT_FILES = [
+    f"{RESULTS}/tables/{judge}/agreement_with_{other}.md"
+    for judge, other in GRID.judge_pairs()
+]
+
+
 rule annotation_sheets:
     """Blind sheets for the human annotation study (a target of its own: `snakemake annotation_sheets`)."""
     input:

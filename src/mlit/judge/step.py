@@ -21,6 +21,7 @@ from mlit.judge import retry
 from mlit.judge.client import JudgeCache, JudgeSettings, judge_all, judge_cost, redact_error
 from mlit.judge.prompts import build_requests, parse_rating
 from mlit.judge.langcheck import detect_language
+from mlit.stratified import drawn
 from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
 
 
@@ -175,14 +176,19 @@ class JudgeEndpointError(RuntimeError):
 
 def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judge: dict, cache_dir: str,
                endpoint: tuple[str, dict] | None = None,
-               questions_per_category: int | None | str = ANSWERED, retry_round: int | None = None) -> dict:
+               questions_per_category: int | None | str = ANSWERED, retry_round: int | None = None,
+               share: tuple[float, int] | None = None) -> dict:
     """Judge every language of a cell; returns counts. ``endpoint`` is (base_url, settings overrides).
     Every answers file is checked (``check_answers``) before the first request is sent. With
     ``retry_round`` (the workflow's judge rule: its params), the requests that failed after their
     retries are recorded in ``out_dir/api_errors.json`` for the next run to retry (``mlit.judge.retry``).
+    With ``share`` (fraction, seed: a further judge's ``judges.<name>.share``), only that share of each
+    (language, category, turn) stratum of the cell is judged (``shared_turns``), and written.
     Per language: plan (what is sent), run (send it), records (one judgment row per turn), write."""
     requests_by_lang = {lang: requests_for(path, bench_dir, lang, questions_per_category)
                         for lang, path in answer_files.items()}
+    if share is not None:
+        requests_by_lang = {lang: shared_turns(pairs, lang, *share) for lang, pairs in requests_by_lang.items()}
     retry_file = Path(out_dir) / retry.FILE_NAME
     if retry_round is not None and (left := retry.read(retry_file)["api_errors"]):
         print(f"retrying: the last judge run of this cell recorded {left} request(s) that failed after their "
@@ -198,6 +204,15 @@ def judge_cell(answer_files: dict[str, str], bench_dir: str, out_dir: Path, judg
         rows = judgment_rows(pairs, fixed, results, lang, settings, judge, tally)
         write_jsonl(out_dir / f"{lang}.jsonl", rows)
     return finish(tally, judge, settings, retry_file, retry_round)
+
+
+def shared_turns(pairs: list, lang: str, fraction: float, seed: int) -> list:
+    """The (answer, request) pairs of one language of a cell that a judge with a share of the turns rates:
+    ``fraction`` of each (category, turn) stratum, drawn by (seed, cell, language, question, turn) as
+    ``mlit.judges.sample`` draws the same strata from a table of turns."""
+    return drawn(pairs, key=lambda pair: (pair[0]["model_id"], lang, pair[1].question_id, pair[1].turn),
+                 stratum=lambda pair: (pair[0]["model_id"], lang, pair[1].category, pair[1].turn),
+                 fraction=fraction, seed=seed)
 
 
 def plan_requests(pairs: list, lang: str, judge: dict) -> tuple[set[int], list, list[int]]:

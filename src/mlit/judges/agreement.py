@@ -23,7 +23,7 @@ STATISTICS = ("pearson", "spearman", "kendall_tau_b", "quadratic_weighted_kappa"
               "exact", "within_one", "mean_difference")
 GROUPINGS = ("all", "lang", "category", "turn")  # the ``by`` column of the agreement table
 RATINGS_SCHEMA = {"cell": pl.String, "lang": pl.String, "question_id": pl.String, "turn": pl.Int64,
-                  "category": pl.String, "score": pl.Float64}
+                  "category": pl.String, "score": pl.Float64, "rule_scored": pl.Boolean}
 
 
 class RatingsError(ValueError):
@@ -42,8 +42,16 @@ def ratings_frame(rows: list[dict], source: str) -> pl.DataFrame:
     return frame
 
 
+def rule_scored(row: dict) -> bool:
+    """Whether a judgment row's score was set by the off-language rule (``judge.off_language: score_1``: the
+    answer is not in the question's language, rated 1 without asking the judge), not by the judge."""
+    return row.get("on_language") is False and row.get("judgment") is None and row.get("failure") is None \
+        and row.get("score") is not None
+
+
 def judgment_ratings(paths: list[str], source: str | None = None) -> pl.DataFrame:
-    """The ratings of mlit judgment files (``results/judgments/<cell>/<LANG>.jsonl``): ``model`` is the cell."""
+    """The ratings of mlit judgment files (``results/judgments/<cell>/<LANG>.jsonl``): ``model`` is the cell;
+    ``rule_scored`` says which scores the off-language rule set (``rule_scored``)."""
     from mlit.files import read_jsonl
 
     rows = []
@@ -54,8 +62,16 @@ def judgment_ratings(paths: list[str], source: str | None = None) -> pl.DataFram
                 raise RatingsError(f"{path}:{number}: missing field(s) {missing}; expected an mlit judgment row")
             rows.append({"cell": row["model"], "lang": row["lang"], "question_id": str(row["question_id"]),
                          "turn": int(row["turn"]), "category": row.get("category"),
-                         "score": None if row["score"] is None else float(row["score"])})
+                         "score": None if row["score"] is None else float(row["score"]), "rule_scored": rule_scored(row)})
     return ratings_frame(rows, source or ", ".join(paths))
+
+
+def without_rule_on_both(a: pl.DataFrame, b: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+    """Both judges' ratings less the turns the off-language rule scored for both (they agree there by
+    construction, and no judge rated them), and how many turns that leaves out. A turn the rule scored for
+    one judge only stays: there the rule's 1 meets the other judge's own rating."""
+    both = a.filter(pl.col("rule_scored")).select(KEY).join(b.filter(pl.col("rule_scored")).select(KEY), on=KEY)
+    return a.join(both, on=KEY, how="anti"), b.join(both, on=KEY, how="anti"), both.height
 
 
 def paired(a: pl.DataFrame, b: pl.DataFrame) -> pl.DataFrame:

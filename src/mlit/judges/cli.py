@@ -70,6 +70,35 @@ def cmd_judge_comparisons(args) -> None:
     print(f"written: {stem.with_suffix('.csv')}, {stem.with_suffix('.md')}, {stem.name}_main_table.csv")
 
 
+def cmd_judges_report(args) -> None:
+    """The workflow's judge_agreement step: judge B (a further judge) against judge A on the turns both rated:
+    the agreement (judge-agreement, less the turns the off-language rule scored for both) and the study's
+    comparisons and main table cells under each (judge-comparisons), in OUT_DIR."""
+    from mlit.files import atomic_write_text
+    from mlit.judges.agreement import agreement_table, judgment_ratings, without_rule_on_both, write_agreement
+    from mlit.judges.comparisons import comparison_check, main_table_check, summary
+    from mlit.results.tables import load_long, to_markdown
+
+    out = Path(args.out_dir)
+    ratings_a, ratings_b, left_out = without_rule_on_both(judgment_ratings(args.a), judgment_ratings(args.b))
+    table = agreement_table(ratings_a, ratings_b, args.name_a, args.name_b, n_boot=args.n_boot, seed=args.seed)
+    write_agreement(table, out / f"agreement_with_{args.name_a}")
+    (long_a, missing_a), (long_b, missing_b) = load_long(args.a), load_long(args.b)
+    if missing_a or missing_b:
+        raise SystemExit(f"mlit judges-report: missing judgment files: {', '.join(missing_a + missing_b)}")
+    check = comparison_check(long_a, long_b, n_boot=args.n_boot, seed=args.seed)
+    stem = out / f"comparisons_with_{args.name_a}"
+    atomic_write_text(stem.with_suffix(".csv"), check.write_csv())
+    atomic_write_text(out / f"main_table_with_{args.name_a}.csv", main_table_check(long_a, long_b).write_csv())
+    atomic_write_text(stem.with_suffix(".md"), f"The study's comparisons under {args.name_a} (a) and {args.name_b} "
+                      f"(b), on the turns both rated\n\n{to_markdown(summary(check))}\n{to_markdown(check)}")
+    overall = table.filter(table["by"] == "all").row(0, named=True)
+    print(f"{args.name_b} vs {args.name_a}: {overall['n']} turns both rated ({left_out} that the off-language rule "
+          f"scored for both left out), exact "
+          f"agreement {overall['exact']:.2f}, within one {overall['within_one']:.2f}, mean difference "
+          f"{overall['mean_difference']:+.2f}; written to {out}/")
+
+
 def cmd_judge_sample_cost(args) -> None:
     import polars as pl
     import yaml
@@ -137,6 +166,14 @@ def add_parsers(steps, _json) -> None:
     p.add_argument("--seed", type=int, default=0, help="the sample's and the bootstrap's seed")
     p.add_argument("--out-dir", required=True)
     p.set_defaults(func=cmd_rejudge)
+
+    p = steps.add_parser("judges-report", help="the workflow's judge_agreement step: agreement (off-language rule "
+                                               "left out), comparisons and main table of two judges, in OUT_DIR")
+    add_two_judges(p)
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for the 95%% intervals (0: none)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out-dir", required=True)
+    p.set_defaults(func=cmd_judges_report)
 
     p = steps.add_parser("judge-agreement", help="agreement of two judges on the answers both rated (CSV + markdown)")
     add_two_judges(p)

@@ -9,35 +9,22 @@ or a language to a grid leaves the sample of the others as it was (their judgmen
 
 from __future__ import annotations
 
-import hashlib
-import math
-
 import polars as pl
+
+from mlit.stratified import per_stratum, rank_key
 
 STRATA = ("cell", "lang", "category", "turn")
 ITEM = ("cell", "lang", "question_id", "turn")
 
 
-def per_stratum(size: int, fraction: float) -> int:
-    """Items drawn from a stratum of ``size``: ``fraction`` of it rounded half up, at least one (none of none)."""
-    if size == 0:
-        return 0
-    return min(size, max(1, math.floor(fraction * size + 0.5)))
-
-
-def _rank_key(seed: int, item: tuple) -> str:
-    return hashlib.sha256(repr((seed, *map(str, item))).encode()).hexdigest()
-
-
 def stratified_sample(items: pl.DataFrame, fraction: float, seed: int = 0, strata=STRATA) -> pl.DataFrame:
     """The sampled rows of ``items`` (columns ``cell, lang, question_id, turn`` and the strata's), sorted."""
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction {fraction} is not in (0, 1]: the share of each stratum to judge")
+    per_stratum(0, fraction)  # a fraction outside (0, 1] raises before anything is drawn
     missing = [name for name in set(ITEM) | set(strata) if name not in items.columns]
     if missing:
         raise ValueError(f"the items lack column(s) {sorted(missing)}; a sample is drawn by {list(strata)}")
     ranked = items.with_columns(pl.struct(list(ITEM)).map_elements(
-        lambda row: _rank_key(seed, tuple(row[name] for name in ITEM)), return_dtype=pl.String).alias("_rank"))
+        lambda row: rank_key(seed, tuple(row[name] for name in ITEM)), return_dtype=pl.String).alias("_rank"))
     sizes = ranked.group_by(list(strata)).agg(pl.len().alias("_size"))
     ranked = ranked.join(sizes, on=list(strata)).with_columns(
         pl.col("_rank").rank("ordinal").over(list(strata)).alias("_position"))
