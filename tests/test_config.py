@@ -18,6 +18,27 @@ def grid(**changes):
     return Grid(config, repo_root=REPO)
 
 
+def test_the_expansion_needs_only_the_config_and_each_datasets_items():
+    """mlit.grid_expansion.expand: the cells from the filled config and the items counted beforehand (here
+    given, for a dataset whose files do not exist), in the config's order; a size above the items refused."""
+    from mlit.grid_expansion import expand
+    from mlit.settings import with_defaults
+
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["local"] = "/nonexistent/instructions_{lang}.jsonl"
+    config["base_models"].append({**copy.deepcopy(config["base_models"][0]), "name": "tuned", "evaluate_only": True})
+    config = with_defaults(config)
+    config.update(compositions=["EN", "DE"], sizes=[40, 160], seeds=[1, 2])
+    expansion = expand(config, {"demo": 160})
+    assert list(expansion.data_cells) == [f"demo__{composition}__{size}__seed{seed}" for composition in ("EN", "DE")
+                                          for size in (40, 160) for seed in (1, 2)]
+    assert list(expansion.cells) == [f"tiny-llama__{data_id}" for data_id in expansion.data_cells]
+    assert list(expansion.evaluated_cells) == ["tuned__evaluated__as_is__none__seed0"]
+    with pytest.raises(ConfigError, match=r"sizes: size 160 is larger than dataset 'demo', which has 159 items in every "
+                                          r"one of \['EN', 'DE'\]"):
+        expand(config, {"demo": 159})
+
+
 def test_demo_grid_expands_every_axis():
     g = grid()
     assert len(g.cells) == len(DEMO["compositions"]) * len(DEMO["sizes"]) * len(DEMO["seeds"]) * len(DEMO["base_models"])
