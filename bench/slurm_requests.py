@@ -55,6 +55,7 @@ def main(configfile: str) -> None:
     sys.path.insert(0, str(REPO / "src"))
     import yaml
 
+    from mlit.cluster_requests import capped_request
     from mlit.config import Grid
 
     grid = Grid(yaml.safe_load(Path(configfile).read_text()), dry_run=True)
@@ -63,7 +64,8 @@ def main(configfile: str) -> None:
         for attempt in (1, 2):
             resources = Resources({k: v for k, v in values.items() if k not in ("tmpdir", "disk_mb", "disk", "disk_mib", "mem", "mem_mib")})
             if step:
-                resources.update(grid.capped_request(step, None if model == "-" or step == "judge" else model, attempt))
+                resources.update(capped_request(grid.config, step, None if model == "-" or step == "judge" else model,
+                                                attempt))
             job = SimpleNamespace(resources=resources, threads=1, is_group=lambda: False)
             params = {"run_uuid": "<uuid>", "slurm_logfile": "<log>", "comment_str": f"rule_{rule}", "workdir": "",
                       "account": "", "partition": f"-p {resources.get('slurm_partition')}"}

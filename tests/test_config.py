@@ -3,6 +3,7 @@ import copy
 import pytest
 import yaml
 
+from mlit.cluster_requests import capped_request, job_cpus, job_resources, train_slurm_resources
 from mlit.config import ConfigError, Grid
 from mlit.langs import parse_composition
 
@@ -15,6 +16,27 @@ def grid(**changes):
     config = copy.deepcopy(DEMO)
     config.update(changes)
     return Grid(config, repo_root=REPO)
+
+
+def test_the_expansion_needs_only_the_config_and_each_datasets_items():
+    """mlit.grid_expansion.expand: the cells from the filled config and the items counted beforehand (here
+    given, for a dataset whose files do not exist), in the config's order; a size above the items refused."""
+    from mlit.grid_expansion import expand
+    from mlit.settings import with_defaults
+
+    config = copy.deepcopy(DEMO)
+    config["datasets"]["demo"]["local"] = "/nonexistent/instructions_{lang}.jsonl"
+    config["base_models"].append({**copy.deepcopy(config["base_models"][0]), "name": "tuned", "evaluate_only": True})
+    config = with_defaults(config)
+    config.update(compositions=["EN", "DE"], sizes=[40, 160], seeds=[1, 2])
+    expansion = expand(config, {"demo": 160})
+    assert list(expansion.data_cells) == [f"demo__{composition}__{size}__seed{seed}" for composition in ("EN", "DE")
+                                          for size in (40, 160) for seed in (1, 2)]
+    assert list(expansion.cells) == [f"tiny-llama__{data_id}" for data_id in expansion.data_cells]
+    assert list(expansion.evaluated_cells) == ["tuned__evaluated__as_is__none__seed0"]
+    with pytest.raises(ConfigError, match=r"sizes: size 160 is larger than dataset 'demo', which has 159 items in every "
+                                          r"one of \['EN', 'DE'\]"):
+        expand(config, {"demo": 159})
 
 
 def test_demo_grid_expands_every_axis():
@@ -203,8 +225,8 @@ def test_a_minimal_config_gets_every_default_of_the_schema():
     assert config["launch"]["training"]["nodes"] == 1 and config["training"]["system_message"] == "own_language"
     assert config["generation"]["backend"] == "hf" and config["judge"]["samples"] == 1
     grid = Grid(copy.deepcopy(MINIMAL), repo_root=REPO, dry_run=True)  # the grid fills them itself
-    assert grid.job_resources("generate", "tiny") == {"runtime": 60, "mem_mb": 16000, "gpus": 1}
-    assert grid.train_slurm_resources("tiny")["nodes"] == 1
+    assert job_resources(grid.config, "generate", "tiny") == {"runtime": 60, "mem_mb": 16000, "gpus": 1}
+    assert train_slurm_resources(grid.config, "tiny")["nodes"] == 1
 
 
 def test_overrides_get_no_defaults_and_the_params_are_the_recipe_verbatim():
@@ -216,7 +238,7 @@ def test_overrides_get_no_defaults_and_the_params_are_the_recipe_verbatim():
     grid = Grid(config, repo_root=REPO, dry_run=True)
     settings = grid.training_settings("tiny")
     assert settings["num_train_epochs"] == 6 and settings["nodes"] == 2 and settings["max_length"] == 1024
-    assert grid.job_resources("train", "tiny") == {"runtime": 30, "mem_mb": 32000}
+    assert job_resources(grid.config, "train", "tiny") == {"runtime": 30, "mem_mb": 32000}
     # the params: the training recipe (its defaults filled), the base model's overrides merged: nothing of launch
     assert grid.training_recipe("tiny") == {**grid.config["training"], "learning_rate": 2e-3}
     assert not set(grid.training_recipe("tiny")) & set(grid.execution_settings()["training"]["tiny"])
@@ -366,13 +388,14 @@ def test_a_retry_asks_no_more_than_the_cluster_has_and_gpu_jobs_get_their_cpus()
     config = copy.deepcopy(DEMO)
     config["launch"]["training"].update(gpus_per_node=4, per_device_train_batch_size=2)
     config["launch"]["judge_training"] = {"per_device_train_batch_size": 2}
-    g = Grid({**config, "launch": {**config["launch"], "resources": resources}})
-    assert [g.capped_request("train", "tiny-llama", attempt) for attempt in (1, 2, 3)] == [
+    filled = Grid({**config, "launch": {**config["launch"], "resources": resources}}).config
+    assert [capped_request(filled, "train", "tiny-llama", attempt) for attempt in (1, 2, 3)] == [
         {"runtime": 600, "mem_mb": 300000}, {"runtime": 1000, "mem_mb": 500000}, {"runtime": 1000, "mem_mb": 500000}]
-    assert g.capped_request("generate", "tiny-llama", 3) == {"runtime": 180, "mem_mb": 24000}  # no maximum set
+    assert capped_request(filled, "generate", "tiny-llama", 3) == {"runtime": 180, "mem_mb": 24000}  # no maximum set
     # the job step's CPUs: GPUs per node x cpus_per_gpu (train: launch.training.gpus_per_node; generate:
     # launch.resources.generate.gpus)
-    assert (g.job_cpus("train", "tiny-llama"), g.job_cpus("generate", "tiny-llama"), g.job_cpus("judge")) == (24, 8, None)
+    assert (job_cpus(filled, "train", "tiny-llama"), job_cpus(filled, "generate", "tiny-llama"),
+            job_cpus(filled, "judge")) == (24, 8, None)
     too_long = {"train": {**resources["train"], "runtime": 1200}}
     with pytest.raises(ConfigError, match=r"launch.resources.train.runtime=1200 is above max_runtime=1000"):
         Grid({**copy.deepcopy(DEMO), "launch": {**copy.deepcopy(DEMO["launch"]), "resources": too_long}})

@@ -1,6 +1,7 @@
 """The import contract of src/mlit: each package imports only from its own layer or the layers below it,
 and no two modules import each other, directly or round a longer loop (deferred imports inside functions
-count too: they are dependencies all the same).
+count too: they are dependencies all the same). The bottom layer is pure: its modules do no I/O and import
+nothing that does (the grid's cells and expansion, the cluster requests, languages, the config's error).
 
 import-linter would say the same; it is not a dependency of the project, so the contract is read here
 with Python's ast."""
@@ -22,10 +23,19 @@ LAYERS = [
     {"mlit.generate"},
     {"mlit.train"},
     {"mlit.data", "mlit.model"},
-    {"mlit.settings", "mlit.cells", "mlit.records", "mlit.run_settings", "mlit.config_checks",
-     "mlit.config_renames", "mlit.langs", "mlit.files", "mlit.safe_paths", "mlit.redact", "mlit.progress",
-     "mlit.run_summary", "mlit.stratified", "mlit"},
+    {"mlit.settings", "mlit.records", "mlit.run_settings", "mlit.config_checks", "mlit.config_renames",
+     "mlit.files", "mlit.safe_paths", "mlit.redact", "mlit.progress", "mlit.run_summary"},
+    # pure (test_the_pure_layer_does_no_io): the cells and the grid's expansion, what jobs ask the cluster for,
+    # which turns a share of each stratum draws
+    {"mlit.cells", "mlit.grid_expansion", "mlit.cluster_requests", "mlit.langs", "mlit.config_error",
+     "mlit.stratified", "mlit"},
 ]
+PURE = LAYERS[-1]
+# What a pure module may import besides the pure modules: the standard library's modules that do no I/O
+PURE_STDLIB = {"__future__", "dataclasses", "typing", "collections", "itertools", "functools", "math", "re", "enum",
+               "hashlib"}
+# Builtins that read, write or run something
+IO_BUILTINS = {"open", "input", "print", "exec", "eval", "compile", "__import__", "breakpoint"}
 
 
 def module_names() -> dict[str, Path]:
@@ -109,6 +119,42 @@ def test_no_module_imports_from_a_layer_above_its_own():
 
 def test_no_import_cycle():
     assert cycles(imports()) == []
+
+
+def impurities(source: str) -> list[str]:
+    """What in a pure module's ``source`` does or may do I/O: an import of a module outside the pure layer
+    and ``PURE_STDLIB`` (os, pathlib, subprocess, io, json, yaml, an mlit module that reads files, ...), a
+    call of an I/O builtin (open, print, ...)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""] if not node.level else ["(relative import)"]
+        else:
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in IO_BUILTINS:
+                found.append(f"{node.func.id}() at line {node.lineno}")
+            continue
+        for module in modules:
+            if module not in PURE_STDLIB and not any(module == entry or module.startswith(entry + ".")
+                                                     for entry in PURE - {"mlit"}):
+                found.append(f"import {module} at line {node.lineno}")
+    return found
+
+
+def test_the_pure_layer_does_no_io():
+    names = module_names()
+    pure = [name for name in names if layer_of(name) == len(LAYERS) - 1]
+    assert {"mlit.cells", "mlit.grid_expansion", "mlit.cluster_requests"} <= set(pure)
+    found = {name: impurities(names[name].read_text(encoding="utf-8")) for name in pure}
+    assert {name: where for name, where in found.items() if where} == {}
+
+
+def test_the_purity_check_catches_io():
+    source = ("import os\nfrom pathlib import Path\nimport io, subprocess\nfrom mlit.settings import REPO_ROOT\n"
+              "from mlit.cells import Cell\nfrom dataclasses import dataclass\ndef f():\n    return open(Path('x'))\n")
+    assert impurities(source) == ["import os at line 1", "import pathlib at line 2", "import io at line 3",
+                                  "import subprocess at line 3", "import mlit.settings at line 4", "open() at line 8"]
 
 
 def test_the_contract_catches_an_upward_import_and_a_cycle():

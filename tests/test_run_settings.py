@@ -52,11 +52,12 @@ def test_several_nodes_start_one_launcher_per_node_through_srun():
     assert per_node_command({"nodes": 1}, env={}) == [] == per_node_command({}, env={})
 
 
-def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_grid():
+def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_config():
     import copy
 
     import yaml
 
+    from mlit.cluster_requests import train_slurm_resources
     from mlit.config import Grid
 
     from conftest import REPO
@@ -66,13 +67,13 @@ def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_grid():
                                   "training": {"effective_batch_size": 16},
                                   "launch": {"training": {"nodes": 2, "gpus_per_node": 8,
                                                           "per_device_train_batch_size": 1}}})
-    grid = Grid(config, repo_root=REPO)
-    assert grid.train_slurm_resources("tiny-llama") == {"nodes": 1, "gres": "gpu:1", "tasks": None,
-                                                        "tasks_per_gpu": None, "mpi": None}
-    assert grid.train_slurm_resources("two-nodes") == {"nodes": 2, "gres": "gpu:8", "tasks": 2, "tasks_per_gpu": 0,
-                                                       "mpi": "srun"}
+    filled = Grid(config, repo_root=REPO).config
+    assert train_slurm_resources(filled, "tiny-llama") == {"nodes": 1, "gres": "gpu:1", "tasks": None,
+                                                           "tasks_per_gpu": None, "mpi": None}
+    assert train_slurm_resources(filled, "two-nodes") == {"nodes": 2, "gres": "gpu:8", "tasks": 2, "tasks_per_gpu": 0,
+                                                          "mpi": "srun"}
     config["launch"]["training"]["gpus_per_node"] = 0  # a CPU job asks for no GPU
-    assert Grid(config, repo_root=REPO).train_slurm_resources("tiny-llama")["gres"] is None
+    assert train_slurm_resources(Grid(config, repo_root=REPO).config, "tiny-llama")["gres"] is None
 
 
 def test_the_judge_step_leaves_the_served_judges_training_to_its_own_step():

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 import yaml
 
+from mlit.cluster_requests import capped_request, job_resources
 from mlit.config import Grid
 from mlit.files import read_jsonl
 from mlit.judge.prompts import parse_rating
@@ -224,15 +225,15 @@ def test_the_slurm_profile_plans_the_papers_sweep_with_per_model_resources(tmp_p
     generate = [b for b in blocks if b.startswith("rule generate:")]
     assert all(("cpus_per_task=16" if "cell=mixtral" in b else "cpus_per_task=8") in b for b in generate)
     # a retry (attempt 2, the profile's retries: 1) doubles runtime and memory, but never past the configured
-    # partition time limit and node memory that the rules' resources read (Grid.capped_request)
+    # partition time limit and node memory that the rules' resources read (cluster_requests.capped_request)
     grid = Grid(yaml.safe_load((REPO / "config" / "paper.yaml").read_text()), dry_run=True)
     for model in grid.base_models:
         for step in ("train", "generate", "judge"):
-            limits = grid.job_resources(step, model)
-            second = grid.capped_request(step, model if step != "judge" else None, 2)
+            limits = job_resources(grid.config, step, model)
+            second = capped_request(grid.config, step, model if step != "judge" else None, 2)
             assert second["runtime"] <= limits["max_runtime"] and second["mem_mb"] <= limits["max_mem_mb"]
-    assert grid.capped_request("train", "mixtral-8x7b", 2) == {"runtime": 1440, "mem_mb": 1000000}
-    assert grid.capped_request("train", "24eu-7b", 2) == {"runtime": 1440, "mem_mb": 960000}
+    assert capped_request(grid.config, "train", "mixtral-8x7b", 2) == {"runtime": 1440, "mem_mb": 1000000}
+    assert capped_request(grid.config, "train", "24eu-7b", 2) == {"runtime": 1440, "mem_mb": 960000}
 
 
 SLURM_ONLY = ("gres=", "nodes=", "tasks=", "tasks_per_gpu=", "mpi=", "slurm_extra=", "cpus_per_task=")

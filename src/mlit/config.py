@@ -1,12 +1,14 @@
 """The grid: checks a validated config for what a schema cannot say (reading the data files and local
-checkpoints), expands it into cells, and answers the rules' lookups (one method per derived value).
+checkpoints), has it expanded into cells, and answers the rules' lookups (one method per derived value).
 
 ``Grid(config)`` first validates the config against ``workflow/schemas/config.schema.yaml`` and fills in
 the schema's defaults (``mlit.settings.with_defaults``: the one place defaults live, no code has
 fallbacks of its own); then it checks languages, compositions, sizes against the data, and
 cross-references, and raises ``ConfigError`` naming the key, the value and what is allowed. Nothing runs
-before that. Below it: ``mlit.settings`` (the schema), ``mlit.cells`` (the cell ids, pure); above it only
-the workflow and the command line (tests/test_imports.py).
+before that. Below it: ``mlit.settings`` (the schema), and pure, with no I/O: ``mlit.cells`` (the cell
+ids), ``mlit.grid_expansion`` (the cells of a config, given its datasets' items, which are read here),
+``mlit.cluster_requests`` (what each job asks the cluster for, which the rules read directly); above it
+only the workflow and the command line (tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -23,10 +25,18 @@ from mlit.cells import (  # noqa: F401  (Cell, DataCell, EVALUATED_DATASET, AS_I
     DataCell,
     cell_fields,
     composed_config_name,
-    evaluated_cell,
 )
+from mlit.cluster_requests import check_resources, job_gpus, training_launch
 from mlit.config_checks import ConfigValueError, regular_file
-from mlit.langs import LANGUAGES, parse_composition
+from mlit.grid_expansion import (
+    check_available,
+    compositions,
+    dataset_sizes,
+    eval_languages,
+    expand,
+    training_languages,
+)
+from mlit.langs import LANGUAGES
 from mlit.settings import (  # noqa: F401  (re-exported: the workflow and the tests read them here)
     REPO_ROOT,
     SAFE_NAME,
@@ -124,18 +134,9 @@ class Grid:
         self.repo_root = repo_root
         self.dry_run = dry_run
         self.warnings: list[str] = []
-        self.compositions = {}
-        for index, name in enumerate(config["compositions"]):
-            try:
-                self.compositions[name] = parse_composition(name)
-            except ValueError as error:
-                raise ConfigError(f"compositions[{index}]: {error}") from None
-        self.eval_languages = list(config["eval_languages"])
-        for index, lang in enumerate(self.eval_languages):
-            if lang not in LANGUAGES:
-                raise ConfigError(f"eval_languages[{index}]: unknown language '{lang}'; allowed: {list(LANGUAGES)}")
-            if lang in self.eval_languages[:index]:
-                raise ConfigError(f"eval_languages[{index}]: '{lang}' is listed twice; list each language once")
+        # the checks that need no file come before those that read one (a base model, a dataset's files)
+        self.compositions = compositions(config)
+        self.eval_languages = eval_languages(config)
         self.base_models = {}
         for index, model in enumerate(config["base_models"]):
             if model["name"] in self.base_models:
@@ -144,49 +145,25 @@ class Grid:
             self.base_models[model["name"]] = model
             self._check_base_model(model)
         self.datasets = config["datasets"]
-        needed = tuple(lang for lang in LANGUAGES if any(lang in c.languages for c in self.compositions.values()))
-        self.data_cells: dict[str, DataCell] = {}
+        needed = training_languages(self.compositions)
         self.dataset_items: dict[str, int | None] = {}
         for name, spec in self.datasets.items():
             check_name(f"datasets.{name}", name)
-            sizes_key = f"datasets.{name}.sizes" if "sizes" in spec else "sizes"
-            sizes = spec.get("sizes", config["sizes"])
-            for index, size in enumerate(sizes):
-                if isinstance(size, float):  # the schema's integer type takes 40.0; a slice does not
-                    raise ConfigError(f"{sizes_key}[{index}]: {size} is not a whole number of examples; write "
-                                      f"{int(size) if size.is_integer() else round(size)}")
-            if spec.get("composed_configs") and any(size != "full" for size in sizes):
-                raise ConfigError(
-                    f"datasets.{name}.sizes: {list(sizes)} with composed_configs: true; a composed dataset is "
-                    f"loaded whole (the authors' own sets), so only 'full' is allowed; set datasets.{name}.sizes: "
-                    "[full], or composed_configs: false to subset the monolingual configs"
-                )
-            available = self._available_items(name, spec, needed)
-            self.dataset_items[name] = available
-            for size in sizes:
-                if size != "full" and available is not None and size > available:
-                    raise ConfigError(
-                        f"{sizes_key}: size {size} is larger than dataset '{name}', which has {available} items in "
-                        f"every one of {list(needed)}; allowed: sizes up to {available}, or 'full'"
-                    )
-            for composition in self.compositions:
-                for size in sizes:
-                    for seed in config["seeds"]:
-                        cell = DataCell(dataset=name, composition=composition, size=size, seed=seed)
-                        self.data_cells[cell.data_id] = cell
-        trained = [name for name, model in self.base_models.items() if not model["evaluate_only"]]
-        cells = [Cell(base_model=model, data=data) for model in trained for data in self.data_cells.values()]
-        self.cells = {cell.cell_id: cell for cell in cells}  # trained cells
+            dataset_sizes(config, name)  # before its files are read
+            self.dataset_items[name] = self._available_items(name, spec, needed)
+            check_available(config, name, self.dataset_items[name], needed)  # before the next dataset's files
+        expansion = expand(config, self.dataset_items)
+        self.data_cells: dict[str, DataCell] = expansion.data_cells
+        self.cells = expansion.cells  # trained cells
         # base_models[].evaluate_only: an already tuned model, answered and judged as it is (no training job)
-        self.evaluated_cells = {cell.cell_id: cell for cell in (evaluated_cell(name) for name, model in
-                                                                self.base_models.items() if model["evaluate_only"])}
+        self.evaluated_cells = expansion.evaluated_cells
         self._check_judge(config["judge"])
         self._check_extra_judges()
         for name in self.base_models:
             self._check_training(f"base_models[{name}].training", self.training_settings(name))
         if self.judge_served():
             self._check_training("judge.serve.training", self.judge_training_settings())
-        self._check_resources()
+        check_resources(self.config)
 
     def chat_template_setting(self, name: str) -> tuple[str, str]:
         """The ``chat_template`` of a base model and the config key it comes from."""
@@ -439,8 +416,7 @@ class Grid:
     def training_launch(self, name: str) -> dict:
         """How a training job of base model ``name`` runs: ``launch.training`` with
         ``base_models[].launch.training`` merged over it; a DeepSpeed path (not a preset) made absolute."""
-        launch = {**self.config["launch"]["training"], **self.base_models[name]["launch"]["training"]}
-        return self._absolute_deepspeed(launch)
+        return self._absolute_deepspeed(training_launch(self.config, name))
 
     def _absolute_deepspeed(self, launch: dict) -> dict:
         value = launch["deepspeed"]
@@ -459,59 +435,6 @@ class Grid:
         launch = self.training_launch(name)
         return int(launch["processes_per_node"] or launch["gpus_per_node"] or 1)
 
-    def train_slurm_resources(self, name: str) -> dict:
-        """How a training job of base model ``name`` maps onto Slurm (profiles/slurm): ``nodes``; GPUs per
-        node as ``gres`` (gres is per node, `gpu` would be per job); on several nodes one task (one
-        launcher, started by `mlit train` through srun) per node as an ``mpi`` job, with
-        ``tasks_per_gpu: 0`` so that the plugin does not turn ``tasks`` into --ntasks-per-gpu."""
-        settings = self.training_launch(name)
-        nodes = int(settings["nodes"])
-        gpus = settings["gpus_per_node"]
-        several = nodes > 1
-        return {"nodes": nodes, "gres": f"gpu:{gpus}" if gpus else None, "tasks": nodes if several else None,
-                "tasks_per_gpu": 0 if several else None, "mpi": "srun" if several else None}
-
-    def job_resources(self, step: str, model: str | None = None) -> dict:
-        """Cluster resources of one step (train, generate, judge): `launch.resources`, overridden per
-        base model by `base_models[].launch.resources` (the defaults are the schema's)."""
-        merged = dict(self.config["launch"]["resources"][step])
-        if model is not None:
-            merged.update(self.base_models[model]["launch"]["resources"][step])
-        return merged
-
-    def job_cpus(self, step: str, model: str | None = None) -> int | None:
-        """CPUs per task (= per node) of a GPU step's job: its GPUs per node x ``cpus_per_gpu``, as the
-        Slurm resource ``cpus_per_task``. The job-step executor starts the step with
-        ``srun --cpus-per-task=<this>`` (with --cpus-per-gpu it falls back to the rule's threads, as it
-        sees no SLURM_GPUS under --gres): the step gets every CPU the job holds. None: the rule's threads."""
-        resources = self.job_resources(step, model)
-        per_gpu = resources.get("cpus_per_gpu")
-        gpus = self.training_launch(model)["gpus_per_node"] if step == "train" and model else resources.get("gpus")
-        return per_gpu * gpus if per_gpu and gpus else None
-
-    def capped_request(self, step: str, model: str | None, attempt: int) -> dict[str, int]:
-        """``runtime`` and ``mem_mb`` of attempt ``attempt``: x attempt, but never above
-        ``max_runtime`` (the partition's time limit) and ``max_mem_mb`` (a node's memory), which a
-        cluster would refuse (or never schedule)."""
-        resources = self.job_resources(step, model)
-        runtime, mem = resources["runtime"] * attempt, resources["mem_mb"] * attempt
-        if resources.get("max_runtime"):
-            runtime = min(runtime, resources["max_runtime"])
-        if resources.get("max_mem_mb"):
-            mem = min(mem, resources["max_mem_mb"])
-        return {"runtime": runtime, "mem_mb": mem}
-
-    def _check_resources(self) -> None:
-        """A first attempt must already fit: runtime <= max_runtime, mem_mb <= max_mem_mb."""
-        for model in [None, *self.base_models]:
-            for step in ("train", "generate", "judge"):
-                resources = self.job_resources(step, model)
-                where = f"base_models[{model}].launch.resources.{step}" if model else f"launch.resources.{step}"
-                for key, limit in (("runtime", "max_runtime"), ("mem_mb", "max_mem_mb")):
-                    if resources.get(limit) and resources[key] > resources[limit]:
-                        raise ConfigError(f"{where}.{key}={resources[key]} is above {limit}={resources[limit]}: "
-                                          f"the cluster would refuse the job; lower {key} or raise {limit}")
-
     def generation_settings(self, name: str) -> dict:
         """What defines the answers of base model ``name``'s cells (the generate step's params, verbatim):
         the ``generation`` section with ``base_models[].generation`` merged over it."""
@@ -522,7 +445,7 @@ class Grid:
         ``base_models[].launch.generation`` merged over it, plus ``gpus``: the job's GPUs
         (``launch.resources.generate.gpus``), vLLM's tensor parallel size."""
         return {**self.config["launch"]["generation"], **self.base_models[name]["launch"]["generation"],
-                "gpus": self.job_resources("generate", name).get("gpus")}
+                "gpus": job_gpus(self.config, "generate", name)}
 
     def vllm_python(self, name: str) -> str | None:
         """The interpreter of base model ``name``'s vLLM generate jobs, or None with the hf backend."""
@@ -629,7 +552,7 @@ class Grid:
 
     def training_languages(self) -> list[str]:
         """Languages of any composition (a slow tokenizer's conversion is checked on each)."""
-        return [lang for lang in LANGUAGES if any(lang in c.languages for c in self.compositions.values())]
+        return list(training_languages(self.compositions))
 
     def benchmark_dir(self) -> Path:
         return resolve_path(self.config["generation"]["benchmark_dir"], self.repo_root)

@@ -11,13 +11,10 @@ import re
 from pathlib import Path
 
 from mlit.config_checks import ConfigValueError, check_values
+from mlit.config_error import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
-
-
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key, the value and the fix."""
 
 
 # Names that become paths, wildcards and parts of cell ids (datasets, base models): letters and digits,

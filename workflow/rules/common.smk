@@ -8,6 +8,7 @@ from pathlib import Path
 REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO / "src"))
 
+from mlit import cluster_requests  # noqa: E402
 from mlit.config import ConfigError, Grid  # noqa: E402
 from mlit.run_settings import execution_file, write_if_changed  # noqa: E402
 from mlit.judge import retry as judge_retry  # noqa: E402
@@ -58,22 +59,23 @@ wildcard_constraints:
 def cluster_resources(step, model_of=None):
     """Slurm resources of a step from config (`resources`, per base model `base_models[].resources`):
     runtime (minutes) and memory grow with the attempt, so a retried job gets more of both, up to
-    max_runtime / max_mem_mb (Grid.capped_request). cpus_per_task: GPUs x cpus_per_gpu (Grid.job_cpus), so
-    the job step (srun --cpus-per-task) gets every CPU of the job, not the rule's threads.
+    max_runtime / max_mem_mb (cluster_requests.capped_request). cpus_per_task: GPUs x cpus_per_gpu
+    (cluster_requests.job_cpus), so the job step (srun --cpus-per-task) gets every CPU of the job, not the
+    rule's threads.
     """
 
     def model(wildcards):
         return model_of(wildcards) if model_of else None
 
     return {
-        "runtime": lambda w, attempt: GRID.capped_request(step, model(w), attempt)[
-            "runtime"
-        ],
-        "mem_mb": lambda w, attempt: GRID.capped_request(step, model(w), attempt)[
-            "mem_mb"
-        ],
-        "cpus_per_task": lambda w: GRID.job_cpus(step, model(w)),
-        "gpus": lambda w: GRID.job_resources(step, model(w)).get("gpus"),
+        "runtime": lambda w, attempt: cluster_requests.capped_request(
+            config, step, model(w), attempt
+        )["runtime"],
+        "mem_mb": lambda w, attempt: cluster_requests.capped_request(
+            config, step, model(w), attempt
+        )["mem_mb"],
+        "cpus_per_task": lambda w: cluster_requests.job_cpus(config, step, model(w)),
+        "gpus": lambda w: cluster_requests.job_gpus(config, step, model(w)),
     }
 
 
@@ -154,8 +156,8 @@ def train_processes(wildcards):
 
 
 def train_slurm(wildcards):
-    """The Slurm mapping of a training job (nodes, gres, tasks, mpi): one tested function of the grid."""
-    return GRID.train_slurm_resources(cell_model(wildcards))
+    """The Slurm mapping of a training job (nodes, gres, tasks, mpi): one tested function (cluster_requests)."""
+    return cluster_requests.train_slurm_resources(config, cell_model(wildcards))
 
 
 # --- generation

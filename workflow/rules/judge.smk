@@ -36,12 +36,12 @@ if JUDGE_SERVED:
             f"{RESULTS}/logs/train_judge/train_judge.log",
         threads: 2
         resources:
-            runtime=lambda w, attempt: GRID.capped_request("train", None, attempt)[
-                "runtime"
-            ],
-            mem_mb=lambda w, attempt: GRID.capped_request("train", None, attempt)[
-                "mem_mb"
-            ],
+            runtime=lambda w, attempt: cluster_requests.capped_request(
+                config, "train", None, attempt
+            )["runtime"],
+            mem_mb=lambda w, attempt: cluster_requests.capped_request(
+                config, "train", None, attempt
+            )["mem_mb"],
             # Slurm-only resources (slurm_only: left out of a local run)
             gres=slurm_only("gpu:1"),
             slurm_extra=slurm_only(slurm_signal_option(GRID.judge_training_launch())),

@@ -18,6 +18,7 @@ import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlit.cluster_requests import job_resources
 from mlit.langs import parse_composition
 from mlit.plan import cost
 from mlit.plan.params import ModelShape, ModelShapeError, shape_from_config, shape_of_model_dir
@@ -175,7 +176,7 @@ def train_rows(grid, results: Path, measured: dict, infos: dict) -> list[dict]:
                                               communication_s)
         rate = measured.get((name, world))
         wall = cost.wall_seconds_measured(tokens, rate["tokens_per_s"], rate["overhead_s"]) if rate else assumed_s
-        limit_min = grid.job_resources("train", name)["runtime"]
+        limit_min = job_resources(grid.config, "train", name)["runtime"]
         bf16 = settings["bf16"] if settings["bf16"] is not None else gpu.get("bf16", True)
         info = infos.get(cell_id)
         rows.append({
