@@ -137,7 +137,16 @@ def standins(tmp_path_factory) -> dict[str, Path]:
 
 # The demo grid every test that only reads a finished run shares (all in test_workflow.py):
 # the demo's model, data, judge and checks on two compositions, trained once per pytest session.
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+def demo_config() -> dict:
+    """config/config.yaml less its further judge (`judges`), as a fresh dict: what every test that runs the
+    demo's pipeline runs (the main judge only); the further judge has its own test, on the shared grid
+    (test_workflow.py)."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config.pop("judges")
+    return config
+
+
+DEMO = demo_config()
 DEMO_GRID_CELLS = ["tiny-llama__demo__EN__160__seed1", "tiny-llama__demo__ENDEFRITES__160__seed1"]
 DEMO_GRID_LANGS = ["EN", "DE", "FR"]
 # Negative controls of the learning-signal test, run by hand (see the learning-signal tests in tests/test_workflow.py):
@@ -162,7 +171,6 @@ def demo_grid_config(workdir: Path) -> dict:
     answering 2 questions per category in English, German and French (the demo judge included, its further
     judge not)."""
     config = copy.deepcopy(DEMO)
-    config.pop("judges")  # the demo's further judge: added to the finished grid by its own test (test_workflow)
     config.update(compositions=["EN", "ENDEFRITES"], sizes=[160], eval_languages=DEMO_GRID_LANGS)
     config["generation"].update(questions_per_category=2)
     config["judge"]["off_language"] = "score_1"

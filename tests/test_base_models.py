@@ -13,9 +13,9 @@ from mlit.model.base import BaseModelError, prepare, sample_texts
 from mlit.config import ConfigError, Grid
 from mlit.files import read_jsonl, write_jsonl
 
-from conftest import BENCH, LANGS, REPO, snakemake
+from conftest import BENCH, LANGS, REPO, demo_config, snakemake
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO = demo_config()
 
 # MT-Bench-X (Modalities/MT-Bench-X, commit f8972dc): get_prompt_by_language_code, verbatim
 SYSTEM = {

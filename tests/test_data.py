@@ -5,7 +5,7 @@ import pytest
 from mlit.data.instructions import DataError, bactrian_messages, compose, lima_messages, load_parallel, prepare, select_items
 from mlit.files import read_jsonl
 
-from conftest import DEMO_DATA
+from conftest import DEMO_DATA, demo_config
 
 SOURCE = {"format": "bactrian", "local": DEMO_DATA, "id_field": "id"}
 
@@ -218,12 +218,11 @@ def test_composed_hub_layout_honours_split(tmp_path):
 def test_grid_allows_only_full_for_composed_datasets(lima_x):
     import copy
 
-    import yaml
 
     from conftest import REPO
     from mlit.config import ConfigError, Grid
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = demo_config()
     source = {key: value for key, value in lima_x.items() if key != "split"}
     config["datasets"]["lima_x"] = {**source, "sizes": [40, "full"]}
     with pytest.raises(ConfigError, match=r"datasets.lima_x.sizes: \[40, 'full'\] with composed_configs: true.*only "

@@ -21,10 +21,10 @@ from mlit.train.launch import (PER_NODE_LAUNCHER, accelerate_command, cpus_per_n
                                plan_layout, rendezvous_port, slurm_signal_option, worker_environment)
 from mlit.train.sft import EmptyWeightsError, verify_saved_weights
 
-from conftest import REPO, snakemake
+from conftest import REPO, demo_config, snakemake
 from support import slow_training
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO = demo_config()
 CELL = "tiny-llama__demo__EN__32__seed1"
 
 

@@ -4,7 +4,7 @@ from mlit.generate.answers import Generator, answer_questions
 from mlit.files import read_jsonl, write_jsonl
 from mlit.data.mtbench import TEMPERATURE, load_questions
 
-from conftest import BENCH
+from conftest import BENCH, demo_config
 
 
 class CountingGenerator(Generator):
@@ -129,14 +129,6 @@ def test_the_hf_backend_never_compiles_unless_configured(tiny_base_model):
     assert make_generator(str(tiny_base_model), {"max_new_tokens": 2, "hf_compile": True}).compile is True
 
 
-def demo_config():
-    import copy
-
-    import yaml
-
-    from conftest import REPO
-
-    return copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
 
 
 def test_a_base_models_generation_settings_are_merged_over_the_global_ones():

@@ -13,7 +13,7 @@ import pytest
 
 from mlit.files import read_jsonl, write_jsonl
 
-from conftest import REPO
+from conftest import REPO, demo_config
 
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 CATEGORIES = ["math", "reasoning", "coding", "extraction"]  # MT-Bench temperature 0: greedy
@@ -146,7 +146,7 @@ def test_the_generate_rule_gets_its_base_models_generation_settings(tmp_path):
 
     from conftest import snakemake
 
-    config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    config = copy.deepcopy(demo_config())
     config["compositions"], config["sizes"] = ["EN"], [config["sizes"][0]]
     model = config["base_models"][0]
     model["generation"] = {"backend": "vllm", "max_new_tokens": 7}

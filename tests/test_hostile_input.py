@@ -12,9 +12,9 @@ import yaml
 from mlit.config import ConfigError, Grid
 from mlit.safe_paths import UnsafePathError, publish_dir, remove_tree
 
-from conftest import REPO, snakemake
+from conftest import REPO, demo_config, snakemake
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO = demo_config()
 
 
 def write_config(workdir: Path, config: dict) -> Path:
@@ -144,8 +144,8 @@ def test_a_dry_run_refuses_a_fifo_dataset_and_an_alias_bomb_instead_of_hanging(t
     assert result.returncode != 0
     assert f"{data / 'instructions_EN.jsonl'} is a FIFO; give a regular file" in result.stdout + result.stderr
 
-    bomb = (REPO / "config" / "config.yaml").read_text().replace("  model: mlit-demo-judge",
-                                                                  f"  model: {alias_bomb()}")
+    bomb = (REPO / "config" / "config.yaml").read_text().replace("  model: mlit-demo-judge\n",
+                                                                  f"  model: {alias_bomb()}\n")
     assert bomb.count("*a7") == 8  # the bomb is in the file
     (tmp_path / "bomb.yaml").write_text(bomb)
     result = snakemake(tmp_path, "-n", configfile=tmp_path / "bomb.yaml", check=False, timeout=300)

@@ -9,7 +9,7 @@ from mlit.judge.prompts import build_requests, parse_rating, prompt_name
 from mlit.data.mtbench import load_judge_prompts, load_questions, load_references
 from mlit.results.tables import load_long
 
-from conftest import BENCH, LANGS
+from conftest import BENCH, LANGS, demo_config
 from support.scripted_server import OpenAIServer
 
 PLANTED_KEY = "sk-test-PLANTED-do-not-leak-0123456789"
@@ -183,14 +183,13 @@ def test_off_language_answers_are_judged_unless_the_config_says_score_1(tmp_path
     every answer); rating off-language answers 1 is the Finnish MT-Bench's rule, chosen explicitly."""
     import copy
 
-    import yaml
 
     from mlit.config import Grid, section_defaults
 
     from conftest import REPO
 
     assert section_defaults("judge", {"model": "x"})["off_language"] == "report"
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = demo_config()
     del config["judge"]["off_language"]
     assert Grid(copy.deepcopy(config), repo_root=REPO).config["judge"]["off_language"] == "report"
     questions = load_questions(BENCH, "DE", per_category=1)[:1]

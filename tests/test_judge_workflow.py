@@ -12,11 +12,11 @@ import yaml
 from mlit.files import read_jsonl
 from support.scripted_server import OpenAIServer
 
-from conftest import REPO, job_counts, snakemake
+from conftest import demo_config, job_counts, snakemake
 
 pytestmark = pytest.mark.slow
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO = demo_config()
 CELL = "tiny__demo__EN__8__seed1"
 KEY = "PLANTED-workflow-key-0123456789"  # not sk-shaped: found as the value of $launch.judge.api_key_env
 

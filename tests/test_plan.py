@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from conftest import BENCH, LANGS, REPO, snakemake
+from conftest import demo_config as conftest_demo_config
 from mlit.config import Grid
 from mlit.files import write_jsonl
 from mlit.plan import cost
@@ -116,7 +117,7 @@ def test_moe_counts_the_experts_a_token_uses():
 
 
 def demo_config(**plan) -> dict:
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = conftest_demo_config()
     config["plan"] = {**config.get("plan", {}), **plan}
     return config
 

@@ -8,13 +8,12 @@ The reference renderers below are written from the definitions (FastChat's ``COL
 import copy
 
 import pytest
-import yaml
 
 from mlit.config import ConfigError, Grid
 from mlit.files import read_jsonl
 from mlit.model.base import prepare, sample_texts
 
-from conftest import BENCH, LANGS, REPO
+from conftest import BENCH, LANGS, REPO, demo_config
 from test_base_models import SYSTEM as SYSTEM_2024_09
 
 # get_prompt_by_language_code's messages (test_base_models.SYSTEM: commit 228365c onwards, verbatim); EN differs
@@ -127,7 +126,7 @@ def test_fastchat_mistral_equals_fastchats_llama2_rendering(generators, prepared
 
 
 def grid_config(**models) -> dict:
-    config = copy.deepcopy(yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
+    config = copy.deepcopy(demo_config())
     config["base_models"] = [config["base_models"][0], *models.values()]
     return config
 

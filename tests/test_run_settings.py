@@ -55,14 +55,13 @@ def test_several_nodes_start_one_launcher_per_node_through_srun():
 def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_config():
     import copy
 
-    import yaml
 
     from mlit.cluster_requests import train_slurm_resources
     from mlit.config import Grid
 
-    from conftest import REPO
+    from conftest import REPO, demo_config
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = demo_config()
     config["base_models"].append({**copy.deepcopy(config["base_models"][0]), "name": "two-nodes",
                                   "training": {"effective_batch_size": 16},
                                   "launch": {"training": {"nodes": 2, "gpus_per_node": 8,
@@ -77,13 +76,12 @@ def test_the_slurm_mapping_of_a_training_job_is_one_function_of_the_config():
 
 
 def test_the_judge_step_leaves_the_served_judges_training_to_its_own_step():
-    import yaml
 
     from mlit.config import Grid
 
-    from conftest import REPO
+    from conftest import REPO, demo_config
 
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    config = demo_config()
     grid = Grid(config, repo_root=REPO)
     assert grid.judge_params()["serve"] == {"base_model": "tiny-llama", "variants_per_question": 1}
     assert grid.config["judge"]["serve"]["training"]["max_steps"] == 50  # the config itself is untouched
@@ -128,9 +126,9 @@ def test_another_invocation_never_changes_the_settings_of_a_planned_grid(tmp_pat
 
     import yaml
 
-    from conftest import REPO, snakemake
+    from conftest import demo_config, snakemake
 
-    demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    demo = demo_config()
     demo.update(compositions=["EN"], sizes=[8], eval_languages=["EN"])
     config_a, config_b = copy.deepcopy(demo), copy.deepcopy(demo)
     for config, timeout_s in ((config_a, 7), (config_b, 3)):

@@ -17,13 +17,13 @@ import yaml
 from mlit.files import read_jsonl
 from mlit.train.launch import plan_layout, slurm_hostnames
 
-from conftest import REPO, snakemake, snakemake_command
+from conftest import REPO, demo_config, snakemake, snakemake_command
 from support import slow_training
 from support.scripted_server import OpenAIServer
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO = demo_config()
 CELL = "mixtral-like__demo__EN__30__seed1"
 # test-only overrides: no accounting database here (squeue for status), and quick first polls
 SLURM_ARGS = ["--profile", str(REPO / "profiles" / "slurm"), "--slurm-status-command", "squeue",

@@ -14,12 +14,12 @@ import yaml
 
 from mlit.files import read_jsonl, write_jsonl
 
-from conftest import REPO, snakemake
+from conftest import REPO, demo_config, snakemake
 from support.scripted_server import OpenAIServer
 
 pytestmark = pytest.mark.slow
 
-DEMO = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+DEMO = demo_config()
 VLLM_PYTHON = REPO / ".venv-vllm" / "bin" / "python"
 CELLS = {"mixtral": "mixtral-like__demo__DE__16__seed1", "remote": "polyglot-like__demo__DE__16__seed1"}
 
