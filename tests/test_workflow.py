@@ -133,8 +133,11 @@ def test_the_execution_changes_cover_every_launch_key():
         return set(schema["definitions"][node["$ref"].rsplit("/", 1)[1]]["properties"])
 
     listed = {f"launch.{part}.{key}" for part in ("training", "generation", "judge") for key in keys(launch[part])}
+    # launch.judges.<name> holds launch.judge's keys for a further judge: its no-rerun check is in the further
+    # judge's test (the finished grid has no further judge)
+    assert launch["judges"]["additionalProperties"] == {"$ref": launch["judge"]["$ref"]}
     assert listed <= set(EXECUTION_CHANGES) and set(launch) == {"training", "judge_training", "generation", "judge",
-                                                                "resources"}
+                                                                "judges", "resources"}
 
 
 @pytest.mark.slow
@@ -380,6 +383,10 @@ def test_a_further_judge_added_to_the_finished_grid_runs_only_its_jobs_and_repor
     comparisons = pl.read_csv(results / "tables" / name / "comparisons_with_main.csv")
     assert "parallel_gain" in set(comparisons["analysis"])
     assert f"Agreement of {name} (B) with main (A)" in (results / "tables" / name / "agreement_with_main.md").read_text()
-    for path in (two_judges, configfile):  # finished; without it again, nothing reruns either
+    relaunched = yaml.safe_load(two_judges.read_text())  # its launch (launch.judges.<name>) reruns nothing
+    relaunched["launch"]["judges"] = {name: {"parallel": 1, "timeout_s": 5, "api_key_env": "OTHER_KEY",
+                                             "prices_per_1k": {"prompt_per_1k": 0.01}}}
+    (workdir / "relaunched.yaml").write_text(yaml.safe_dump(relaunched))
+    for path in (two_judges, workdir / "relaunched.yaml", configfile):  # finished; without it, nothing reruns
         again = snakemake(workdir, "-n", configfile=path)
         assert "Nothing to be done" in again.stdout + again.stderr, path
