@@ -188,7 +188,7 @@ def check_environment(root: Path, wheels: Path | None = None) -> dict[str, str]:
                PIP_CONFIG_FILE=os.devnull,  # no index, no extra wheel folder: only the carried files
                TORCH_EXTENSIONS_DIR=str(CACHE / "torch_extensions"),
                PATH=f"{root / 'venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
-               GPU_CHECK_EXAMPLES=os.environ.get("GPU_CHECK_EXAMPLES", "16"))
+               GPU_CHECK_EXAMPLES=os.environ.get("GPU_CHECK_EXAMPLES", "8"))
     return env
 
 
