@@ -33,7 +33,7 @@ CACHE = REPO / ".rehearsal"
 # CPU index cannot be reached here, so the rehearsal uses this environment's CPU build.
 TORCH_CPU = "2.13.0"
 ALWAYS_ALLOWED = {"pip", "setuptools", "wheel"}
-RECIPE = "2"  # bump when machine_environment or prepare changes what they build
+RECIPE = "3"  # bump when machine_environment or prepare changes what they build
 
 
 def key() -> str:
@@ -71,7 +71,9 @@ def installed_here(name: str, version: str) -> bool:
 def link_installed(venv: Path, requirements: list[str], machine: dict[str, str | None]) -> list[str]:
     """Into the venv, this environment's installed files of every distribution pip would otherwise unpack from
     the same wheel: a requirement line at its version (torch==2.13.0 matches this environment's 2.13.0+cpu, as it
-    does for pip), and, walking their requirements, a dependency at the machine's listed version. Hard links
+    does for pip), and, walking their requirements, a dependency on the machine's list at its listed version, or,
+    where the list gives none, at this environment's version if it satisfies the dependant (as
+    wheel_plan.machine_requirements takes this environment's version for those). Hard links
     (copies across file systems): pip then finds them installed and unpacks and byte-compiles only the rest
     (torch alone is 750 MB and 14,000 files). The files are the ones the wheel's RECORD lists, .pyc included;
     console scripts get the venv's interpreter. Returns the linked distributions."""
@@ -86,10 +88,10 @@ def link_installed(venv: Path, requirements: list[str], machine: dict[str, str |
     for line in requirements:
         name, _, version = line.partition("==")
         if version:
-            todo.append((canonical(name), version))
+            todo.append((canonical(name), SpecifierSet(f"=={version}")))
     linked, seen = [], set()
     while todo:
-        name, version = todo.pop(0)
+        name, wanted = todo.pop(0)
         if name in seen or name in ALWAYS_ALLOWED:  # the venv's own pip: pip upgrades it itself
             continue
         seen.add(name)
@@ -97,7 +99,7 @@ def link_installed(venv: Path, requirements: list[str], machine: dict[str, str |
             dist = metadata.distribution(name)
         except metadata.PackageNotFoundError:
             continue
-        if not SpecifierSet(f"=={version}").contains(dist.version, prereleases=True) or not dist.files:
+        if not wanted.contains(dist.version, prereleases=True) or not dist.files:
             continue
         for file in dist.files:
             source = Path(dist.locate_file(file))
@@ -118,9 +120,10 @@ def link_installed(venv: Path, requirements: list[str], machine: dict[str, str |
         linked.append(f"{name}=={dist.version}")
         for text in dist.requires or []:
             requirement = Requirement(text)
-            wanted = machine.get(canonical(requirement.name))
-            if wanted and (requirement.marker is None or requirement.marker.evaluate(marker_env)):
-                todo.append((canonical(requirement.name), wanted))
+            dependency = canonical(requirement.name)
+            if dependency in machine and (requirement.marker is None or requirement.marker.evaluate(marker_env)):
+                listed = machine[dependency]
+                todo.append((dependency, SpecifierSet(f"=={listed}") if listed else requirement.specifier))
     return linked
 
 
