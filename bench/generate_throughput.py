@@ -88,7 +88,7 @@ def worker(backend: str, submission: str, batch_size: int, model: str, langs: li
             "forced": answer(generator, submission, langs, limit, True, max_new_tokens)}
 
 
-def default_model(work: Path) -> str:
+def default_model(work: Path, epochs: int = 3) -> str:
     """The demo's tiny Llama, fine-tuned briefly on the demo instructions so that it ends its answers."""
     from mlit.files import read_jsonl, write_jsonl
     from mlit.model.tiny import build_base_model
@@ -102,7 +102,7 @@ def default_model(work: Path) -> str:
             for path in corpus for row in read_jsonl(Path(path))[:64]]
     write_jsonl(work / "train.jsonl", rows)
     train(str(work / "tiny"), str(work / "train.jsonl"), work / "tuned",
-          {"learning_rate": 2e-3, "num_train_epochs": 3, "per_device_train_batch_size": 16, "effective_batch_size": 16, "max_length": 256, "logging_steps": 50,
+          {"learning_rate": 2e-3, "num_train_epochs": epochs, "per_device_train_batch_size": 16, "effective_batch_size": 16, "max_length": 256, "logging_steps": 50,
            "save_steps": 10**6, "lr_scheduler_type": "constant"}, seed=0)
     return str(work / "tuned")
 
@@ -115,6 +115,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="the batched runs' batch (the config's batch_size)")
     parser.add_argument("--one-at-a-time-questions", type=int, default=16,
                         help="one-at-a-time is slow: time it on the first N questions (rates compare per token)")
+    parser.add_argument("--tune-epochs", type=int, default=3,
+                        help="epochs of the default model's fine-tuning (20 steps each; without --model)")
     parser.add_argument("--only", nargs="+", help="run only these runs (names as printed, e.g. 'vllm whole-turn')")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each (the spread of the ratios)")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
@@ -127,7 +129,7 @@ def main() -> None:
 
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {machine()} (before)", flush=True)
-    model = args.model or default_model(Path(tempfile.mkdtemp(prefix="gen-bench-")))
+    model = args.model or default_model(Path(tempfile.mkdtemp(prefix="gen-bench-")), args.tune_epochs)
     vllm_python = REPO / ".venv-vllm" / "bin" / "python"
     if not vllm_python.exists():
         print("(no .venv-vllm: vLLM skipped; make setup-vllm)")

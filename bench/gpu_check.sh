@@ -15,7 +15,7 @@
 #   GPU_CHECK_DRY=1 bash bench/gpu_check.sh     # the same steps on the CPU with the tiny model
 #   PYTHON=/path/to/python GPU_CHECK_WHEELS=DIR GPU_CHECK_SITE=DIR bash bench/gpu_check.sh
 # Knobs: GPU_CHECK_EXAMPLES (training chats), GPU_CHECK_NEW_TOKENS, GPU_CHECK_BATCH, GPU_CHECK_ONE_AT_A_TIME,
-# GPU_CHECK_ZERO3_STEPS.
+# GPU_CHECK_ZERO3_STEPS, GPU_CHECK_TUNE_EPOCHS (the generation model's fine-tuning).
 # The rehearsal (tests/test_gpu_check_rehearsal.py) runs the CPU mode in an environment holding only the
 # machine's packages, after the same install command: a missing package or a version clash fails it there.
 set -euo pipefail
@@ -60,6 +60,7 @@ if [ "$DRY" = 1 ]; then
   PRESET=cpu-tiny EXAMPLES=${GPU_CHECK_EXAMPLES:-96} NEW_TOKENS=${GPU_CHECK_NEW_TOKENS:-16}
   BATCH=${GPU_CHECK_BATCH:-16} ONE=${GPU_CHECK_ONE_AT_A_TIME:-2}
   ZERO3_STEPS=${GPU_CHECK_ZERO3_STEPS:-2} REPEATS=${GPU_CHECK_REPEATS:-1}
+  TUNE_EPOCHS=${GPU_CHECK_TUNE_EPOCHS:-1}  # 20 steps: the 16-token answers run to the limit either way
 else
   if ! "$PY" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "no GPU visible (set GPU_CHECK_DRY=1 for the CPU dry run)" >&2
@@ -68,6 +69,7 @@ else
   PRESET=gpu-1b EXAMPLES=${GPU_CHECK_EXAMPLES:-320} NEW_TOKENS=${GPU_CHECK_NEW_TOKENS:-128}
   BATCH=${GPU_CHECK_BATCH:-80} ONE=${GPU_CHECK_ONE_AT_A_TIME:-3}
   ZERO3_STEPS=${GPU_CHECK_ZERO3_STEPS:-5} REPEATS=${GPU_CHECK_REPEATS:-3}
+  TUNE_EPOCHS=${GPU_CHECK_TUNE_EPOCHS:-3}
 fi
 
 stage "model: preset $PRESET, built from a config (random weights, tokenizer trained on data/demo)"
@@ -113,9 +115,9 @@ print(f"zero3: {info['global_steps']} steps, {info['parameters']:,} parameters s
       f"{info['last_logged_loss']}, {info['wall_time_s']} s, packages {info['packages']}")
 EOF
 
-stage "generation (a model that stops: the tiny one fine-tuned first): HF batched (batch $BATCH) vs one at a time ($ONE questions), $NEW_TOKENS new tokens"
+stage "generation (a model that stops: the tiny one fine-tuned first, $TUNE_EPOCHS epochs): HF batched (batch $BATCH) vs one at a time ($ONE questions), $NEW_TOKENS new tokens"
 "$PY" bench/generate_throughput.py --only "hf one-at-a-time" "hf batched" --max-new-tokens "$NEW_TOKENS" \
-  --batch-size "$BATCH" --one-at-a-time-questions "$ONE" --repeats "$REPEATS" | tee "$WORK/generate.txt"
+  --batch-size "$BATCH" --one-at-a-time-questions "$ONE" --repeats "$REPEATS" --tune-epochs "$TUNE_EPOCHS" | tee "$WORK/generate.txt"
 
 stage "summary"
 "$PY" - "$WORK" <<'EOF'

@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,7 +33,7 @@ CACHE = REPO / ".rehearsal"
 # CPU index cannot be reached here, so the rehearsal uses this environment's CPU build.
 TORCH_CPU = "2.13.0"
 ALWAYS_ALLOWED = {"pip", "setuptools", "wheel"}
-RECIPE = "1"  # bump when machine_environment or prepare changes what they build
+RECIPE = "3"  # bump when machine_environment or prepare changes what they build
 
 
 def key() -> str:
@@ -45,13 +46,85 @@ def key() -> str:
 
 def run(command: list[str], **kwargs) -> subprocess.CompletedProcess:
     print("$ " + " ".join(str(c) for c in command), flush=True)
-    return subprocess.run(command, check=True, **kwargs)
+    started = time.perf_counter()
+    done = subprocess.run(command, check=True, **kwargs)
+    print(f"({time.perf_counter() - started:.0f} s)", flush=True)
+    return done
 
 
 def installable(python: str, requirement: str) -> bool:
     probe = subprocess.run([python, "-m", "pip", "install", "--quiet", "--dry-run", "--no-deps", "--ignore-installed",
                             requirement], capture_output=True, text=True)
     return probe.returncode == 0
+
+
+def installed_here(name: str, version: str) -> bool:
+    """This environment (same Python) has the version installed: no probe needed, link_installed takes its files."""
+    from packaging.specifiers import SpecifierSet
+
+    try:
+        return SpecifierSet(f"=={version}").contains(metadata.version(name), prereleases=True)
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def link_installed(venv: Path, requirements: list[str], machine: dict[str, str | None]) -> list[str]:
+    """Into the venv, this environment's installed files of every distribution pip would otherwise unpack from
+    the same wheel: a requirement line at its version (torch==2.13.0 matches this environment's 2.13.0+cpu, as it
+    does for pip), and, walking their requirements, a dependency on the machine's list at its listed version, or,
+    where the list gives none, at this environment's version if it satisfies the dependant (as
+    wheel_plan.machine_requirements takes this environment's version for those). Hard links
+    (copies across file systems): pip then finds them installed and unpacks and byte-compiles only the rest
+    (torch alone is 750 MB and 14,000 files). The files are the ones the wheel's RECORD lists, .pyc included;
+    console scripts get the venv's interpreter. Returns the linked distributions."""
+    from packaging.markers import default_environment
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    site = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    python = (venv / "bin" / "python").absolute()
+    marker_env = {**default_environment(), "extra": ""}
+    todo = []
+    for line in requirements:
+        name, _, version = line.partition("==")
+        if version:
+            todo.append((canonical(name), SpecifierSet(f"=={version}")))
+    linked, seen = [], set()
+    while todo:
+        name, wanted = todo.pop(0)
+        if name in seen or name in ALWAYS_ALLOWED:  # the venv's own pip: pip upgrades it itself
+            continue
+        seen.add(name)
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if not wanted.contains(dist.version, prereleases=True) or not dist.files:
+            continue
+        for file in dist.files:
+            source = Path(dist.locate_file(file))
+            target = Path(os.path.normpath(site / file))
+            if not source.is_file():
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.parent == venv / "bin":  # a console script: its first line names the interpreter
+                lines = source.read_bytes().split(b"\n", 1)
+                if lines[0].startswith(b"#!") and len(lines) == 2:
+                    target.write_bytes(b"#!" + str(python).encode() + b"\n" + lines[1])
+                    target.chmod(source.stat().st_mode)
+                    continue
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+        linked.append(f"{name}=={dist.version}")
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            dependency = canonical(requirement.name)
+            if dependency in machine and (requirement.marker is None or requirement.marker.evaluate(marker_env)):
+                listed = machine[dependency]
+                todo.append((dependency, SpecifierSet(f"=={listed}") if listed else requirement.specifier))
+    return linked
 
 
 def machine_environment(root: Path, machine: dict[str, str | None]) -> Path:
@@ -68,7 +141,7 @@ def machine_environment(root: Path, machine: dict[str, str | None]) -> Path:
             print(f"substitute: torch=={TORCH_CPU} (CPU build) for the machine's torch=={version}+cu130: PyPI's "
                   f"Linux torch {version} is the CUDA 13 build, PyTorch's CPU index is out of reach here")
             line = f"torch=={TORCH_CPU}"
-        elif version and not installable(python, line):
+        elif version and not installed_here(name, version) and not installable(python, line):
             mine = subprocess.run([sys.executable, "-c", f"from importlib.metadata import version; print(version("
                                    f"'{name}'))"], capture_output=True, text=True).stdout.strip()
             print(f"substitute: {name}=={mine} for the machine's {line}: no distribution of it for Python "
@@ -76,6 +149,8 @@ def machine_environment(root: Path, machine: dict[str, str | None]) -> Path:
             line = f"{name}=={mine}"
         requirements.append(line)
     (root / "machine-requirements.txt").write_text("\n".join(requirements) + "\n")
+    linked = link_installed(venv, requirements, machine)
+    print(f"linked from this environment (the same version's files): {' '.join(linked) or 'none'}")
     run([python, "-m", "pip", "install", "--quiet", "-r", str(root / "machine-requirements.txt")])
     installed = subprocess.run([python, "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
                                check=True).stdout.split()
@@ -116,7 +191,7 @@ def check_environment(root: Path, wheels: Path | None = None) -> dict[str, str]:
                PIP_CONFIG_FILE=os.devnull,  # no index, no extra wheel folder: only the carried files
                TORCH_EXTENSIONS_DIR=str(CACHE / "torch_extensions"),
                PATH=f"{root / 'venv' / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}",
-               GPU_CHECK_EXAMPLES=os.environ.get("GPU_CHECK_EXAMPLES", "16"))
+               GPU_CHECK_EXAMPLES=os.environ.get("GPU_CHECK_EXAMPLES", "8"))
     return env
 
 
