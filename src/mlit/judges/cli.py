@@ -48,7 +48,9 @@ def cmd_rejudge(args) -> None:
     print(f"written: {args.out_dir}/judgments.jsonl, agreement.csv, agreement.md")
 
 
-def cmd_judge_comparisons(args) -> None:
+def write_comparisons(args, stem: Path, main_table: Path, overlap_only: bool, heading: str):
+    """The study's comparisons under judge A (``args.a``) and B (``args.b``): ``stem``.csv and .md, and the main
+    table's cells under each in ``main_table``; returns the comparison table (judge-comparisons, judges-report)."""
     from mlit.files import atomic_write_text
     from mlit.judges.comparisons import comparison_check, main_table_check, summary
     from mlit.results.tables import load_long, to_markdown
@@ -57,15 +59,22 @@ def cmd_judge_comparisons(args) -> None:
     for files in (args.a, args.b):
         frame, missing = load_long(files)
         if missing:
-            raise SystemExit(f"mlit judge-comparisons: missing judgment files: {', '.join(missing)}")
+            raise SystemExit(f"mlit {args.step}: missing judgment files: {', '.join(missing)}")
         frames.append(frame)
-    check = comparison_check(*frames, n_boot=args.n_boot, seed=args.seed, overlap_only=not args.all_turns)
-    stem = Path(args.out)
+    check = comparison_check(*frames, n_boot=args.n_boot, seed=args.seed, overlap_only=overlap_only)
     atomic_write_text(stem.with_suffix(".csv"), check.write_csv())
-    cells = main_table_check(*frames, overlap_only=not args.all_turns)
-    atomic_write_text(stem.parent / f"{stem.name}_main_table.csv", cells.write_csv())
-    atomic_write_text(stem.with_suffix(".md"), f"The study's comparisons under {args.name_a} (a) and {args.name_b} (b)"
-                      f"\n\n{to_markdown(summary(check))}\n{to_markdown(check)}")
+    atomic_write_text(main_table, main_table_check(*frames, overlap_only=overlap_only).write_csv())
+    atomic_write_text(stem.with_suffix(".md"), f"{heading}\n\n{to_markdown(summary(check))}\n{to_markdown(check)}")
+    return check
+
+
+def cmd_judge_comparisons(args) -> None:
+    from mlit.judges.comparisons import summary
+    from mlit.results.tables import to_markdown
+
+    stem = Path(args.out)
+    check = write_comparisons(args, stem, stem.parent / f"{stem.name}_main_table.csv", not args.all_turns,
+                              f"The study's comparisons under {args.name_a} (a) and {args.name_b} (b)")
     print(to_markdown(summary(check)))
     print(f"written: {stem.with_suffix('.csv')}, {stem.with_suffix('.md')}, {stem.name}_main_table.csv")
 
@@ -74,24 +83,14 @@ def cmd_judges_report(args) -> None:
     """The workflow's judge_agreement step: judge B (a further judge) against judge A on the turns both rated:
     the agreement (judge-agreement, less the turns the off-language rule scored for both) and the study's
     comparisons and main table cells under each (judge-comparisons), in OUT_DIR."""
-    from mlit.files import atomic_write_text
     from mlit.judges.agreement import agreement_table, judgment_ratings, without_rule_on_both, write_agreement
-    from mlit.judges.comparisons import comparison_check, main_table_check, summary
-    from mlit.results.tables import load_long, to_markdown
 
     out = Path(args.out_dir)
     ratings_a, ratings_b, left_out = without_rule_on_both(judgment_ratings(args.a), judgment_ratings(args.b))
     table = agreement_table(ratings_a, ratings_b, args.name_a, args.name_b, n_boot=args.n_boot, seed=args.seed)
     write_agreement(table, out / f"agreement_with_{args.name_a}")
-    (long_a, missing_a), (long_b, missing_b) = load_long(args.a), load_long(args.b)
-    if missing_a or missing_b:
-        raise SystemExit(f"mlit judges-report: missing judgment files: {', '.join(missing_a + missing_b)}")
-    check = comparison_check(long_a, long_b, n_boot=args.n_boot, seed=args.seed)
-    stem = out / f"comparisons_with_{args.name_a}"
-    atomic_write_text(stem.with_suffix(".csv"), check.write_csv())
-    atomic_write_text(out / f"main_table_with_{args.name_a}.csv", main_table_check(long_a, long_b).write_csv())
-    atomic_write_text(stem.with_suffix(".md"), f"The study's comparisons under {args.name_a} (a) and {args.name_b} "
-                      f"(b), on the turns both rated\n\n{to_markdown(summary(check))}\n{to_markdown(check)}")
+    write_comparisons(args, out / f"comparisons_with_{args.name_a}", out / f"main_table_with_{args.name_a}.csv", True,
+                      f"The study's comparisons under {args.name_a} (a) and {args.name_b} (b), on the turns both rated")
     overall = table.filter(table["by"] == "all").row(0, named=True)
     print(f"{args.name_b} vs {args.name_a}: {overall['n']} turns both rated ({left_out} that the off-language rule "
           f"scored for both left out), exact "
