@@ -186,16 +186,20 @@ check_vllm_pythons()
 
 
 # --- judge
-def judge_retry_file(cell):
-    return f"{RESULTS}/judgments/{cell}/{judge_retry.FILE_NAME}"
+def judge_retry_file(cell, judge=None):
+    """The retry bookkeeping of a cell's judgments: the main judge's, or a further judge's (config `judges`)."""
+    return str(Path(RESULTS, "judgments", judge or "", cell, judge_retry.FILE_NAME))
 
 
 def judge_retry_round(wildcards):
-    """The retry round of a cell's judge job (mlit.judge.retry): a job that ended with requests that failed
-    after their retries (api_error) raised it, so the next run reruns that job (params change); the
-    judge cache answers what was received, so only the failed requests are sent again.
+    """The retry round of a cell's judge job (mlit.judge.retry; judge_further's too: its `judge` wildcard): a
+    job that ended with requests that failed after their retries (api_error) raised it, so the next run
+    reruns that job (params change); the judge cache answers what was received, so only the failed
+    requests are sent again.
     """
-    return judge_retry.read(judge_retry_file(wildcards.cell))["round"]
+    return judge_retry.read(judge_retry_file(wildcards.cell, wildcards.get("judge")))[
+        "round"
+    ]
 
 
 JUDGE_RETRIES = judge_retry.pending(

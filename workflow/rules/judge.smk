@@ -131,9 +131,7 @@ if GRID.extra_judges:
             bench=bench_dir,
             cache=f"{RESULTS}/judge_cache",
             questions_per_category=GRID.questions_per_category(),
-            retry_round=lambda w: judge_retry.read(
-                f"{RESULTS}/judgments/{w.judge}/{w.cell}/{judge_retry.FILE_NAME}"
-            )["round"],
+            retry_round=judge_retry_round,
         shell:
             "OMP_NUM_THREADS={threads} MLIT_PROGRESS_FD=3 {MLIT} judge --answers {params.answers:q} --bench {params.bench:q} "
             "--questions-per-category {params.questions_per_category:q} "
